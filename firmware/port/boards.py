@@ -1,0 +1,120 @@
+# Board pin maps: the single table shared by the firmware port layer and the
+# KiCad projects under hardware/ (tests/host/test_hardware_pins.py checks that the
+# schematics connect the header pins named here).
+#
+# Keys (all optional except meter_rx/uart):
+#   uart         UART id used for the meter (ESP8266: 0, the only RX-capable UART)
+#   meter_rx     GPIO receiving the demodulated TIC / inverted P1 signal
+#   rx_invert    True if the chip's UART can invert RX (ESP32 family), so P1 needs no
+#                transistor inverter
+#   p1_request   GPIO driving the P1 5 V data-request transistor (high = request)
+#   relay_set    GPIO of the low-side MOSFET on the latching relay's SET coil
+#   relay_reset  GPIO of the low-side MOSFET on the RESET coil
+#   vcap_adc     ADC channel/GPIO reading the supercapacitor divider
+#   vcap_en      GPIO switching the divider on only while measuring (high = on)
+#   vcap_ratio   (numerator, denominator): Vcap = Vadc * num / den
+#   adc_full_mv  ADC input voltage at full scale reading (after the board's own divider)
+#   adc_bits     ADC resolution in bits
+#   tic_fast     GPIO selecting the demodulator's 9600 bd time constant (high = fast); None if absent
+#   button       GPIO of the set-up button (active low, pull-up); long press -> access point
+#   safe_boot    GPIO that, held low at reset, keeps the REPL on UART0 (boot.py)
+#   led          GPIO of the status LED (active low on the D1 mini)
+#   header       physical header pin names (board silkscreen) for each role, as on the PCB
+BOARDS = {
+    # Wemos/LOLIN D1 mini (and D1 mini Lite, 1 MB flash), ESP8266.
+    "d1mini": {
+        "chip": "esp8266",
+        "uart": 0,
+        "meter_rx": 3,        # RX (GPIO3); REPL is detached while reading the meter
+        "rx_invert": False,   # no RX invert on ESP8266: P1 uses the board's inverter
+        "p1_request": 12,     # D6
+        "relay_set": 5,       # D1: low at boot, no boot strap
+        "relay_reset": 4,     # D2: low at boot, no boot strap
+        "vcap_adc": 0,        # A0 (ADC0)
+        "vcap_en": 14,        # D5
+        "vcap_ratio": (2, 1), # 100k/100k divider on the dongle: A0 sees Vcap/2
+        "adc_full_mv": 3200,  # D1 mini's own 220k/100k divider: 1023 = 3.2 V at A0
+        "adc_bits": 10,
+        "tic_fast": 16,       # D0
+        "button": 0,          # D3 (FLASH button, pull-up on the module)
+        "safe_boot": 13,      # D7
+        "led": 2,             # D4, active low
+        "header": {
+            "meter_rx": "RX", "p1_request": "D6", "relay_set": "D1", "relay_reset": "D2",
+            "vcap_adc": "A0", "vcap_en": "D5", "tic_fast": "D0", "button": "D3",
+            "safe_boot": "D7", "led": "D4", "3v3": "3V3", "5v": "5V", "gnd": "GND",
+        },
+    },
+    # ESP32-C3 super mini / LOLIN C3 mini footprint (ADC1 on GPIO0..4).
+    "esp32c3": {
+        "chip": "esp32c3",
+        "uart": 1,
+        "meter_rx": 20,
+        "rx_invert": True,
+        "p1_request": 10,
+        "relay_set": 6,
+        "relay_reset": 7,
+        "vcap_adc": 3,
+        "vcap_en": 1,
+        "vcap_ratio": (2, 1),
+        "adc_full_mv": 3100,  # ADC.ATTN_11DB
+        "adc_bits": 12,
+        "tic_fast": 4,
+        "button": 9,
+        "safe_boot": 5,
+        "led": 8,
+        "header": {
+            "meter_rx": "GPIO20", "p1_request": "GPIO10", "relay_set": "GPIO6",
+            "relay_reset": "GPIO7", "vcap_adc": "GPIO3", "vcap_en": "GPIO1", "tic_fast": "GPIO4",
+            "button": "GPIO9", "safe_boot": "GPIO5", "led": "GPIO8", "3v3": "3V3", "5v": "5V",
+            "gnd": "GND",
+        },
+    },
+    # ESP32-C6 DevKit / XIAO-style modules (ADC1 on GPIO0..6).
+    "esp32c6": {
+        "chip": "esp32c6",
+        "uart": 1,
+        "meter_rx": 17,
+        "rx_invert": True,
+        "p1_request": 21,
+        "relay_set": 19,
+        "relay_reset": 20,
+        "vcap_adc": 2,
+        "vcap_en": 1,
+        "vcap_ratio": (2, 1),
+        "adc_full_mv": 3100,
+        "adc_bits": 12,
+        "tic_fast": 3,
+        "button": 9,
+        "safe_boot": 22,
+        "led": 8,
+        "header": {},
+    },
+    # ESP32-S3 (e.g. LOLIN S3 mini).
+    "esp32s3": {
+        "chip": "esp32s3",
+        "uart": 1,
+        "meter_rx": 18,
+        "rx_invert": True,
+        "p1_request": 6,
+        "relay_set": 4,
+        "relay_reset": 5,
+        "vcap_adc": 1,
+        "vcap_en": 2,
+        "vcap_ratio": (2, 1),
+        "adc_full_mv": 3100,
+        "adc_bits": 12,
+        "tic_fast": 3,
+        "button": 0,
+        "safe_boot": 7,
+        "led": 47,
+        "header": {},
+    },
+}
+
+DEFAULT_BOARD = {"esp8266": "d1mini", "esp32c3": "esp32c3", "esp32c6": "esp32c6",
+                 "esp32s3": "esp32s3"}
+
+
+def board(name):
+    return BOARDS[name]

@@ -1,0 +1,807 @@
+# DSMR P1 decoder: bytes from the P1 port -> readings (../shared/reading-schema.md).
+# Covers DSMR 2.2 to 5.0.2 (NL), Belgian eMUCS-H 1.x/2.x (Fluvius), Luxembourg
+# Smarty (AES-128-GCM, firmware/frame/smarty.py) and the DSMR-like meters of the
+# corpus (EasyMeter Q3D, Iskra IE, Sagemcom HU/T210-D-r, Kamstrup Omnia).
+#
+# ---- P1 electrical notes for the app (DSMR 5.0.2 P1 companion standard s.4-5) ----
+# - DSMR 4.x/5.x, eMUCS-H, Smarty: 115200 Bd 8N1. DSMR 2.2/3.0: 9600 Bd 7E1.
+# - The P1 data line is open collector and logically INVERTED: ESP32 UART
+#   `invert=` (UART.INV_RX); the ESP8266 UART cannot invert, the board needs the
+#   hardware inverter (transistor) in front of RX.
+# - Data request (RJ12 pin 2): drive it high (>= 4 V, 5 V on the meter side) only
+#   while reading; release it (high-Z) otherwise: the meter then stops sending and
+#   the supercap is not drained by the P1 pull-up. A telegram follows within 1 s
+#   (DSMR 5) or 10 s (DSMR 2.2-4.2, Smarty).
+# - Size the UART rx ring buffer so one whole telegram fits while the previous one
+#   is being decoded: rxbuf_for(max_len).
+UART = {"baud": 115200, "bits": 8, "parity": None, "stop": 1, "invert": True}
+UART_DSMR22 = {"baud": 9600, "bits": 7, "parity": 0, "stop": 1, "invert": True}
+TELEGRAM_INTERVAL_MS = 10000  # worst case (DSMR 2.2-4.2, Smarty); DSMR 5 sends every 1 s
+# Telegram bound. 2048 B holds every corpus telegram (longest real 1423 B, Smarty
+# spec frame 1515 B) and a Fluvius telegram with a 13-month 0-0:98.1.0 history
+# (~1.7 KB) while keeping framer buffer + rx ring + parse temporaries under ~7 KB of
+# the ESP8266's ~38 KB heap. Belgian T211 telegrams with history and a filled
+# 96.13.0 text (1024 chars = 2048 hex) exceed 3 KB: boards with more RAM (ESP32)
+# should configure MAX_LEN_LARGE; at the small bound such telegrams are rejected,
+# counted in errors["oversize"], and the reader resynchronises.
+DEFAULT_MAX_LEN = 2048
+MAX_LEN_LARGE = 6144
+
+
+def rxbuf_for(max_len):
+    # one whole telegram plus slack for the CRLF/next header, rounded to 256 B
+    return ((max_len + 128 + 255) // 256) * 256
+
+
+from firmware.frame.dsmr import (DsmrFramer, K_CRC_OK, K_CRC_BAD, K_NOCRC,
+                                 K_UNTERMINATED, K_ENC)
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
+# kinds of known OBIS objects
+_E = const(1)       # active energy register (Wh)
+_Q = const(2)       # reactive energy register (varh)
+_P = const(3)       # active power import/export total (W)
+_PP = const(4)      # per-phase active power (W)
+_V = const(5)       # per-phase voltage
+_I = const(6)       # per-phase current
+_TS = const(7)      # 0-0:1.0.0 meter time
+_ID = const(8)      # equipment identifier
+_VER = const(9)     # P1 version
+_TAR = const(10)    # tariff index
+_CNT = const(11)    # plain counters (power failures, sags, swells, breaker)
+_LOG = const(12)    # power failure event log
+_TXT = const(13)    # text message
+_AVG = const(14)    # eMUCS-H 1-0:1.4.0 quarter-hour average demand
+_PK = const(15)     # eMUCS-H 1-0:1.6.0 month peak with time
+_HIST = const(16)   # eMUCS-H 0-0:98.1.0 peak history
+_MT = const(17)     # M-Bus device type
+_MID = const(18)    # M-Bus equipment id
+_MV = const(19)     # M-Bus value with capture time (24.2.1, 24.2.3)
+_M22 = const(20)    # DSMR 2.2/3 M-Bus 24.3.0 (value on the next line)
+_UNK = const(21)
+
+# electricity (A=1, any channel B): C.D.E -> (kind, arg)
+_ELEC = {
+    "1.8.0": (_E, "1.8.0"), "1.8.1": (_E, "1.8.1"), "1.8.2": (_E, "1.8.2"),
+    "1.8.3": (_E, "1.8.3"), "1.8.4": (_E, "1.8.4"),
+    "2.8.0": (_E, "2.8.0"), "2.8.1": (_E, "2.8.1"), "2.8.2": (_E, "2.8.2"),
+    "2.8.3": (_E, "2.8.3"), "2.8.4": (_E, "2.8.4"),
+    "15.8.0": (_E, "15.8.0"),
+    "3.8.0": (_Q, "3.8.0"), "3.8.1": (_Q, "3.8.1"), "3.8.2": (_Q, "3.8.2"),
+    "4.8.0": (_Q, "4.8.0"), "4.8.1": (_Q, "4.8.1"), "4.8.2": (_Q, "4.8.2"),
+    "5.8.0": (_Q, "5.8.0"), "6.8.0": (_Q, "6.8.0"), "7.8.0": (_Q, "7.8.0"),
+    "8.8.0": (_Q, "8.8.0"),
+    "1.7.0": (_P, "active_power_w"), "2.7.0": (_P, "active_power_export_w"),
+    "21.7.0": (_PP, 0), "41.7.0": (_PP, 1), "61.7.0": (_PP, 2),
+    "22.7.0": (_PP, 3), "42.7.0": (_PP, 4), "62.7.0": (_PP, 5),
+    "32.7.0": (_V, 0), "52.7.0": (_V, 1), "72.7.0": (_V, 2),
+    "31.7.0": (_I, 0), "51.7.0": (_I, 1), "71.7.0": (_I, 2),
+    "32.32.0": (_CNT, ("voltage_sags", 0)), "52.32.0": (_CNT, ("voltage_sags", 1)),
+    "72.32.0": (_CNT, ("voltage_sags", 2)),
+    "32.36.0": (_CNT, ("voltage_swells", 0)), "52.36.0": (_CNT, ("voltage_swells", 1)),
+    "72.36.0": (_CNT, ("voltage_swells", 2)),
+    "99.97.0": (_LOG, None),
+    "1.4.0": (_AVG, None), "1.6.0": (_PK, None),
+    "0.2.8": (_VER, None),
+}
+# abstract objects (0-0)
+_ABS = {
+    "1.0.0": (_TS, None),
+    "96.1.1": (_ID, 0), "42.0.0": (_ID, 1), "96.1.0": (_ID, 2),
+    "96.1.4": (_VER, None),
+    "96.14.0": (_TAR, None),
+    "96.3.10": (_CNT, ("breaker_state", -1)),
+    "96.7.21": (_CNT, ("power_failures", -1)),
+    "96.7.9": (_CNT, ("long_power_failures", -1)),
+    "96.13.0": (_TXT, None),
+    "98.1.0": (_HIST, None),
+}
+# M-Bus channels (0-1 .. 0-4)
+_MBUS = {
+    "24.1.0": (_MT, None), "96.1.0": (_MID, None), "96.1.1": (_MID, None),
+    "24.2.1": (_MV, None), "24.2.3": (_MV, None), "24.3.0": (_M22, None),
+}
+
+# exact-key fast path for the usual spellings
+_FAST = {}
+for _c, _v in _ELEC.items():
+    _FAST[b"1-0:" + _c.encode()] = (_v[0], _v[1], 0)
+_FAST[b"1-3:0.2.8"] = (_VER, None, 0)
+for _c, _v in _ABS.items():
+    _FAST[b"0-0:" + _c.encode()] = (_v[0], _v[1], 0)
+for _n in range(1, 5):
+    for _c, _v in _MBUS.items():
+        _FAST[("0-%d:" % _n).encode() + _c.encode()] = (_v[0], _v[1], _n)
+del _c, _v, _n
+
+_POW10 = (1, 10, 100, 1000, 10000, 100000, 1000000)
+_EUNIT = {b"kwh": 3, b"wh": 0}
+_QUNIT = {b"kvarh": 3, b"varh": 0}
+_PUNIT = {b"kw": 3, b"w": 0}
+_GAS_T = (3,)
+_WATER_T = (6, 7, 21, 22)
+_HEAT_T = (4, 12, 13)
+_HEAT_GJ = {b"gj": 1.0, b"mj": 0.001, b"kwh": 0.0036, b"mwh": 3.6}
+_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+_HEX = b"0123456789ABCDEFabcdef"
+
+# CPython: one C call checks a whole line for bytes outside printable ASCII
+_PRINTABLE = bytes(range(0x20, 0x7F))
+try:
+    b"a".translate(None, _PRINTABLE)
+    _HAS_TRANSLATE = True
+except (AttributeError, TypeError):
+    _HAS_TRANSLATE = False
+
+
+_PRINT_CRLF = _PRINTABLE + b"\r\n"
+
+
+def _printable(s):
+    if _HAS_TRANSLATE:
+        return not s.translate(None, _PRINTABLE)
+    for c in s:
+        if c < 0x20 or c > 0x7E:
+            return False
+    return True
+
+
+def _ascii_region(buf, a, b):
+    # True when buf[a:b] holds only printable ASCII, CR and LF (DSMR 5.0.2 6.4:
+    # the telegram is ASCII; a control or 8-bit byte means line noise)
+    for i in range(a, b):
+        c = buf[i]
+        if (c < 0x20 and c != 0x0D and c != 0x0A) or c > 0x7E:
+            return False
+    return True
+
+
+try:
+    import micropython
+
+    @micropython.viper
+    def _ascii_v(buf: ptr8, a: int, b: int) -> int:
+        i = a
+        while i < b:
+            c = buf[i]
+            if (c < 0x20 and c != 0x0D and c != 0x0A) or c > 0x7E:
+                return 0
+            i += 1
+        return 1
+
+    def _ascii_region(buf, a, b):  # noqa: F811
+        return _ascii_v(buf, a, b) == 1
+
+    _ascii_region(b"ab", 0, 2)
+except Exception:
+    pass
+
+
+def _lines(buf, a, b):
+    # Lines of buf[a:b] without their CR/LF. CPython: one copy and a C split;
+    # MicroPython: one small slice per line, so the heap never holds a second
+    # copy of the telegram.
+    if _HAS_TRANSLATE:
+        body = bytes(memoryview(buf)[a:b])
+        if body.translate(None, _PRINT_CRLF):
+            return None
+        return body.splitlines()
+    if not _ascii_region(buf, a, b):
+        return None
+    return _iter_lines(buf, a, b)
+
+
+def _iter_lines(buf, pos, end):
+    mv = memoryview(buf)
+    while pos < end:
+        e = buf.find(b"\n", pos, end)
+        if e < 0:
+            e = end
+        b = e
+        if b > pos and buf[b - 1] == 0x0D:
+            b -= 1
+        yield bytes(mv[pos:b])
+        pos = e + 1
+
+
+def _scaled(num, d):
+    # "000576.239" with d=3 -> 576239 (decimal digits only, truncated to d
+    # decimals; never through float: ESP8266 floats have 30 bits)
+    i = num.find(b".")
+    if i < 0:
+        if not num.isdigit():
+            return None
+        return int(num) * _POW10[d]
+    ip = num[:i]
+    fp = num[i + 1:]
+    if not ip.isdigit() or not fp.isdigit():
+        return None
+    v = int(ip) * _POW10[d]
+    if d:
+        f = fp[:d]
+        v += int(f) * _POW10[d - len(f)]
+    return v
+
+
+def _number(num):
+    # int when the meter sends no decimals, float otherwise; None if malformed
+    i = num.find(b".")
+    if i < 0:
+        return int(num) if num.isdigit() else None
+    if num[:i].isdigit() and num[i + 1:].isdigit():
+        return float(num)
+    return None
+
+
+def _split_unit(v):
+    i = v.find(b"*")
+    if i < 0:
+        return v, b""
+    return v[:i], v[i + 1:].lower()
+
+
+def _ts(v):
+    # "YYMMDDhhmmssX" (X = S summer / W winter; DSMR 2.2 has no X).
+    # -> "20YY-MM-DDThh:mm:ss", None if not a calendar time (meters print
+    # 000000000000W or 632525252525S for "unset"), False if malformed.
+    n = len(v)
+    if n == 13:
+        if v[12] not in (0x53, 0x57):
+            return False
+        v = v[:12]
+    elif n != 12:
+        return False
+    if not v.isdigit():
+        return False
+    mo = int(v[2:4])
+    d = int(v[4:6])
+    if not 1 <= mo <= 12 or not 1 <= d <= _DAYS[mo - 1] or int(v[6:8]) > 23 \
+            or int(v[8:10]) > 59 or int(v[10:12]) > 59:
+        return None
+    if mo == 2 and d == 29 and int(v[0:2]) % 4:
+        return None
+    s = v.decode()
+    return "20" + s[0:2] + "-" + s[2:4] + "-" + s[4:6] + "T" + s[6:8] + ":" + s[8:10] + ":" + s[10:12]
+
+
+def _is_hex(v):
+    for c in v:
+        if c not in _HEX:
+            return False
+    return True
+
+
+def _unhex_text(v):
+    # COSEM octet strings are printed in hex: decode when it gives printable text
+    if v and not len(v) & 1 and _is_hex(v):
+        try:
+            import binascii
+            t = binascii.unhexlify(v)
+        except Exception:
+            return v.decode()
+        if _printable(t):
+            return t.decode()
+    return v.decode()
+
+
+def _obis(key):
+    # b"A-B:C.D.E" (+ ".255" or "*255") -> (A, B, "C.D.E") or None if malformed.
+    i = key.find(b"-")
+    j = key.find(b":")
+    if i != 1 or j < 3:
+        return None
+    a = key[0] - 48
+    b = key[2:j]
+    if a not in (0, 1, 4, 5, 6, 7, 8, 9) or not b.isdigit() or len(b) > 3:
+        return None
+    rest = key[j + 1:]
+    k = rest.find(b"*")
+    if k >= 0:
+        f = rest[k + 1:]
+        rest = rest[:k]
+        if not f.isdigit() or len(f) > 3:
+            return None
+    parts = rest.split(b".")
+    if len(parts) == 4:
+        f = parts.pop()
+        if not f.isdigit() or len(f) > 3:
+            return None
+    if len(parts) != 3:
+        return None
+    for p in parts:
+        if not p.isdigit() or len(p) > 3:
+            return None
+    return a, int(b), b".".join(parts).decode()
+
+
+def _lookup(key):
+    # -> (kind, arg, channel) ; None when the OBIS code is malformed
+    o = _obis(key)
+    if o is None:
+        return None
+    a, b, cde = o
+    e = None
+    if a == 1:
+        e = _ELEC.get(cde)
+        if e is not None and e[0] == _VER and b != 3:
+            e = None
+    elif a == 0 and b == 0:
+        e = _ABS.get(cde)
+    elif a == 0 and 1 <= b <= 4:
+        e = _MBUS.get(cde)
+    if e is None:
+        return (_UNK, None, 0)
+    return (e[0], e[1], b if a == 0 else 0)
+
+
+class _Bad(Exception):
+    pass
+
+
+def _phase_list(v):
+    # [l1, l2, l3] with trailing absent phases dropped; None when none present
+    n = 3
+    while n and v[n - 1] is None:
+        n -= 1
+    return v[:n] if n else None
+
+
+def parse_telegram(buf, start, end, strict=True, errors=None, country=None):
+    # Decode the telegram buf[start:end] ("/" .. last line, without "!").
+    # strict: every line must be well formed (any malformed line, bad number,
+    # timestamp or unit rejects the whole telegram: with a valid CRC that can only
+    # be a meter fault or a CRC-16 collision, and a wrong value must never reach
+    # the store); otherwise malformed lines are skipped and counted.
+    # Returns the reading dict or None; errors (dict) gets the reason counted.
+    if errors is None:
+        errors = {}
+    mv = memoryview(buf)
+    e = buf.find(b"\n", start, end)
+    if e < 0:
+        e = end
+    hb = e - 1 if e > start and buf[e - 1] == 0x0D else e
+    header = bytes(mv[start:hb])
+    # identification line: "/" + 3-letter manufacturer code (IEC 62056-21 s.6.3.14)
+    if len(header) < 5 or not header[1:4].isalpha():
+        errors["header"] = errors.get("header", 0) + 1
+        return None
+    regs = {}
+    qregs = {}
+    fields = {}
+    r = {"protocol": "dsmr"}
+    ph = [None] * 6
+    volt = [None] * 3
+    cur = [None] * 3
+    sags = [None] * 3
+    swells = [None] * 3
+    ids = [None, None, None]
+    mbus = {}
+    pend = None            # DSMR 2.2 24.3.0 channel waiting for its value line
+    known = 0
+    ver = None
+    be = False
+    lines = _lines(buf, e + 1, end)
+    try:
+        if lines is None:
+            raise _Bad("line")
+        for line in lines:
+            if not line:
+                continue
+            p = line.find(b"(")
+            if p < 0 or line[-1] != 0x29:
+                raise _Bad("line")
+            inner = line[p + 1:-1]
+            groups = None
+            if b"(" in inner or b")" in inner:
+                groups = inner.split(b")(")
+                for g in groups:
+                    if b"(" in g or b")" in g:
+                        raise _Bad("line")
+            if p == 0:
+                # DSMR 2.2/3: M-Bus value on its own line after 0-n:24.3.0
+                if pend is None or groups is not None:
+                    raise _Bad("line")
+                ch = mbus[pend]
+                if ch.get("_u") is not None and inner:
+                    x = _number(inner)
+                    if x is None:
+                        raise _Bad("value")
+                    ch["value"] = x
+                    ch["unit"] = ch["_u"]
+                pend = None
+                continue
+            pend = None
+            key = line[:p]
+            ent = _FAST.get(key)
+            if ent is None:
+                ent = _lookup(key)
+                if ent is None:
+                    raise _Bad("line")
+            kind, arg, chn = ent
+            fields[key.decode()] = inner.decode() if groups is None else [g.decode() for g in groups]
+            if kind == _UNK:
+                continue
+            known += 1
+            if kind == _E or kind == _Q or kind == _P or kind == _PP or kind == _AVG:
+                if groups is not None:
+                    raise _Bad("line")
+                num, unit = _split_unit(inner)
+                d = (_EUNIT if kind == _E else _QUNIT if kind == _Q else _PUNIT).get(unit)
+                if d is None:
+                    raise _Bad("unit")
+                x = _scaled(num, d)
+                if x is None:
+                    raise _Bad("value")
+                if kind == _E:
+                    regs[arg] = x
+                elif kind == _Q:
+                    qregs[arg] = x
+                elif kind == _P:
+                    r[arg] = x
+                elif kind == _PP:
+                    ph[arg] = x
+                else:
+                    r["average_demand_w"] = x
+            elif kind == _V or kind == _I:
+                if groups is not None:
+                    raise _Bad("line")
+                num, unit = _split_unit(inner)
+                if unit != (b"v" if kind == _V else b"a"):
+                    raise _Bad("unit")
+                x = _number(num)
+                if x is None:
+                    raise _Bad("value")
+                (volt if kind == _V else cur)[arg] = x
+            elif kind == _TS:
+                t = _ts(inner)
+                if t is False:
+                    raise _Bad("value")
+                r["timestamp"] = t
+            elif kind == _TAR or kind == _CNT or kind == _VER:
+                if groups is not None or not inner.isdigit():
+                    raise _Bad("value")
+                if kind == _TAR:
+                    r["tariff_index"] = int(inner)
+                elif kind == _VER:
+                    ver = inner.decode()
+                    if key[0] == 0x30:
+                        be = True      # 0-0:96.1.4 exists only in eMUCS-H (Belgium)
+                elif arg[1] < 0:
+                    r[arg[0]] = int(inner)
+                else:
+                    (sags if arg[0] == "voltage_sags" else swells)[arg[1]] = int(inner)
+            elif kind == _ID:
+                if groups is not None:
+                    raise _Bad("line")
+                if strict and not _is_hex(inner):
+                    raise _Bad("value")
+                ids[arg] = inner
+            elif kind == _TXT:
+                if groups is not None:
+                    raise _Bad("line")
+                r["text_message"] = _unhex_text(inner)
+            elif kind == _LOG:
+                # count, 0-0:96.7.19, then (end time, duration*s) pairs
+                if groups is None:
+                    groups = [inner]
+                if not groups[0].isdigit() or len(groups) != 2 + 2 * int(groups[0]):
+                    raise _Bad("value")
+                log = []
+                for k in range(2, len(groups), 2):
+                    t = _ts(groups[k])
+                    num, unit = _split_unit(groups[k + 1])
+                    if t is False or unit not in (b"", b"s") or not num.isdigit():
+                        raise _Bad("value")
+                    log.append([t, int(num)])
+                r["power_failure_log"] = log
+            elif kind == _PK:
+                if groups is None or len(groups) != 2:
+                    raise _Bad("line")
+                t = _ts(groups[0])
+                num, unit = _split_unit(groups[1])
+                if unit not in _PUNIT:
+                    raise _Bad("unit")
+                x = _scaled(num, _PUNIT[unit])
+                if t is False or x is None:
+                    raise _Bad("value")
+                r["peak_demand_w"] = x
+                r["peak_demand_time"] = t
+            elif kind == _HIST:
+                # eMUCS-H: (n)(1-0:1.6.0)(1-0:1.6.0) then n x (month start)(peak time)(peak*kW)
+                if groups is not None and len(groups) >= 3 and groups[1] == b"1-0:1.6.0" \
+                        and groups[0].isdigit():
+                    if len(groups) != 3 + 3 * int(groups[0]):
+                        raise _Bad("value")
+                    hist = []
+                    for k in range(3, len(groups), 3):
+                        t0 = _ts(groups[k])
+                        t1 = _ts(groups[k + 1])
+                        num, unit = _split_unit(groups[k + 2])
+                        if unit not in _PUNIT:
+                            raise _Bad("unit")
+                        x = _scaled(num, _PUNIT[unit])
+                        if t0 is False or t1 is False or x is None:
+                            raise _Bad("value")
+                        hist.append([t0, t1, x])
+                    r["peak_history"] = hist
+                    be = True
+            else:
+                # M-Bus channel objects
+                ch = mbus.get(chn)
+                if ch is None:
+                    ch = {"channel": chn, "type": None, "id": None, "timestamp": None,
+                          "value": None, "unit": None}
+                    mbus[chn] = ch
+                if kind == _MT:
+                    if groups is not None or (inner and not inner.isdigit()):
+                        raise _Bad("value")
+                    ch["type"] = int(inner) if inner else None
+                elif kind == _MID:
+                    if groups is not None:
+                        raise _Bad("line")
+                    if strict and not _is_hex(inner):
+                        raise _Bad("value")
+                    ch["id"] = _unhex_text(inner) if inner else None
+                elif kind == _MV:
+                    if groups is None or len(groups) != 2:
+                        raise _Bad("line")
+                    t = _ts(groups[0])
+                    if t is False:
+                        raise _Bad("value")
+                    num, unit = _split_unit(groups[1])
+                    x = _number(num)
+                    if x is None:
+                        raise _Bad("value")
+                    ch["timestamp"] = t
+                    if unit:
+                        ch["value"] = x
+                        ch["unit"] = groups[1][len(num) + 1:].decode()
+                else:
+                    # 24.3.0: (time)(interval)(..)(..)(0-n:24.2.1)(unit), value next line
+                    if groups is None or len(groups) != 6:
+                        raise _Bad("line")
+                    t = _ts(groups[0])
+                    if t is False:
+                        raise _Bad("value")
+                    ch["timestamp"] = t
+                    ch["_u"] = groups[5].decode() if groups[5] else None
+                    pend = chn
+    except _Bad as x:
+        k = x.args[0]
+        errors[k] = errors.get(k, 0) + 1
+        # strict: the telegram is rejected; otherwise the caller drops the bad
+        # lines (_parse_lenient) and decodes the rest
+        return None if strict else _Bad
+    if not known:
+        errors["empty"] = errors.get("empty", 0) + 1
+        return None
+
+    # identity
+    mid = ids[0] if ids[0] is not None else ids[1] if ids[1] is not None else ids[2]
+    r["meter_id"] = _unhex_text(mid) if mid else None
+    r["dsmr_version"] = ver
+    if "timestamp" not in r:
+        r["timestamp"] = None
+    # energy totals: the meter's total register, else the sum of the tariff
+    # registers, only when tariffs 1 and 2 are both present
+    for d, key in (("1", "energy_import_wh"), ("2", "energy_export_wh")):
+        tot = regs.get(d + ".8.0")
+        if tot is None and (d + ".8.1") in regs and (d + ".8.2") in regs:
+            tot = 0
+            for t in "1234":
+                tot += regs.get(d + ".8." + t, 0)
+        r[key] = tot
+    r["registers"] = regs
+    if qregs:
+        r["reactive_registers"] = qregs
+    r["active_power_phase_w"] = _phase_list(ph[0:3])
+    r["active_power_export_phase_w"] = _phase_list(ph[3:6])
+    r["voltage_v"] = _phase_list(volt)
+    r["current_a"] = _phase_list(cur)
+    sg = _phase_list(sags)
+    if sg is not None:
+        r["voltage_sags"] = sg
+    sw = _phase_list(swells)
+    if sw is not None:
+        r["voltage_swells"] = sw
+    # tariff numbering: NL 1 = low/off-peak, 2 = normal; Belgium (eMUCS-H) 1 = day
+    # (peak), 2 = night (off-peak) -- same index, opposite meaning
+    if country is None:
+        be = be or header[1:4] == b"FLU"
+        country = "be" if be else "nl"
+    ti = r.get("tariff_index")
+    if ti in (1, 2):
+        r["tariff_period"] = ("offpeak", "peak")[ti - 1] if country != "be" else ("peak", "offpeak")[ti - 1]
+    # M-Bus: units checked against the device type (EN 13757-3 device types)
+    chans = []
+    for n in sorted(mbus):
+        ch = mbus[n]
+        if "_u" in ch:
+            del ch["_u"]
+        chans.append(ch)
+        t = ch["type"]
+        if ch["value"] is None:
+            continue
+        u = ch["unit"].lower().encode()
+        if t in _GAS_T or t in _WATER_T:
+            if u != b"m3":
+                errors["unit"] = errors.get("unit", 0) + 1
+                if strict:
+                    return None
+                ch["value"] = None
+                continue
+            k = "gas" if t in _GAS_T else "water"
+            if (k + "_m3") not in r:
+                r[k + "_m3"] = ch["value"]
+                r[k + "_timestamp"] = ch["timestamp"]
+        elif t in _HEAT_T:
+            f = _HEAT_GJ.get(u)
+            if f is None:
+                errors["unit"] = errors.get("unit", 0) + 1
+                if strict:
+                    return None
+                ch["value"] = None
+                continue
+            if "heat_gj" not in r:
+                r["heat_gj"] = ch["value"] * f if f != 1.0 else ch["value"]
+                r["heat_timestamp"] = ch["timestamp"]
+    if chans:
+        r["mbus"] = chans
+    if "gas_m3" not in r:
+        r["gas_m3"] = None
+    r["fields"] = fields
+    return r
+
+
+class DsmrDecoder:
+    # feed(data) -> list of readings completed by this chunk. Counters: frames
+    # (every telegram/frame seen, good or bad), readings, errors (kind -> count:
+    # "crc", "garbage", "oversize", "incomplete", "header", "line", "value",
+    # "unit", "empty", "decrypt", "encrypted_no_key").
+    #
+    # check_crc=False is a diagnostic mode (spec examples, upstream-edited
+    # telegrams): CRC mismatches and malformed lines do not drop the telegram.
+    # Readings carry "crc": True (valid), False (only in diagnostic mode, or when a
+    # GCM-authenticated Smarty plaintext has a wrong inner CRC), None (DSMR 2.2/3).
+    def __init__(self, key=None, aak=None, max_len=DEFAULT_MAX_LEN, check_crc=True, country=None):
+        self.framer = DsmrFramer(max_len, self._on_frame)
+        self.errors = self.framer.errors
+        self.readings = 0
+        self.check_crc = check_crc
+        self.country = country
+        self.last_header = None
+        self._out = None
+        self.gcm = None
+        self._crc_seen = False
+        if isinstance(key, str):
+            key = _unhex(key)
+        if isinstance(aak, str):
+            aak = _unhex(aak)
+        if key:
+            from firmware.frame import smarty
+            self._smarty = smarty
+            self.gcm = smarty.Gcm(key)
+            self.aad = smarty.aad_for(aak)
+
+    @property
+    def frames(self):
+        return self.framer.frames
+
+    def reset(self):
+        self.framer.reset()
+        self._crc_seen = False
+
+    def feed(self, data):
+        out = []
+        self._out = out
+        self.framer.feed(data)
+        self._out = None
+        return out
+
+    def flush(self):
+        # End of input: completes a DSMR 2.2/3 telegram that ended in "!" at the
+        # very end or never sent "!" (call after a silent line or at end of file).
+        out = []
+        self._out = out
+        self.framer.flush()
+        self._out = None
+        return out
+
+    def _err(self, k):
+        self.errors[k] = self.errors.get(k, 0) + 1
+
+    def _on_frame(self, kind, end, crc):
+        buf = self.framer.buf
+        if kind == K_ENC:
+            if self.gcm is None:
+                self._err("encrypted_no_key")
+                return
+            res = self._smarty.decrypt_frame(self.gcm, buf, end, self.aad)
+            if res is None:
+                self._err("decrypt")
+                return
+            a, b = res
+            # the plaintext is a whole telegram "/..!CRC\r\n"
+            bang = buf.rfind(b"!", a, b)
+            if buf[a] != 0x2F or bang < 0:
+                self._err("decrypt")
+                return
+            from firmware.frame.dsmr import crc16, _hexval
+            i = bang + 1
+            given = 0
+            while i < b and i - bang <= 4 and _hexval(buf[i]) >= 0:
+                given = (given << 4) | _hexval(buf[i])
+                i += 1
+            crc_ok = None
+            if i > bang + 1:
+                crc_ok = crc16(buf, a, bang + 1) == given
+            # GCM already authenticated the plaintext (96-bit tag): a wrong inner
+            # CRC (spec examples) is reported in the reading, not fatal
+            self._parse(a, bang, crc_ok, True)
+            return
+        if kind == K_CRC_BAD:
+            if self.check_crc:
+                return
+            self._parse(0, end - 1, False, False)
+            return
+        if kind == K_CRC_OK:
+            self._parse(0, end - 1, True, False)
+            return
+        # no CRC: DSMR 2.2/3 only; DSMR >= 4.0 (1-3:0.2.8 >= 40) and eMUCS-H
+        # always send one, so its absence there means the CRC was lost
+        self._parse(0, end - 1 if kind == K_NOCRC else end, None, False)
+
+    def _parse(self, a, b, crc_ok, encrypted):
+        buf = self.framer.buf
+        strict = self.check_crc
+        r = parse_telegram(buf, a, b, strict, self.errors, self.country)
+        if r is _Bad:
+            r = _parse_lenient(buf, a, b, self.country)
+        if r is None or r is _Bad:
+            return
+        if crc_ok is None and strict and not encrypted:
+            v = r.get("dsmr_version")
+            if self._crc_seen or (v is not None and (len(v) > 2 or int(v) >= 40)):
+                self._err("crc")
+                return
+        if crc_ok is not None and not encrypted:
+            # a meter does not switch DSMR versions: once a CRC was seen, a
+            # telegram without one is a damaged telegram (until reset())
+            self._crc_seen = True
+        e = buf.find(b"\n", a, b)
+        h = bytes(memoryview(buf)[a:e if e >= 0 else b]).rstrip(b"\r")
+        try:
+            self.last_header = h.decode()
+        except Exception:
+            self.last_header = None
+        r["crc"] = crc_ok
+        if encrypted:
+            r["encrypted"] = True
+        self.readings += 1
+        self._out.append(r)
+
+
+def _parse_lenient(buf, a, b, country):
+    # Diagnostic mode: drop the malformed lines one by one, decode the rest.
+    lines = bytes(memoryview(buf)[a:b]).split(b"\n")
+    keep = [lines[0]]
+    for ln in lines[1:]:
+        if ln.strip() == b"" or ln.startswith(b"("):
+            keep.append(ln)
+            continue
+        one = bytearray(keep[0] + b"\n" + ln + b"\n")
+        if parse_telegram(one, 0, len(one), False, {}, country) is _Bad:
+            continue
+        keep.append(ln)
+    data = bytearray(b"\n".join(keep))
+    return parse_telegram(data, 0, len(data), False, {}, country)
+
+
+def _unhex(s):
+    import binascii
+    return binascii.unhexlify(s.replace(" ", ""))

@@ -1,0 +1,80 @@
+# Helpers shared by the firmware tests; they run on CPython (pytest) and on the
+# MicroPython unix port (tests/mprun.py), so only builtins both have are used.
+import os
+
+try:
+    _HERE = __file__.rsplit("/", 1)[0]
+except NameError:
+    _HERE = "tests/fw"
+
+
+def _root():
+    # tests/fw -> repository root
+    p = _HERE
+    for _ in range(2):
+        p = p.rsplit("/", 1)[0] if "/" in p else "."
+    return p
+
+
+ROOT = _root()
+
+
+def shared_dir():
+    d = os.getenv("LINKY_SHARED")
+    if d:
+        return d
+    return ROOT + "/../shared"
+
+
+def corpus_path(rel):
+    return shared_dir() + "/corpus/" + rel
+
+
+def corpus(rel):
+    with open(corpus_path(rel), "rb") as f:
+        return f.read()
+
+
+def corpus_files(sub, suffix=""):
+    names = sorted(os.listdir(shared_dir() + "/corpus/" + sub))
+    return [sub + "/" + n for n in names if n.endswith(suffix)]
+
+
+def raises(exc, fn, *args, **kw):
+    # pytest.raises without pytest: returns the exception, fails if none was raised.
+    try:
+        fn(*args, **kw)
+    except exc as e:
+        return e
+    raise AssertionError("did not raise " + exc.__name__)
+
+
+def chunks(data, n):
+    for i in range(0, len(data), n):
+        yield data[i:i + n]
+
+
+class Rng:
+    # Small deterministic xorshift PRNG: the same sequence on both Pythons, so
+    # property tests explore the same cases everywhere.
+    def __init__(self, seed=1):
+        self.s = (seed or 1) & 0xFFFFFFFF
+
+    def next(self):
+        x = self.s
+        x ^= (x << 13) & 0xFFFFFFFF
+        x ^= x >> 17
+        x ^= (x << 5) & 0xFFFFFFFF
+        self.s = x & 0xFFFFFFFF
+        return self.s
+
+    def below(self, n):
+        return self.next() % n
+
+    def bytes(self, n):
+        return bytes(self.next() & 0xFF for _ in range(n))
+
+
+def is_micropython():
+    import sys
+    return sys.implementation.name == "micropython"

@@ -1,0 +1,67 @@
+# Runs firmware test modules on the MicroPython unix port: imports each module,
+# calls every top-level function named test_*, prints one line per test and a
+# closing "N passed, N failed" line. A module that cannot run on MicroPython sets
+# MICROPYTHON_SKIP = "why" at its top.
+#
+#   micropython tests/mprun.py tests/fw/test_tic.py [more files] [-k substring]
+import sys
+import gc
+
+
+def run_module(path, only):
+    name = path.replace("/", ".")
+    if name.endswith(".py"):
+        name = name[:-3]
+    passed = failed = 0
+    try:
+        __import__(name)
+        mod = sys.modules[name]
+    except Exception as e:
+        print("ERROR importing", name, repr(e))
+        sys.print_exception(e)
+        return 0, 1
+    skip = getattr(mod, "MICROPYTHON_SKIP", None)
+    if skip:
+        print("SKIP", name, "-", skip)
+        return 0, 0
+    for attr in sorted(dir(mod)):
+        if not attr.startswith("test_"):
+            continue
+        if only and only not in attr:
+            continue
+        fn = getattr(mod, attr)
+        if not callable(fn):
+            continue
+        gc.collect()
+        try:
+            fn()
+            passed += 1
+            print("PASS", name + "::" + attr)
+        except Exception as e:
+            failed += 1
+            print("FAIL", name + "::" + attr, repr(e))
+            sys.print_exception(e)
+    return passed, failed
+
+
+def main(argv):
+    only = None
+    files = []
+    i = 0
+    while i < len(argv):
+        if argv[i] == "-k":
+            only = argv[i + 1]
+            i += 2
+            continue
+        files.append(argv[i])
+        i += 1
+    tp = tf = 0
+    for f in files:
+        p, fl = run_module(f, only)
+        tp += p
+        tf += fl
+    print("%d passed, %d failed" % (tp, tf))
+    return 1 if tf else 0
+
+
+sys.exit(main(sys.argv[1:]))

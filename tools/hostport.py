@@ -1,0 +1,464 @@
+# Host port: fakes of exactly the interface in firmware/port/__init__.py, driven by a
+# virtual clock, so the real firmware runs on CPython and on the MicroPython unix port.
+#
+# Only physical hardware is faked (UART line, pins, ADC, RTC memory, sleep, radio
+# association); sockets are real, the store runs on a flash model.
+#
+# The meter UART models the wire honestly: the capture is serialised into the bit
+# stream the meter sends (start bit, data bits LSB first, parity, stop bit at the
+# meter's baud) and re-sampled by a receiver at the baud and format the firmware
+# configured. The same baud and format deliver the capture byte for byte; a wrong
+# baud delivers what a real UART would: framing garbage.
+import os
+import sys
+
+from firmware.port import DeepSleep, PowerLost, RESET_POWER_ON, RESET_DEEP_SLEEP
+from firmware.port import boards
+
+
+class Clock:
+    # Virtual time in microseconds (integers: the same results on both Pythons).
+    def __init__(self, start_us=0):
+        self.us = start_us
+
+    def advance_us(self, us):
+        if us > 0:
+            self.us += int(us)
+
+    def advance_ms(self, ms):
+        self.advance_us(int(ms) * 1000)
+
+    @property
+    def ms(self):
+        return self.us // 1000
+
+
+def frame_bits(bits, parity, stop):
+    return 1 + bits + (0 if parity is None else 1) + stop
+
+
+def _parity_bit(byte, bits, parity):
+    ones = 0
+    v = byte & ((1 << bits) - 1)
+    while v:
+        ones += v & 1
+        v >>= 1
+    # parity 0 = even: the parity bit makes the count of ones even (machine.UART convention)
+    if parity == 0:
+        return ones & 1
+    return (ones & 1) ^ 1
+
+
+class MeterLine:
+    # The meter's transmitter: a capture sent back to back from t0_us, optionally looped.
+    def __init__(self, capture, baud, bits=7, parity=0, stop=1, t0_us=0, loop=False):
+        self.data = bytes(capture)
+        self.baud = baud
+        self.bits = bits
+        self.parity = parity
+        self.stop = stop
+        self.t0 = t0_us
+        self.loop = loop
+        self.nbits = frame_bits(bits, parity, stop)
+        # character time in us, kept as a rational (nbits * 1e6 / baud) to avoid drift
+        self.char_num = self.nbits * 1000000
+        self.char_den = baud
+
+    def char_start_us(self, i):
+        return self.t0 + (i * self.char_num) // self.char_den
+
+    def char_index_at(self, t_us):
+        # index of the character being sent at t_us (may be >= len when not looping)
+        if t_us < self.t0:
+            return -1
+        return ((t_us - self.t0) * self.char_den) // self.char_num
+
+    def total_chars(self):
+        return None if self.loop else len(self.data)
+
+    def byte(self, i):
+        n = len(self.data)
+        if self.loop:
+            return self.data[i % n]
+        return self.data[i] if 0 <= i < n else None
+
+    def end_us(self):
+        if self.loop:
+            return None
+        return self.char_start_us(len(self.data))
+
+    def level(self, t_us):
+        # line level (1 idle/mark, 0 space) at time t_us
+        i = self.char_index_at(t_us)
+        if i < 0:
+            return 1
+        b = self.byte(i)
+        if b is None:
+            return 1
+        start = self.char_start_us(i)
+        k = ((t_us - start) * self.baud) // 1000000  # bit index within the character
+        if k == 0:
+            return 0
+        if k <= self.bits:
+            return (b >> (k - 1)) & 1
+        if self.parity is not None and k == self.bits + 1:
+            return _parity_bit(b, self.bits, self.parity)
+        return 1
+
+
+class FakeUart:
+    # A UART receiver on the meter line. readinto() returns what the hardware FIFO/ring
+    # buffer holds by the current virtual time, waiting (advancing the clock) up to
+    # `timeout` ms for the first byte, like machine.UART(timeout=...).
+    def __init__(self, line, clock, baud, bits=7, parity=0, stop=1, rxbuf=256, invert=False,
+                 timeout=50):
+        self.line = line
+        self.clock = clock
+        self.timeout = timeout
+        self.rxbuf = rxbuf
+        self.overflow = 0
+        self._buf = bytearray()
+        self.configure(baud, bits, parity, stop, invert)
+
+    def configure(self, baud, bits=7, parity=0, stop=1, invert=False):
+        self.baud = baud
+        self.bits = bits
+        self.parity = parity
+        self.stop = stop
+        self.invert = invert
+        self._buf = bytearray()
+        ln = self.line
+        self._exact = (ln is not None and baud == ln.baud and bits == ln.bits
+                       and parity == ln.parity and not invert)
+        self._pos_us = self.clock.us  # receiver has looked at the line up to here
+        self._next_char = None
+        if ln is not None and self._exact:
+            # the first whole character after opening
+            i = ln.char_index_at(self._pos_us)
+            if i < 0:
+                i = 0
+            elif ln.char_start_us(i) < self._pos_us:
+                i += 1
+            self._next_char = i
+        self._pending = None  # (end_us, byte) decoded but not yet due
+
+    def deinit(self):
+        self.line_closed = True
+
+    # -- receiver ---------------------------------------------------------------
+    def _next_exact(self):
+        ln = self.line
+        i = self._next_char
+        b = ln.byte(i)
+        if b is None:
+            return None
+        self._next_char = i + 1
+        end = ln.char_start_us(i + 1) - 1
+        return end, b
+
+    def _next_sampled(self):
+        # Bit-level receiver: find a falling edge, sample mid-bit at our own baud.
+        ln = self.line
+        bit_us_num = 1000000
+        t = self._pos_us
+        end = ln.end_us()
+        while True:
+            if end is not None and t >= end:
+                self._pos_us = end
+                return None
+            # scan for a space (0) at the meter's bit granularity
+            lvl = ln.level(t) ^ (1 if self.invert else 0)
+            if lvl == 1:
+                # jump to the next meter bit boundary
+                i = ln.char_index_at(t)
+                if i < 0:
+                    t = ln.t0
+                    continue
+                cs = ln.char_start_us(i)
+                k = ((t - cs) * ln.baud) // 1000000
+                t = cs + ((k + 1) * 1000000 + ln.baud - 1) // ln.baud
+                continue
+            start = t
+
+            def sample(nbit_half):
+                # level at start + nbit_half/2 bit times (our baud)
+                ts = start + (nbit_half * bit_us_num) // (2 * self.baud)
+                return ln.level(ts) ^ (1 if self.invert else 0), ts
+
+            s, _ = sample(1)
+            if s != 0:
+                t = start + 1
+                continue  # glitch, not a start bit
+            val = 0
+            for k in range(self.bits):
+                s, _ = sample(3 + 2 * k)
+                val |= s << k
+            n = self.bits
+            if self.parity is not None:
+                n += 1
+            _, ts = sample(3 + 2 * n)  # stop bit sample point
+            # the receiver looks for the next start after the stop bit's middle
+            self._pos_us = ts + 1
+            return ts, val
+
+    def _pump(self, until_us):
+        # move characters completed by until_us into the ring buffer
+        while True:
+            if self._pending is None:
+                if self.line is None:
+                    return
+                self._pending = self._next_exact() if self._exact else self._next_sampled()
+                if self._pending is None:
+                    return
+            end, b = self._pending
+            if end > until_us:
+                return
+            self._pending = None
+            if len(self._buf) < self.rxbuf:
+                self._buf.append(b)
+            else:
+                self.overflow += 1
+
+    def exhausted(self):
+        # True when the meter line has nothing more to send and the buffer is empty
+        self._pump(self.clock.us)
+        if self._buf or self._pending is not None:
+            return False
+        if self.line is None:
+            return True
+        if self._exact:
+            return self.line.byte(self._next_char) is None
+        end = self.line.end_us()
+        return end is not None and self._pos_us >= end
+
+    def any(self):
+        self._pump(self.clock.us)
+        return len(self._buf)
+
+    def readinto(self, buf, nbytes=None):
+        n = len(buf) if nbytes is None else min(nbytes, len(buf))
+        self._pump(self.clock.us)
+        if not self._buf:
+            # wait for the first byte, at most `timeout` ms
+            deadline = self.clock.us + self.timeout * 1000
+            if self._pending is None and self.line is not None:
+                self._pending = self._next_exact() if self._exact else self._next_sampled()
+            if self._pending is not None and self._pending[0] <= deadline:
+                self.clock.us = max(self.clock.us, self._pending[0])
+            else:
+                self.clock.us = deadline
+            self._pump(self.clock.us)
+        k = min(n, len(self._buf))
+        if k:
+            buf[:k] = self._buf[:k]
+            self._buf = self._buf[k:]
+        return k
+
+    def read(self, n=-1):
+        buf = bytearray(self.rxbuf if n is None or n < 0 else n)
+        k = self.readinto(buf)
+        return bytes(buf[:k]) if k else None
+
+
+class HostPort:
+    chip = "host"
+
+    def __init__(self, capture=None, meter_baud=1200, meter_bits=7, meter_parity=0,
+                 meter_invert=False, loop=False, fs_root=None, flash=None, board="d1mini",
+                 clock=None, vcap_mv=5000, device_id="0a1b2c", wall_start=None,
+                 wifi_ok=True, scan=None, rtc_size=492, quiet=True):
+        self.clock = clock or Clock()
+        self.board = boards.BOARDS[board]
+        self.line = None
+        if capture is not None:
+            self.line = MeterLine(capture, meter_baud, meter_bits, meter_parity,
+                                  1, self.clock.us, loop)
+        self.meter_invert = meter_invert  # a P1 line is inverted on the wire
+        self.fs_root = fs_root or "."
+        self._flash = flash
+        self._vcap = vcap_mv
+        self._id = device_id
+        self._wall_base = None
+        self._wall_at_us = 0
+        self._wall_start = wall_start  # what ntp_sync() sets the clock to (None: no NTP)
+        self.wifi_ok = wifi_ok
+        self.wifi_up = False
+        self.scan = scan or []
+        self.rtc = b""
+        self.rtc_size = rtc_size
+        self.reset = RESET_POWER_ON
+        self.uart = None
+        self.events = []      # (ms, what, detail) hardware events: pulses, wifi, sleeps
+        self.pulses = []      # (ms, pin name, ms)
+        self.state = "active"
+        self.request = False
+        self.fast = False
+        self.quiet = quiet
+        self.logs = []
+        self.button_held_ms = 0
+        self.ap_ip = "127.0.0.1"
+
+    # -- clock ---------------------------------------------------------------
+    def ticks_ms(self):
+        return self.clock.ms
+
+    def ticks_diff(self, a, b):
+        return a - b
+
+    def sleep_ms(self, ms):
+        self.activity("sleep")
+        self.clock.advance_ms(ms)
+
+    def deep_sleep(self, ms):
+        self.activity("deep_sleep")
+        self.close_uart()
+        self.wifi_up = False
+        self.clock.advance_ms(ms)
+        self.reset = RESET_DEEP_SLEEP
+        self.events.append((self.clock.ms, "deep_sleep", ms))
+        raise DeepSleep(ms)
+
+    def power_lost(self):
+        # the supervisor cut the regulator: RAM and RTC memory are gone
+        self.close_uart()
+        self.rtc = b""
+        self.wifi_up = False
+        self.reset = RESET_POWER_ON
+        self._wall_base = None
+        raise PowerLost()
+
+    def wall_time(self):
+        if self._wall_base is None:
+            return None
+        return self._wall_base + (self.clock.us - self._wall_at_us) // 1000000
+
+    def set_wall_time(self, t):
+        self._wall_base = int(t)
+        self._wall_at_us = self.clock.us
+
+    def ntp_sync(self, host=None):
+        if self._wall_start is None or not self.wifi_up:
+            return False
+        self.set_wall_time(self._wall_start + self.clock.us // 1000000)
+        return True
+
+    # -- meter line ----------------------------------------------------------
+    def uart_open(self, baud, bits=7, parity=0, stop=1, rxbuf=1024, invert=False, timeout=50):
+        inv = bool(invert) != bool(self.meter_invert)
+        if self.uart is None:
+            self.uart = FakeUart(self.line, self.clock, baud, bits, parity, stop, rxbuf, inv,
+                                 timeout)
+        else:
+            self.uart.rxbuf = rxbuf
+            self.uart.timeout = timeout
+            self.uart.configure(baud, bits, parity, stop, inv)
+        return self.uart
+
+    def close_uart(self):
+        self.uart = None
+
+    def meter_exhausted(self):
+        # host only: the capture has been sent completely and read
+        if self.line is None:
+            return True
+        if self.line.loop:
+            return False
+        if self.uart is None:
+            end = self.line.end_us()
+            return end is not None and self.clock.us >= end
+        return self.uart.exhausted()
+
+    def data_request(self, on):
+        self.request = bool(on)
+
+    def tic_fast(self, on):
+        self.fast = bool(on)
+
+    # -- power ---------------------------------------------------------------
+    def vcap_mv(self):
+        return self._vcap
+
+    def activity(self, state):
+        self.state = state
+
+    def reset_cause(self):
+        return self.reset
+
+    def rtc_read(self):
+        return self.rtc
+
+    def rtc_write(self, data):
+        if len(data) > self.rtc_size:
+            raise ValueError("RTC memory holds %d bytes" % self.rtc_size)
+        self.rtc = bytes(data)
+
+    # -- outputs -------------------------------------------------------------
+    def pulse(self, name, ms):
+        if name not in self.board:
+            raise ValueError("no pin " + name)
+        self.activity("active")
+        self.pulses.append((self.clock.ms, name, ms))
+        self.events.append((self.clock.ms, "pulse", name))
+        self.clock.advance_ms(ms)
+
+    def led(self, on):
+        pass
+
+    def button_ms(self):
+        return self.button_held_ms
+
+    # -- network -------------------------------------------------------------
+    def wifi_connect(self, ssid, password, timeout_ms=10000):
+        self.activity("wifi_join")
+        self.events.append((self.clock.ms, "wifi_join", bool(self.wifi_ok)))
+        if not self.wifi_ok:
+            self.clock.advance_ms(timeout_ms)
+            return False
+        self.wifi_up = True
+        return True
+
+    def wifi_disconnect(self):
+        self.wifi_up = False
+        self.activity("active")
+
+    def wifi_scan(self):
+        return [(s["ssid"].encode() if isinstance(s["ssid"], str) else s["ssid"], s["rssi"])
+                for s in self.scan]
+
+    def ap_start(self, ssid, password):
+        self.activity("ap")
+        return self.ap_ip
+
+    def ap_stop(self):
+        self.activity("active")
+
+    # -- storage -------------------------------------------------------------
+    @property
+    def flash(self):
+        if self._flash is None:
+            from tools.flashsim import FaultFlash
+            self._flash = FaultFlash(sectors=16, sector_size=4096)
+        return self._flash
+
+    # -- identity / log ------------------------------------------------------
+    def device_id(self):
+        return self._id
+
+    def log(self, msg):
+        line = "[%9.3f] %s" % (self.clock.us / 1000000, msg)
+        self.logs.append(line)
+        if not self.quiet:
+            sys.stderr.write(line + "\n")
+
+
+def read_file(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
