@@ -1,0 +1,385 @@
+# The application: what main.py runs on the device and tools.replay / tools.sim run on
+# the host, through the port object (firmware/port/__init__.py).
+#
+#   port (bytes) -> frame/reading (decoder) -> store (flash log) -> uplink (MQTT/HTTPS/Influx)
+#
+# The energy manager decides every step (read, upload, sleep, deep sleep) from the
+# capacitor voltage; this loop only carries out its decisions, keeps what must survive
+# deep sleep in RTC memory and what must survive power loss in the store.
+import struct
+
+from firmware import meter
+from firmware.relay.policy import RelayPolicy, ON
+from firmware.relay.driver import RelayDriver
+
+RTC_MAGIC = b"LK2"
+# After this many failed Wi-Fi joins in a row the device opens the set-up access point.
+WIFI_FAILS_FOR_AP = 20
+# How long the app listens at one line setting before it tries the next (autodetect).
+SEARCH_LISTEN_MS = 3000
+BUF_SIZE = 128
+
+
+class App:
+    def __init__(self, port, cfg=None, store=None, uplink=None, energy=None):
+        self.port = port
+        if cfg is None:
+            from firmware import config
+            cfg = config.load(port.fs_root)
+        self.cfg = cfg
+        self.buf = bytearray(BUF_SIZE)
+        self.mv = memoryview(self.buf)
+        self.stats = {
+            "frames_seen": 0, "readings_recorded": 0, "readings_uploaded": 0,
+            "errors": {}, "relay": [], "uploads": [], "boots": 0, "store_full": 0,
+        }
+        self.latest = None
+        self.prev_record = None
+        self.last_upload = None
+        self.line = None          # line setting locked by the search (meter.LINES key)
+        self.search_i = 0
+        self.listened_ms = 0
+        self.wifi_fails = 0
+        self.decoder = None
+        self.decoder_line = None
+        self.decoder_frames = 0
+        self._dec_err_seen = {}
+        self._pending_reason = None
+        self.uart = None
+
+        if store is None:
+            from firmware.store.log import Store
+            store = Store(port.flash)
+        self.store = store
+        if energy is None:
+            from firmware.power.energy import EnergyManager
+            energy = EnergyManager()
+        self.em = energy
+        self.policy = RelayPolicy(cfg)
+        self.relay = RelayDriver(port, cfg.get("relay_pulse_ms", 30))
+        self._uplink = uplink
+        self._restore()
+
+    # -- state across deep sleep / power loss ------------------------------------
+    def _restore(self):
+        data = self.port.rtc_read()
+        ok = False
+        if data and data[:3] == RTC_MAGIC and len(data) >= 8:
+            try:
+                line_i, wifi_fails, n_em, n_rl = struct.unpack("<bBBB", data[3:7])
+                p = 7
+                if line_i >= 0:
+                    self.line = tuple(meter.LINES)[line_i] if line_i < len(meter.LINES) else None
+                self.wifi_fails = wifi_fails
+                self.em.load(bytes(data[p:p + n_em]))
+                p += n_em
+                self.relay.load_rtc(bytes(data[p:p + n_rl]))
+                ok = True
+            except Exception:
+                ok = False
+        if not ok:
+            # power-on: the line setting may be in the config from an earlier search
+            self.line = self.cfg.get("meter_line") or None
+            if self.line not in meter.LINES:
+                self.line = None
+            last = self.relay.load_file()
+            if last is not None:
+                self.policy.state = last
+        if self.relay.position in (0, 1):
+            self.policy.state = self.relay.position
+
+    def save_rtc(self):
+        em = self.em.dump()
+        rl = self.relay.dump()
+        names = tuple(meter.LINES)
+        li = names.index(self.line) if self.line in names else -1
+        data = RTC_MAGIC + struct.pack("<bBBB", li, min(self.wifi_fails, 255), len(em),
+                                       len(rl)) + em + rl
+        self.port.rtc_write(data)
+
+    # -- meter -------------------------------------------------------------------
+    def _line_now(self):
+        if self.line is not None:
+            return self.line
+        order = meter.SEARCH.get(self.cfg.get("meter_protocol") or "auto", meter.SEARCH["auto"])
+        return order[self.search_i % len(order)]
+
+    def _open_line(self, line):
+        baud, bits, parity, invert = meter.LINES[line]
+        # rx buffer: one P1 telegram (DSMR can exceed 1 KB) or ~1 s of TIC standard
+        rxbuf = 2048 if line.startswith("dsmr") else 1024
+        self.uart = self.port.uart_open(baud, bits, parity, 1, rxbuf, invert)
+        self.port.tic_fast(line == "tic-standard")
+        key = self.cfg.get("meter_key") or None
+        aak = self.cfg.get("meter_aak") or None
+        try:
+            from binascii import unhexlify
+            key = unhexlify(key) if key else None
+            aak = unhexlify(aak) if aak else None
+        except ValueError:
+            key = aak = None
+            self._err("config_key")
+        self.decoder = meter.decoder_for_line(line, key, aak)
+        self.decoder_line = line
+        self.decoder_frames = 0
+
+    def _err(self, kind, n=1):
+        e = self.stats["errors"]
+        e[kind] = e.get(kind, 0) + n
+
+    def _collect_decoder_errors(self):
+        d = self.decoder
+        if d is None:
+            return
+        for k, v in d.errors.items():
+            seen = self._dec_err_seen.get(k, 0)
+            if v > seen:
+                self._err(k, v - seen)
+                self._dec_err_seen[k] = v
+        if d.frames > self.decoder_frames:
+            self.stats["frames_seen"] += d.frames - self.decoder_frames
+            self.decoder_frames = d.frames
+
+    def read(self, max_ms):
+        # Listen until one reading arrives (the decoder may stop early once the labels
+        # the app needs are in), or max_ms passes.
+        line = self._line_now()
+        if self.decoder is None or self.decoder_line != line:
+            self._open_line(line)
+            self._dec_err_seen = {}
+        port = self.port
+        port.activity("listen")
+        if line.startswith("dsmr"):
+            port.data_request(True)
+        t0 = port.ticks_ms()
+        got = None
+        try:
+            while port.ticks_diff(port.ticks_ms(), t0) < max_ms:
+                n = self.uart.readinto(self.buf)
+                if not n:
+                    if getattr(port, "meter_exhausted", None) and port.meter_exhausted():
+                        break
+                    continue
+                out = self.decoder.feed(self.mv[:n])
+                if out:
+                    for r in out:
+                        got = r
+                        self.record(r)
+                    break
+        finally:
+            if line.startswith("dsmr"):
+                port.data_request(False)   # high-Z: the meter stops sending
+        self._collect_decoder_errors()
+        spent = port.ticks_diff(port.ticks_ms(), t0)
+        if got is not None:
+            if self.line is None:
+                self._lock_line(line)
+            self.listened_ms = 0
+        elif self.line is None:
+            self.listened_ms += spent
+            if self.listened_ms >= SEARCH_LISTEN_MS:
+                # nothing valid at this setting: next baud/format
+                self.search_i += 1
+                self.listened_ms = 0
+                self.decoder = None
+        return got
+
+    def _lock_line(self, line):
+        self.line = line
+        self.port.log("meter: %s" % line)
+        # remember across power loss too (the config file keeps unknown keys)
+        if self.cfg.get("meter_line") != line:
+            self.cfg["meter_line"] = line
+            try:
+                from firmware import config
+                config.save(self.port.fs_root, self.cfg)
+            except Exception:
+                pass
+
+    # -- store ---------------------------------------------------------------------
+    def _time_of(self, reading):
+        t = meter.meter_time(reading)
+        if t is not None:
+            return t, "meter"
+        t = self.port.wall_time()
+        if t is not None:
+            return t, "ntp"
+        return None, "elapsed"
+
+    def record(self, reading):
+        from firmware.store import record as rec
+        self.latest = reading
+        t, src = self._time_of(reading)
+        self.port.activity("flash")
+        try:
+            data = rec.encode(reading, t, src, self.prev_record)
+        except (ValueError, TypeError, KeyError):
+            self._err("record_encode")
+            return
+        try:
+            self.store.append(data)
+        except OSError:
+            # the store could not keep it (flash failure): counted, visible in status
+            self._err("store_write")
+            return
+        try:
+            self.prev_record = rec.decode(data, self.prev_record)
+        except Exception:
+            self.prev_record = None
+        self.stats["readings_recorded"] += 1
+        self._relay_step(reading)
+
+    # -- relay -------------------------------------------------------------------
+    def _relay_step(self, reading):
+        now_s = self.port.ticks_ms() // 1000
+        d = self.policy.update(reading, now_s)
+        if d is not None:
+            state, reason = d
+            self._pending_reason = reason
+            self.relay.request(state)
+        if self.relay.owed():
+            vcap = self.port.vcap_mv()
+            done = self.relay.apply(lambda: self.em.can_afford("relay_pulse", vcap))
+            if done is not None:
+                state, coil = done
+                reason = getattr(self, "_pending_reason", None) or "reassert"
+                self._pending_reason = None
+                power = meter_power(reading)
+                ev = {"t_ms": self.port.ticks_ms(), "state": "on" if state == ON else "off",
+                      "coil": coil, "reason": reason, "power": power}
+                self.stats["relay"].append(ev)
+                try:
+                    from firmware.store import record as rec
+                    t, src = self._time_of(reading)
+                    self.store.append(rec.encode_relay(state, coil, reason, power, t, src))
+                except Exception:
+                    self._err("relay_record")
+            else:
+                self._err("relay_deferred")
+
+    def command(self, cmd):
+        # remote override from MQTT (ON / OFF / AUTO)
+        if self.policy.command(cmd) and self.latest is not None:
+            self._relay_step(self.latest)
+
+    # -- uplink ------------------------------------------------------------------
+    @property
+    def uplink(self):
+        if self._uplink is None:
+            from firmware.uplink.uplink import Uplink
+            self._uplink = Uplink(self.cfg, self.port, self.port.device_id())
+            try:
+                self._uplink.on_command = self.command
+            except AttributeError:
+                pass
+        return self._uplink
+
+    def network_configured(self):
+        c = self.cfg
+        return bool(c.get("ssid")) and bool(c.get("mqtt_host") or c.get("https_url")
+                                          or c.get("influx_url"))
+
+    def upload(self, max_records=None):
+        port = self.port
+        if not self.network_configured():
+            return False
+        port.activity("wifi_join")
+        ok = port.wifi_connect(self.cfg.get("ssid"), self.cfg.get("password") or "", 10000)
+        if not ok:
+            self.wifi_fails += 1
+            self._err("wifi_join")
+            self.stats["uploads"].append({"sink": "wifi", "ok": False, "records": 0,
+                                          "bytes": 0, "error": "wifi_join"})
+            return False
+        self.wifi_fails = 0
+        try:
+            if port.wall_time() is None:
+                port.ntp_sync(self.cfg.get("ntp_host") or "pool.ntp.org")
+            vcap = port.vcap_mv
+            em = self.em
+            before = self.store.count
+            res = self.uplink.send(self.store, self.latest,
+                                   lambda what: em.can_afford(what, vcap()))
+            sent = before - self.store.count
+            if sent > 0:
+                self.stats["readings_uploaded"] += sent
+            conns = res.get("connections") if isinstance(res, dict) else None
+            if conns:
+                self.stats["uploads"].extend(conns)
+            self.last_upload = port.ticks_ms()
+            return bool(res.get("ok", sent > 0)) if isinstance(res, dict) else sent > 0
+        finally:
+            port.wifi_disconnect()
+
+    # -- the loop ------------------------------------------------------------------
+    def status(self):
+        # what the /status page and the uplink's diagnostics show
+        return {
+            "latest": self.latest,
+            "vcap_mv": self.port.vcap_mv(),
+            "backlog": self.store.count,
+            "dropped": getattr(self.store, "dropped", 0),
+            "aggregated": getattr(self.store, "aggregated", 0),
+            "last_upload_ms": self.last_upload,
+            "relay": {0: "off", 1: "on"}.get(self.relay.position, "unknown"),
+            "relay_mode": self.policy.mode,
+            "line": self.line,
+            "stats": self.stats,
+        }
+
+    def step(self):
+        port = self.port
+        now = port.ticks_ms()
+        vcap = port.vcap_mv()
+        name, arg = self.em.next_action(now, vcap, self.store.count)
+        if name == "read":
+            ok = self.read(arg)
+            self.em.done("read", port.ticks_ms(), ok is not None)
+        elif name == "upload":
+            ok = self.upload(arg)
+            self.em.done("upload", port.ticks_ms(), ok)
+        elif name == "sleep":
+            port.activity("sleep")
+            port.sleep_ms(arg)
+            self.em.done("sleep", port.ticks_ms(), True)
+        elif name == "deep_sleep":
+            self.save_rtc()
+            port.deep_sleep(arg)   # device: does not return; host: raises DeepSleep
+        return name
+
+    def run(self, until=None):
+        self.stats["boots"] += 1
+        while True:
+            if until is not None and until(self):
+                self.save_rtc()
+                return
+            self.step()
+            self.save_rtc()
+
+
+def meter_power(reading):
+    p = reading.get("apparent_power_va")
+    if p is None:
+        p = reading.get("active_power_w")
+    return p
+
+
+def main(port):
+    # Device entry point (main.py): configuration, set-up portal when needed, then the loop.
+    from firmware import config
+    cfg = config.load(port.fs_root)
+    need_portal = (not cfg.get("ssid")) or port.button_ms() > 3000
+    if need_portal:
+        from firmware.portal import run as portal_run
+        portal_run.run(port, port.fs_root)
+        port.reset()
+        return
+    app = App(port, cfg)
+    if app.wifi_fails >= WIFI_FAILS_FOR_AP:
+        from firmware.portal import run as portal_run
+        app.wifi_fails = 0
+        app.save_rtc()
+        portal_run.run(port, port.fs_root)
+        port.reset()
+        return
+    app.run()

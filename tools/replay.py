@@ -1,0 +1,181 @@
+# Replay harness: runs the firmware application (the same App that main.py runs) on
+# the host port, the meter UART fed from a capture at the true wire rate of the
+# virtual clock, real sockets for the network, the store on a flash model.
+#
+#   python -m tools.replay CAPTURE [--config FILE] [--micropython] [--report OUT.json]
+#          [--readings OUT.jsonl] [--meter tic-historic|tic-standard|dsmr] [--repeat N]
+#
+# Runs on CPython and on the MicroPython unix port (--micropython re-runs this very
+# module under `micropython`, so both produce their report from the same code).
+import json
+import os
+import sys
+
+from firmware.port import DeepSleep, PowerLost
+
+# how the meter sends each protocol on the wire (baud, bits, parity, inverted)
+WIRE = {
+    "tic-historic": (1200, 7, 0, False),
+    "tic-standard": (9600, 7, 0, False),
+    "dsmr": (115200, 8, None, True),
+}
+
+
+def sniff(data):
+    # Which meter sent this capture (host knowledge, used only to drive the fake line;
+    # the firmware finds out by itself).
+    head = bytes(data[:4096])
+    if head[:1] == b"\xdb" or b"\xdb\x08" in head[:64]:
+        return "dsmr"
+    if b"/" in head and b"!" in head and (b"1-0:" in head or b"0-0:" in head):
+        return "dsmr"
+    if b"\t" in head:
+        return "tic-standard"
+    return "tic-historic"
+
+
+def load_config(path):
+    from firmware import config
+    if path is None:
+        cfg = dict(config.DEFAULTS) if hasattr(config, "DEFAULTS") else {}
+    else:
+        with open(path) as f:
+            raw = json.load(f)
+        if hasattr(config, "validate"):
+            cfg, errors = config.validate(raw)
+            if errors:
+                keys = sorted(errors)
+                raise SystemExit("config %s: invalid %s" % (path, ", ".join(
+                    "%s (%s)" % (k, errors[k]) for k in keys)))
+        else:
+            cfg = raw
+    return cfg
+
+
+def run(capture_path, cfg, meter=None, repeat=1, fs_root=None, quiet=True, max_boots=1000,
+        on_reading=None, flash=None):
+    from tools.hostport import HostPort, read_file
+    from firmware.app import App
+    data = read_file(capture_path)
+    if repeat > 1:
+        data = data * repeat
+    meter = meter or sniff(data)
+    baud, bits, parity, inv = WIRE[meter]
+    if fs_root is None:
+        fs_root = "/tmp/linky-replay-%d" % os.getpid() if hasattr(os, "getpid") else "/tmp/lr"
+        try:
+            os.mkdir(fs_root)
+        except OSError:
+            pass
+    port = HostPort(capture=data, meter_baud=baud, meter_bits=bits, meter_parity=parity,
+                    meter_invert=inv, fs_root=fs_root, quiet=quiet, flash=flash,
+                    wall_start=cfg.get("replay_wall_start"))
+    readings = []
+    totals = {"frames_seen": 0, "readings_recorded": 0, "readings_uploaded": 0, "errors": {},
+              "relay": [], "uploads": [], "boots": 0, "deep_sleeps": 0, "power_losses": 0}
+
+    def merge(stats):
+        for k in ("frames_seen", "readings_recorded", "readings_uploaded", "boots"):
+            totals[k] += stats.get(k, 0)
+        for k, v in stats.get("errors", {}).items():
+            totals["errors"][k] = totals["errors"].get(k, 0) + v
+        totals["relay"].extend(stats.get("relay", []))
+        totals["uploads"].extend(stats.get("uploads", []))
+
+    idle_uploads = [0]
+
+    def done(app):
+        if not port.meter_exhausted():
+            return False
+        if app.store.count == 0 or not app.network_configured():
+            return True
+        # the meter is silent and a backlog is left: keep uploading while it drains
+        c = app.store.count
+        if getattr(app, "_last_backlog", None) == c:
+            idle_uploads[0] += 1
+        else:
+            idle_uploads[0] = 0
+        app._last_backlog = c
+        return idle_uploads[0] > 50
+
+    app = None
+    boots = 0
+    while boots < max_boots:
+        boots += 1
+        app = App(port, dict(cfg))
+        if on_reading is not None or True:
+            orig = app.record
+
+            def record(r, orig=orig):
+                readings.append(r)
+                if on_reading:
+                    on_reading(r)
+                orig(r)
+            app.record = record
+        try:
+            app.run(until=done)
+            merge(app.stats)
+            break
+        except DeepSleep:
+            merge(app.stats)
+            totals["deep_sleeps"] += 1
+        except PowerLost:
+            merge(app.stats)
+            totals["power_losses"] += 1
+    totals["backlog"] = app.store.count if app else None
+    totals["store_dropped"] = getattr(app.store, "dropped", 0) if app else 0
+    totals["store_aggregated"] = getattr(app.store, "aggregated", 0) if app else 0
+    totals["meter"] = meter
+    totals["line"] = app.line if app else None
+    totals["virtual_s"] = port.clock.us // 1000000
+    totals["pulses"] = [list(p) for p in port.pulses]
+    return totals, readings
+
+
+def _reexec_micropython(argv):
+    import subprocess
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    mp = os.path.join(root, ".venv", "bin", "micropython")
+    if not os.path.exists(mp):
+        import shutil
+        mp = shutil.which("micropython") or mp
+    env = dict(os.environ)
+    env["MICROPYPATH"] = ":".join([root, os.path.join(root, ".mplib"),
+                                   os.path.join(root, "tools", "compat", "micropython")])
+    args = [a for a in argv if a != "--micropython"]
+    cmd = [mp, "-X", "heapsize=4M", "-m", "tools.replay"] + args
+    return subprocess.call(cmd, cwd=root, env=env)
+
+
+def main(argv):
+    if "--micropython" in argv and sys.implementation.name != "micropython":
+        return _reexec_micropython(argv)
+    import argparse
+    ap = argparse.ArgumentParser()
+    ap.add_argument("capture")
+    ap.add_argument("--config", default=None)
+    ap.add_argument("--report", default=None)
+    ap.add_argument("--readings", default=None)
+    ap.add_argument("--meter", default=None)
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--micropython", action="store_true")
+    ap.add_argument("--verbose", action="store_true")
+    a = ap.parse_args(argv)
+    cfg = load_config(a.config)
+    report, readings = run(a.capture, cfg, meter=a.meter, repeat=a.repeat,
+                           quiet=not a.verbose)
+    report["python"] = sys.implementation.name
+    if a.readings:
+        with open(a.readings, "w") as f:
+            for r in readings:
+                f.write(json.dumps(r) + "\n")
+    text = json.dumps(report)
+    if a.report:
+        with open(a.report, "w") as f:
+            f.write(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
