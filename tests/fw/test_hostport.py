@@ -1,0 +1,79 @@
+# The host port's meter line (issue 3): the capture reaches the firmware at the wire
+# rate of the virtual clock, and a wrong baud gives what a real UART would: garbage.
+from tools.hostport import HostPort, MeterLine, FakeUart, Clock
+from tests.fw.util import corpus
+from firmware.reading.tic import TicDecoder
+
+HIST = "tic/hist_tempo_mono_pyteleinfo.txt"
+STD = "tic/std_mono_base_ticdecodecpp.bin"
+
+
+def drain(port, baud, bits=7, parity=0, n=64):
+    u = port.uart_open(baud, bits, parity)
+    buf = bytearray(n)
+    out = bytearray()
+    while not port.meter_exhausted():
+        k = u.readinto(buf)
+        out += buf[:k]
+    return bytes(out)
+
+
+def test_same_settings_deliver_the_capture_at_wire_speed():
+    cap = corpus(HIST)
+    port = HostPort(capture=cap, meter_baud=1200)
+    got = drain(port, 1200)
+    assert got == cap
+    # 10 bits per 7E1 character at 1200 bd: the virtual clock ran for the whole capture
+    want_ms = len(cap) * 10 * 1000 // 1200
+    assert abs(port.ticks_ms() - want_ms) <= 2
+
+
+def decode_all(data, mode):
+    d = TicDecoder(mode)
+    n = len(d.feed(data))
+    return n, d
+
+
+def test_right_baud_decodes_wrong_baud_gives_no_valid_frame():
+    for rel, meter_baud, wrong, mode in ((HIST, 1200, 9600, "historic"),
+                                         (STD, 9600, 1200, "standard")):
+        cap = corpus(rel)
+        ok = drain(HostPort(capture=cap, meter_baud=meter_baud), meter_baud)
+        n_ok, _ = decode_all(ok, mode)
+        assert n_ok >= 1, rel
+        for mode_try in ("historic", "standard", "auto"):
+            bad = drain(HostPort(capture=cap, meter_baud=meter_baud), wrong)
+            assert bad != cap and len(bad) > 0
+            n_bad, _ = decode_all(bad, mode_try)
+            assert n_bad == 0, (rel, wrong, mode_try)
+
+
+def test_framing_and_parity_follow_the_receiver_settings():
+    # 8N1 at the right baud on a 7E1 line: characters are misread (parity bit taken as
+    # data, stop bit misplaced), so the bytes differ
+    cap = corpus(HIST)[:300]
+    bad = drain(HostPort(capture=cap, meter_baud=1200), 1200, 8, None)
+    assert bad != cap
+
+
+def test_bytes_arriving_while_nobody_reads_overflow_the_ring_buffer():
+    cap = corpus(HIST)
+    port = HostPort(capture=cap, meter_baud=1200)
+    u = port.uart_open(1200, 7, 0, rxbuf=64)
+    port.sleep_ms(2000)          # ~240 characters arrive, 64 fit
+    buf = bytearray(256)
+    n = u.readinto(buf)
+    assert n == 64
+    assert u.overflow >= 150
+    assert bytes(buf[:64]) == cap[:64]
+
+
+def test_opening_mid_character_loses_only_that_character():
+    cap = corpus(HIST)
+    clock = Clock()
+    line = MeterLine(cap, 1200, 7, 0, 1, 0)
+    clock.advance_us(12345)      # mid-way through character 1
+    u = FakeUart(line, clock, 1200, 7, 0)
+    buf = bytearray(32)
+    n = u.readinto(buf)
+    assert bytes(buf[:n]) == cap[2:2 + n]

@@ -1,0 +1,44 @@
+# The replay harness (issue 3): the firmware application on the host port, fed from a
+# real capture; CPython and the MicroPython unix port must record the same readings.
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.host.mpy import ROOT
+
+SHARED = os.path.join(ROOT, "..", "shared", "corpus")
+CAPTURES = ["tic/hist_tempo_mono_pyteleinfo.txt", "tic/std_mono_base_ticdecodecpp.bin"]
+
+
+def replay(capture, tmp_path, micropython=False, config=None):
+    report = tmp_path / ("report-mp.json" if micropython else "report-cp.json")
+    readings = tmp_path / ("readings-mp.jsonl" if micropython else "readings-cp.jsonl")
+    cmd = [sys.executable, "-m", "tools.replay", os.path.join(SHARED, capture),
+           "--report", str(report), "--readings", str(readings)]
+    if config:
+        cmd += ["--config", str(config)]
+    if micropython:
+        cmd.append("--micropython")
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    rep = json.loads(report.read_text())
+    rows = [json.loads(ln) for ln in readings.read_text().splitlines() if ln.strip()]
+    return rep, rows
+
+
+@pytest.mark.parametrize("capture", CAPTURES)
+def test_replay_same_readings_on_both_pythons(capture, tmp_path):
+    rep_cp, rows_cp = replay(capture, tmp_path)
+    rep_mp, rows_mp = replay(capture, tmp_path, micropython=True)
+    assert rep_cp["python"] == "cpython" and rep_mp["python"] == "micropython"
+    assert rows_cp, "no reading recorded"
+    assert rows_cp == rows_mp
+    for key in ("frames_seen", "readings_recorded", "readings_uploaded", "errors", "relay",
+                "uploads"):
+        assert key in rep_cp
+        assert rep_cp[key] == rep_mp[key], key
+    assert rep_cp["readings_recorded"] == len(rows_cp)
+    assert rep_cp["frames_seen"] >= rep_cp["readings_recorded"]
