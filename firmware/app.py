@@ -15,8 +15,12 @@ from firmware.relay.driver import RelayDriver
 RTC_MAGIC = b"LK2"
 # After this many failed Wi-Fi joins in a row the device opens the set-up access point.
 WIFI_FAILS_FOR_AP = 20
-# How long the app listens at one line setting before it tries the next (autodetect).
-SEARCH_LISTEN_MS = 3000
+# How long the app listens at one line setting before it tries the next (autodetect):
+# two frames' time, since it may start listening just after a frame began (historic
+# frame ~2.3 s at 1200 bd, standard ~1 s at 9600 bd; DSMR 5 sends every 1 s, DSMR 2.2-4
+# every 10 s).
+SEARCH_LISTEN_MS = {"tic-historic": 5000, "tic-standard": 2500, "dsmr": 11000,
+                    "dsmr-22": 11000}
 BUF_SIZE = 128
 
 
@@ -177,7 +181,7 @@ class App:
             self.listened_ms = 0
         elif self.line is None:
             self.listened_ms += spent
-            if self.listened_ms >= SEARCH_LISTEN_MS:
+            if self.listened_ms >= SEARCH_LISTEN_MS.get(line, 5000):
                 # nothing valid at this setting: next baud/format
                 self.search_i += 1
                 self.listened_ms = 0

@@ -50,52 +50,81 @@ def _parity_bit(byte, bits, parity):
 
 
 class MeterLine:
-    # The meter's transmitter: a capture sent back to back from t0_us, optionally looped.
-    def __init__(self, capture, baud, bits=7, parity=0, stop=1, t0_us=0, loop=False):
+    # The meter's transmitter: a capture sent from t0_us, characters back to back,
+    # `repeat` times (or forever with loop=True). With period_us each repetition starts
+    # period_us after the previous one, the line idle in between (a DSMR meter sends one
+    # telegram per second or per ten seconds; a TIC meter sends without pause).
+    def __init__(self, capture, baud, bits=7, parity=0, stop=1, t0_us=0, loop=False,
+                 repeat=1, period_us=None):
         self.data = bytes(capture)
+        self.n = len(self.data)
         self.baud = baud
         self.bits = bits
         self.parity = parity
         self.stop = stop
         self.t0 = t0_us
         self.loop = loop
+        self.repeat = repeat
         self.nbits = frame_bits(bits, parity, stop)
         # character time in us, kept as a rational (nbits * 1e6 / baud) to avoid drift
         self.char_num = self.nbits * 1000000
         self.char_den = baud
+        if period_us is not None and period_us * baud < self.n * self.char_num:
+            period_us = None  # the capture is longer than the period: back to back
+        self.period = period_us
 
     def char_start_us(self, i):
-        return self.t0 + (i * self.char_num) // self.char_den
+        if self.period is None:
+            return self.t0 + (i * self.char_num) // self.char_den
+        k = i // self.n
+        j = i - k * self.n
+        return self.t0 + k * self.period + (j * self.char_num) // self.char_den
 
-    def char_index_at(self, t_us):
-        # index of the character being sent at t_us (may be >= len when not looping)
+    def char_us(self):
+        return self.char_num // self.char_den
+
+    def locate(self, t_us):
+        # -> (i, start_us, inside): the character being sent at t_us (inside=True), or
+        # the next one to be sent when the line is idle at t_us
         if t_us < self.t0:
-            return -1
-        return ((t_us - self.t0) * self.char_den) // self.char_num
+            return 0, self.t0, False
+        if self.period is None:
+            i = ((t_us - self.t0) * self.char_den) // self.char_num
+            return i, self.char_start_us(i), True
+        k = (t_us - self.t0) // self.period
+        within = t_us - self.t0 - k * self.period
+        j = (within * self.char_den) // self.char_num
+        if j < self.n:
+            i = k * self.n + j
+            return i, self.char_start_us(i), True
+        i = (k + 1) * self.n
+        return i, self.char_start_us(i), False
 
     def total_chars(self):
-        return None if self.loop else len(self.data)
+        return None if self.loop else self.n * self.repeat
 
     def byte(self, i):
-        n = len(self.data)
+        if self.n == 0 or i < 0:
+            return None
         if self.loop:
-            return self.data[i % n]
-        return self.data[i] if 0 <= i < n else None
+            return self.data[i % self.n]
+        if i >= self.n * self.repeat:
+            return None
+        return self.data[i % self.n]
 
     def end_us(self):
         if self.loop:
             return None
-        return self.char_start_us(len(self.data))
+        return self.char_start_us(self.n * self.repeat - 1) + self.char_us() + 1
 
     def level(self, t_us):
         # line level (1 idle/mark, 0 space) at time t_us
-        i = self.char_index_at(t_us)
-        if i < 0:
+        i, start, inside = self.locate(t_us)
+        if not inside:
             return 1
         b = self.byte(i)
         if b is None:
             return 1
-        start = self.char_start_us(i)
         k = ((t_us - start) * self.baud) // 1000000  # bit index within the character
         if k == 0:
             return 0
@@ -134,10 +163,8 @@ class FakeUart:
         self._next_char = None
         if ln is not None and self._exact:
             # the first whole character after opening
-            i = ln.char_index_at(self._pos_us)
-            if i < 0:
-                i = 0
-            elif ln.char_start_us(i) < self._pos_us:
+            i, st, inside = ln.locate(self._pos_us)
+            if inside and st < self._pos_us:
                 i += 1
             self._next_char = i
         self._pending = None  # (end_us, byte) decoded but not yet due
@@ -153,8 +180,7 @@ class FakeUart:
         if b is None:
             return None
         self._next_char = i + 1
-        end = ln.char_start_us(i + 1) - 1
-        return end, b
+        return ln.char_start_us(i) + ln.char_us(), b
 
     def _next_sampled(self):
         # Bit-level receiver: find a falling edge, sample mid-bit at our own baud.
@@ -169,12 +195,14 @@ class FakeUart:
             # scan for a space (0) at the meter's bit granularity
             lvl = ln.level(t) ^ (1 if self.invert else 0)
             if lvl == 1:
-                # jump to the next meter bit boundary
-                i = ln.char_index_at(t)
-                if i < 0:
-                    t = ln.t0
+                # jump to the next meter bit boundary (or the next character after idle)
+                i, cs, inside = ln.locate(t)
+                if not inside:
+                    if ln.byte(i) is None:
+                        self._pos_us = t if end is None else end
+                        return None
+                    t = cs
                     continue
-                cs = ln.char_start_us(i)
                 k = ((t - cs) * ln.baud) // 1000000
                 t = cs + ((k + 1) * 1000000 + ln.baud - 1) // ln.baud
                 continue
@@ -264,7 +292,7 @@ class HostPort:
     chip = "host"
 
     def __init__(self, capture=None, meter_baud=1200, meter_bits=7, meter_parity=0,
-                 meter_invert=False, loop=False, fs_root=None, flash=None, board="d1mini",
+                 meter_invert=False, loop=False, repeat=1, period_ms=None, fs_root=None, flash=None, board="d1mini",
                  clock=None, vcap_mv=5000, device_id="0a1b2c", wall_start=None,
                  wifi_ok=True, scan=None, rtc_size=492, quiet=True):
         self.clock = clock or Clock()
@@ -272,7 +300,8 @@ class HostPort:
         self.line = None
         if capture is not None:
             self.line = MeterLine(capture, meter_baud, meter_bits, meter_parity,
-                                  1, self.clock.us, loop)
+                                  1, self.clock.us, loop, repeat,
+                                  None if period_ms is None else period_ms * 1000)
         self.meter_invert = meter_invert  # a P1 line is inverted on the wire
         self.fs_root = fs_root or "."
         self._flash = flash

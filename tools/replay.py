@@ -52,14 +52,22 @@ def load_config(path):
     return cfg
 
 
-def run(capture_path, cfg, meter=None, repeat=1, fs_root=None, quiet=True, max_boots=1000,
-        on_reading=None, flash=None):
+# A P1 capture holds one telegram; the meter sends one per second (DSMR 5.0.2 §6.2;
+# DSMR 2.2-4.x: every 10 s), so the harness repeats it with that period.
+P1_PERIOD_MS = 1000
+P1_REPEAT = 20
+
+
+def run(capture_path, cfg, meter=None, repeat=None, fs_root=None, quiet=True, max_boots=1000,
+        on_reading=None, flash=None, period_ms=None):
     from tools.hostport import HostPort, read_file
     from firmware.app import App
     data = read_file(capture_path)
-    if repeat > 1:
-        data = data * repeat
     meter = meter or sniff(data)
+    if meter == "dsmr":
+        repeat = P1_REPEAT if repeat is None else repeat
+        period_ms = P1_PERIOD_MS if period_ms is None else period_ms
+    repeat = repeat or 1
     baud, bits, parity, inv = WIRE[meter]
     if fs_root is None:
         fs_root = "/tmp/linky-replay-%d" % os.getpid() if hasattr(os, "getpid") else "/tmp/lr"
@@ -68,7 +76,8 @@ def run(capture_path, cfg, meter=None, repeat=1, fs_root=None, quiet=True, max_b
         except OSError:
             pass
     port = HostPort(capture=data, meter_baud=baud, meter_bits=bits, meter_parity=parity,
-                    meter_invert=inv, fs_root=fs_root, quiet=quiet, flash=flash,
+                    meter_invert=inv, repeat=repeat, period_ms=period_ms,
+                    fs_root=fs_root, quiet=quiet, flash=flash,
                     wall_start=cfg.get("replay_wall_start"))
     readings = []
     totals = {"frames_seen": 0, "readings_recorded": 0, "readings_uploaded": 0, "errors": {},
@@ -157,7 +166,8 @@ def main(argv):
     ap.add_argument("--report", default=None)
     ap.add_argument("--readings", default=None)
     ap.add_argument("--meter", default=None)
-    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=None,
+                    help="send the capture N times (P1 default: %d, one per second)" % P1_REPEAT)
     ap.add_argument("--micropython", action="store_true")
     ap.add_argument("--verbose", action="store_true")
     a = ap.parse_args(argv)

@@ -2,7 +2,7 @@
 # rate of the virtual clock, and a wrong baud gives what a real UART would: garbage.
 from tools.hostport import HostPort, MeterLine, FakeUart, Clock
 from tests.fw.util import corpus
-from firmware.reading.tic import TicDecoder
+
 
 HIST = "tic/hist_tempo_mono_pyteleinfo.txt"
 STD = "tic/std_mono_base_ticdecodecpp.bin"
@@ -29,6 +29,7 @@ def test_same_settings_deliver_the_capture_at_wire_speed():
 
 
 def decode_all(data, mode):
+    from firmware.reading.tic import TicDecoder
     d = TicDecoder(mode)
     n = len(d.feed(data))
     return n, d
@@ -77,3 +78,17 @@ def test_opening_mid_character_loses_only_that_character():
     buf = bytearray(32)
     n = u.readinto(buf)
     assert bytes(buf[:n]) == cap[2:2 + n]
+
+
+def test_periodic_telegrams_with_idle_line_between():
+    # a P1 meter sends one telegram per second at 115200 8N1, the line idle between
+    cap = corpus("dsmr/nl_v5_athom_iskra_am550.txt")
+    port = HostPort(capture=cap, meter_baud=115200, meter_bits=8, meter_parity=None,
+                    repeat=3, period_ms=1000)
+    got = drain(port, 115200, 8, None, n=256)
+    assert got == cap * 3
+    assert 2000 <= port.ticks_ms() <= 2000 + len(cap) * 10 // 115 + 2
+    # sampled at the wrong baud across the gaps: garbage, and the receiver still ends
+    bad = drain(HostPort(capture=cap, meter_baud=115200, meter_bits=8, meter_parity=None,
+                         repeat=3, period_ms=1000), 9600, 7, 0)
+    assert bad != cap * 3 and b"1-0:1.8.1" not in bad

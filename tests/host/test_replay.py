@@ -42,3 +42,16 @@ def test_replay_same_readings_on_both_pythons(capture, tmp_path):
         assert rep_cp[key] == rep_mp[key], key
     assert rep_cp["readings_recorded"] == len(rows_cp)
     assert rep_cp["frames_seen"] >= rep_cp["readings_recorded"]
+
+
+@pytest.mark.parametrize("capture,line", [
+    ("tic/hist_tempo_mono_pyteleinfo.txt", "tic-historic"),
+    ("tic/std_mono_base_ticdecodecpp.bin", "tic-standard"),
+    ("dsmr/nl_v5_athom_iskra_am550.txt", "dsmr"),
+])
+def test_app_finds_the_meter_line_by_itself(capture, line, tmp_path):
+    # no meter_line in the config: the app tries baud rates / formats on the bit-level
+    # UART model until frames check out, and reports what it locked on
+    rep, rows = replay(capture, tmp_path)
+    assert rep["line"] == line
+    assert rows and all(r["protocol"].startswith(line[:4]) for r in rows)
