@@ -75,6 +75,12 @@ class AutoDecoder:
                 out = r
         return out
 
+    def flush(self):
+        # end of input (files): a telegram without its "!" completes only here
+        d = self._pick()
+        f = getattr(d, "flush", None)
+        return f() if f is not None else []
+
     def _pick(self):
         if self.chosen is not None:
             return self.chosen

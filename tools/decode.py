@@ -42,6 +42,11 @@ def decode_stream(read, protocol="auto", key=None, aak=None):
         mv[:n] = chunk
         for r in dec.feed(mv[:n]):
             yield r
+    # end of input: a DSMR 2.2 telegram without "!" completes only now
+    flush = getattr(dec, "flush", None)
+    if flush is not None:
+        for r in flush():
+            yield r
 
 
 def decode_bytes(data, protocol="auto", key=None, aak=None):
@@ -52,6 +57,9 @@ def decode_bytes(data, protocol="auto", key=None, aak=None):
     dec = meter.make_decoder(protocol, key=key, aak=aak)
     out = []
     out.extend(dec.feed(data))
+    flush = getattr(dec, "flush", None)
+    if flush is not None:
+        out.extend(flush())
     return out
 
 

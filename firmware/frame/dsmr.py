@@ -33,16 +33,14 @@ IDLE = const(0)
 TEXT = const(1)
 CRC = const(2)
 ENC = const(3)
-SKIP = const(4)
 
 # Frame kinds handed to on_frame(kind, end, crc_given)
 K_CRC_OK = const(1)       # buf[0:end] is "/".."!", CRC present and valid
 K_CRC_BAD = const(2)      # CRC present, mismatch (decoder may still parse it when CRC checks are off)
 K_NOCRC = const(3)        # DSMR 2.2/3 "!" alone
-K_UNTERMINATED = const(4) # no "!" at all; ended by the next "/" at a line start, or flush()
+K_UNTERMINATED = const(4) # no "!" at all, ended by flush() after complete lines
 K_ENC = const(5)          # buf[0:end] is a general-glo-ciphering frame
 
-ENC_TAG = const(0xDB)
 ENC_HDR = const(13)       # DB 08 <systitle 8> 82 <len 2>
 
 _SLASH = const(0x2F)
@@ -51,20 +49,24 @@ _LF = const(0x0A)
 _CR = const(0x0D)
 
 # ---------------------------------------------------------------- CRC-16/ARC
-_T8 = []
+import array
+
+# 512-byte table (an array, not a list of 256 int objects: ESP8266 heap)
+_T8 = array.array("H", bytes(512))
 for _i in range(256):
     _c = _i
     for _k in range(8):
         _c = (_c >> 1) ^ 0xA001 if _c & 1 else _c >> 1
-    _T8.append(_c)
+    _T8[_i] = _c
 del _i, _c, _k
 
 _crc_fast = None
-_T16 = None
 
-# CPython: memoryview.cast("H") lets the loop eat two bytes per lookup (the CRC
-# state is 16 bits, so two bytes fold into one table index). Needs little endian
-# words; MicroPython has no cast and uses the viper loop below instead.
+# CPython: memoryview.cast("H") lets the loop eat two bytes per lookup: the CRC
+# state is 16 bits, so state ^ little-endian word indexes a 65536-entry table
+# (an array("H"): 128 KB, built on first use; host only). MicroPython has no
+# cast and uses the viper loop below.
+_T16 = None
 try:
     if sys.byteorder == "little":
         memoryview(b"ab").cast("H")
@@ -74,18 +76,15 @@ try:
             t = _T16
             if t is None:
                 t8 = _T8
-                t = [0] * 65536
-                for w in range(65536):
-                    c = (w >> 8) ^ t8[w & 0xFF]
-                    t[w] = (c >> 8) ^ t8[c & 0xFF]
-                _T16 = t
-            mv = memoryview(data)
+                ta = [(t8[i] >> 8) ^ t8[t8[i] & 0xFF] for i in range(256)]
+                # by linearity: low byte through two zero bytes ^ high byte through one
+                t = _T16 = array.array("H", [ta[w & 0xFF] ^ t8[w >> 8] for w in range(65536)])
             if (end - start) & 1:
                 end -= 1
                 last = data[end]
             else:
                 last = -1
-            for w in mv[start:end].cast("H"):
+            for w in memoryview(data)[start:end].cast("H"):
                 crc = t[crc ^ w]
             if last >= 0:
                 crc = (crc >> 8) ^ _T8[(crc ^ last) & 0xFF]
@@ -97,8 +96,7 @@ _crc_viper = None
 if _crc_fast is None:
     try:
         import micropython
-        import array
-        _TA = array.array("H", _T8)
+        _TA = _T8
 
         @micropython.viper
         def _crc_v(buf: ptr8, start: int, end: int, crc: int, tab: ptr16) -> int:
@@ -165,7 +163,6 @@ class DsmrFramer:
         self.scan = 0
         self.bang = 0
         self.need = 0
-        self.skip = 0
         self.junk = False
 
     def _err(self, kind):
@@ -186,17 +183,15 @@ class DsmrFramer:
         pos = 0
         src = memoryview(data) if not isinstance(data, memoryview) else data
         while pos < L:
-            if self.state == SKIP:
-                # discarding the rest of an oversize encrypted frame
-                k = L - pos
-                if k > self.skip:
-                    k = self.skip
-                self.skip -= k
-                pos += k
-                if self.skip == 0:
-                    self.state = IDLE
-                continue
             free = self.max_len - self.n
+            if free == 0:
+                # full and nothing could be released: the CRC digits of a telegram
+                # that filled the whole buffer are still to come
+                self.frames += 1
+                self._err("oversize")
+                self.n = 0
+                self.state = IDLE
+                continue
             k = L - pos
             if k > free:
                 k = free
@@ -289,12 +284,14 @@ class DsmrFramer:
                     self._consume(1)
                     continue
                 if total > self.max_len:
+                    # too long for the buffer (or a damaged length byte): drop the
+                    # tag byte and keep scanning, so a corrupted length cannot make
+                    # the framer skip over the frames that follow
                     self.frames += 1
                     self._err("oversize")
-                    self.skip = total - n
-                    self.n = 0
-                    self.state = SKIP if self.skip > 0 else IDLE
-                    return
+                    self.junk = True
+                    self._consume(1)
+                    continue
                 self.need = total
                 self.state = ENC
                 continue
@@ -309,11 +306,15 @@ class DsmrFramer:
                 p = self.scan
                 while True:
                     b = buf.find(b"!", p, n)
-                    s = buf.find(b"/", p, b if b >= 0 else n)
-                    if s >= 0:
-                        q = s
-                    else:
-                        q = b
+                    lim = b if b >= 0 else n
+                    s = buf.find(b"/", p, lim)
+                    # 0xDB never occurs in an (ASCII) telegram: an encrypted frame
+                    # started, the text telegram was cut
+                    x = buf.find(b"\xdb", p, s if s >= 0 else lim)
+                    if x >= 0:
+                        p = x
+                        break
+                    q = s if s >= 0 else b
                     if q < 0:
                         p = -1
                         break
@@ -332,15 +333,18 @@ class DsmrFramer:
                         return
                     self.scan = n
                     return
-                if buf[p] == _SLASH:
-                    # new header before the end of this telegram
-                    if buf[p - 1] == _LF:
-                        self._emit(K_UNTERMINATED, p, -1)
-                    else:
-                        self.frames += 1
-                        self._err("incomplete")
+                if buf[p] != _BANG:
+                    # new header before the end of this telegram: the telegram was
+                    # cut (a DSMR 2.2 telegram without "!" only ends at flush(): a
+                    # "/" replacing the first byte of a line must not turn the lines
+                    # before it into a short telegram)
+                    self.frames += 1
+                    self._err("incomplete")
                     self._consume(p)
-                    self.scan = 1
+                    if buf[0] == _SLASH:
+                        self.scan = 1
+                    else:
+                        self.state = IDLE
                     continue
                 self.bang = p
                 self.state = CRC
@@ -385,3 +389,32 @@ class DsmrFramer:
         self._consume(i)
         self.state = IDLE
         return True
+
+
+def sniff(data):
+    # Protocol guess for auto-detection (firmware/meter.py, tools/decode.py):
+    # "smarty" for a general-glo-ciphering header, "dsmr" for a P1 identification
+    # line followed by an OBIS line, else None. Looks at the bytes given only.
+    n = len(data)
+    i = 0
+    while True:
+        i = data.find(b"\xdb\x08", i)
+        if i < 0 or i + 14 > n:
+            break
+        if data[i + 10] == 0x82 and data[i + 13] == 0x30:
+            return "smarty"
+        i += 1
+    i = 0
+    while True:
+        i = data.find(b"/", i)
+        if i < 0 or i + 5 > n:
+            return None
+        if bytes(data[i + 1:i + 4]).isalpha():
+            e = data.find(b"\n", i)
+            if e > 0 and e + 6 <= n:
+                ln = bytes(data[e + 1:e + 40])
+                if ln[:1] in (b"\r", b"\n"):
+                    ln = ln.lstrip(b"\r\n")
+                if len(ln) > 5 and ln[1:2] == b"-" and ln[3:4] == b":" and b"(" in ln:
+                    return "dsmr"
+        i += 1

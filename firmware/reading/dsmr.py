@@ -17,13 +17,17 @@
 UART = {"baud": 115200, "bits": 8, "parity": None, "stop": 1, "invert": True}
 UART_DSMR22 = {"baud": 9600, "bits": 7, "parity": 0, "stop": 1, "invert": True}
 TELEGRAM_INTERVAL_MS = 10000  # worst case (DSMR 2.2-4.2, Smarty); DSMR 5 sends every 1 s
-# Telegram bound. 2048 B holds every corpus telegram (longest real 1423 B, Smarty
-# spec frame 1515 B) and a Fluvius telegram with a 13-month 0-0:98.1.0 history
-# (~1.7 KB) while keeping framer buffer + rx ring + parse temporaries under ~7 KB of
-# the ESP8266's ~38 KB heap. Belgian T211 telegrams with history and a filled
-# 96.13.0 text (1024 chars = 2048 hex) exceed 3 KB: boards with more RAM (ESP32)
-# should configure MAX_LEN_LARGE; at the small bound such telegrams are rejected,
-# counted in errors["oversize"], and the reader resynchronises.
+# Telegram bound (the framer's only buffer). 2048 B holds every corpus telegram
+# (longest real 1423 B, Smarty spec frame 1515 B) and a Fluvius telegram with a
+# full 13-month 0-0:98.1.0 history (~1.7 KB). On the ESP8266 (~38 KB heap, of
+# which WiFi/TLS need most) the budget is: 2 KB framer + 2.3 KB UART ring
+# (rxbuf_for) + the decoded reading (3-8 KB for corpus telegrams, mostly the raw
+# "fields"; measured by tools/bench/bench_dsmr.py). 4 KB would double the first
+# two for telegrams Dutch meters never send. Belgian T211 telegrams with history
+# and a filled 96.13.0 text (up to 1024 chars = 2048 hex digits) exceed 3 KB:
+# boards with more RAM (ESP32: ~100+ KB heap) should use MAX_LEN_LARGE. At the
+# small bound such a telegram is rejected cleanly, counted in errors["oversize"],
+# and the reader resynchronises on the next one.
 DEFAULT_MAX_LEN = 2048
 MAX_LEN_LARGE = 6144
 
@@ -31,6 +35,13 @@ MAX_LEN_LARGE = 6144
 def rxbuf_for(max_len):
     # one whole telegram plus slack for the CRLF/next header, rounded to 256 B
     return ((max_len + 128 + 255) // 256) * 256
+
+
+def uart_args(max_len=DEFAULT_MAX_LEN, dsmr22=False):
+    # keyword arguments for port.uart_open(**uart_args(...))
+    d = dict(UART_DSMR22 if dsmr22 else UART)
+    d["rxbuf"] = rxbuf_for(max_len)
+    return d
 
 
 from firmware.frame.dsmr import (DsmrFramer, K_CRC_OK, K_CRC_BAD, K_NOCRC,
@@ -47,16 +58,16 @@ _E = const(1)       # active energy register (Wh)
 _Q = const(2)       # reactive energy register (varh)
 _P = const(3)       # active power import/export total (W)
 _PP = const(4)      # per-phase active power (W)
-_V = const(5)       # per-phase voltage
-_I = const(6)       # per-phase current
-_TS = const(7)      # 0-0:1.0.0 meter time
-_ID = const(8)      # equipment identifier
-_VER = const(9)     # P1 version
-_TAR = const(10)    # tariff index
-_CNT = const(11)    # plain counters (power failures, sags, swells, breaker)
-_LOG = const(12)    # power failure event log
-_TXT = const(13)    # text message
-_AVG = const(14)    # eMUCS-H 1-0:1.4.0 quarter-hour average demand
+_AVG = const(5)     # eMUCS-H 1-0:1.4.0 quarter-hour average demand (W)
+_V = const(6)       # per-phase voltage
+_I = const(7)       # per-phase current
+_TS = const(8)      # 0-0:1.0.0 meter time
+_ID = const(9)      # equipment identifier
+_VER = const(10)    # P1 version
+_TAR = const(11)    # tariff index
+_CNT = const(12)    # plain counters (power failures, sags, swells, breaker)
+_LOG = const(13)    # power failure event log
+_TXT = const(14)    # text message
 _PK = const(15)     # eMUCS-H 1-0:1.6.0 month peak with time
 _HIST = const(16)   # eMUCS-H 0-0:98.1.0 peak history
 _MT = const(17)     # M-Bus device type
@@ -65,70 +76,51 @@ _MV = const(19)     # M-Bus value with capture time (24.2.1, 24.2.3)
 _M22 = const(20)    # DSMR 2.2/3 M-Bus 24.3.0 (value on the next line)
 _UNK = const(21)
 
-# electricity (A=1, any channel B): C.D.E -> (kind, arg)
-_ELEC = {
-    "1.8.0": (_E, "1.8.0"), "1.8.1": (_E, "1.8.1"), "1.8.2": (_E, "1.8.2"),
-    "1.8.3": (_E, "1.8.3"), "1.8.4": (_E, "1.8.4"),
-    "2.8.0": (_E, "2.8.0"), "2.8.1": (_E, "2.8.1"), "2.8.2": (_E, "2.8.2"),
-    "2.8.3": (_E, "2.8.3"), "2.8.4": (_E, "2.8.4"),
-    "15.8.0": (_E, "15.8.0"),
-    "3.8.0": (_Q, "3.8.0"), "3.8.1": (_Q, "3.8.1"), "3.8.2": (_Q, "3.8.2"),
-    "4.8.0": (_Q, "4.8.0"), "4.8.1": (_Q, "4.8.1"), "4.8.2": (_Q, "4.8.2"),
-    "5.8.0": (_Q, "5.8.0"), "6.8.0": (_Q, "6.8.0"), "7.8.0": (_Q, "7.8.0"),
-    "8.8.0": (_Q, "8.8.0"),
-    "1.7.0": (_P, "active_power_w"), "2.7.0": (_P, "active_power_export_w"),
-    "21.7.0": (_PP, 0), "41.7.0": (_PP, 1), "61.7.0": (_PP, 2),
-    "22.7.0": (_PP, 3), "42.7.0": (_PP, 4), "62.7.0": (_PP, 5),
-    "32.7.0": (_V, 0), "52.7.0": (_V, 1), "72.7.0": (_V, 2),
-    "31.7.0": (_I, 0), "51.7.0": (_I, 1), "71.7.0": (_I, 2),
-    "32.32.0": (_CNT, ("voltage_sags", 0)), "52.32.0": (_CNT, ("voltage_sags", 1)),
-    "72.32.0": (_CNT, ("voltage_sags", 2)),
-    "32.36.0": (_CNT, ("voltage_swells", 0)), "52.36.0": (_CNT, ("voltage_swells", 1)),
-    "72.36.0": (_CNT, ("voltage_swells", 2)),
-    "99.97.0": (_LOG, None),
-    "1.4.0": (_AVG, None), "1.6.0": (_PK, None),
-    "0.2.8": (_VER, None),
+# Known objects, keyed by the usual spelling -> kind | index << 5. Literal str
+# keys are interned (qstr) in frozen firmware, so the table costs one small dict
+# of ints in RAM. M-Bus objects are listed for channel 1 and matched for 0-1..0-4;
+# other spellings (1-1:, .255, *255) go through _lookup().
+_P_NAMES = ("active_power_w", "active_power_export_w")
+_CNT_NAMES = ("breaker_state", "power_failures", "long_power_failures")
+_OBJ = {
+    "1-0:1.8.0": _E, "1-0:1.8.1": _E, "1-0:1.8.2": _E, "1-0:1.8.3": _E, "1-0:1.8.4": _E,
+    "1-0:2.8.0": _E, "1-0:2.8.1": _E, "1-0:2.8.2": _E, "1-0:2.8.3": _E, "1-0:2.8.4": _E,
+    "1-0:15.8.0": _E,
+    "1-0:3.8.0": _Q, "1-0:3.8.1": _Q, "1-0:3.8.2": _Q, "1-0:4.8.0": _Q, "1-0:4.8.1": _Q,
+    "1-0:4.8.2": _Q, "1-0:5.8.0": _Q, "1-0:6.8.0": _Q, "1-0:7.8.0": _Q, "1-0:8.8.0": _Q,
+    "1-0:1.7.0": _P, "1-0:2.7.0": _P | 32,
+    "1-0:21.7.0": _PP, "1-0:41.7.0": _PP | 32, "1-0:61.7.0": _PP | 64,
+    "1-0:22.7.0": _PP | 96, "1-0:42.7.0": _PP | 128, "1-0:62.7.0": _PP | 160,
+    "1-0:32.7.0": _V, "1-0:52.7.0": _V | 32, "1-0:72.7.0": _V | 64,
+    "1-0:31.7.0": _I, "1-0:51.7.0": _I | 32, "1-0:71.7.0": _I | 64,
+    "1-0:32.32.0": _CNT | 96, "1-0:52.32.0": _CNT | 128, "1-0:72.32.0": _CNT | 160,
+    "1-0:32.36.0": _CNT | 192, "1-0:52.36.0": _CNT | 224, "1-0:72.36.0": _CNT | 256,
+    "1-0:99.97.0": _LOG, "1-0:1.4.0": _AVG, "1-0:1.6.0": _PK,
+    "1-3:0.2.8": _VER,
+    "0-0:1.0.0": _TS,
+    "0-0:96.1.1": _ID, "0-0:42.0.0": _ID | 32, "0-0:96.1.0": _ID | 64,
+    "0-0:96.1.4": _VER, "0-0:96.14.0": _TAR,
+    "0-0:96.3.10": _CNT, "0-0:96.7.21": _CNT | 32, "0-0:96.7.9": _CNT | 64,
+    "0-0:96.13.0": _TXT, "0-0:98.1.0": _HIST,
+    "0-1:24.1.0": _MT, "0-1:96.1.0": _MID, "0-1:96.1.1": _MID,
+    "0-1:24.2.1": _MV, "0-1:24.2.3": _MV, "0-1:24.3.0": _M22,
+    # frequent objects kept only in "fields" (listed so they skip _lookup)
+    "0-0:96.13.1": _UNK, "0-0:17.0.0": _UNK, "0-0:96.1.2": _UNK, "1-0:31.4.0": _UNK,
+    "1-0:51.4.0": _UNK, "1-0:71.4.0": _UNK, "1-0:3.7.0": _UNK, "1-0:4.7.0": _UNK,
+    "0-1:24.4.0": _UNK, "0-1:96.3.10": _UNK, "0-1:96.1.2": _UNK, "0-0:96.13.2": _UNK,
 }
-# abstract objects (0-0)
-_ABS = {
-    "1.0.0": (_TS, None),
-    "96.1.1": (_ID, 0), "42.0.0": (_ID, 1), "96.1.0": (_ID, 2),
-    "96.1.4": (_VER, None),
-    "96.14.0": (_TAR, None),
-    "96.3.10": (_CNT, ("breaker_state", -1)),
-    "96.7.21": (_CNT, ("power_failures", -1)),
-    "96.7.9": (_CNT, ("long_power_failures", -1)),
-    "96.13.0": (_TXT, None),
-    "98.1.0": (_HIST, None),
-}
-# M-Bus channels (0-1 .. 0-4)
-_MBUS = {
-    "24.1.0": (_MT, None), "96.1.0": (_MID, None), "96.1.1": (_MID, None),
-    "24.2.1": (_MV, None), "24.2.3": (_MV, None), "24.3.0": (_M22, None),
-}
-
-# exact-key fast path for the usual spellings
-_FAST = {}
-for _c, _v in _ELEC.items():
-    _FAST[b"1-0:" + _c.encode()] = (_v[0], _v[1], 0)
-_FAST[b"1-3:0.2.8"] = (_VER, None, 0)
-for _c, _v in _ABS.items():
-    _FAST[b"0-0:" + _c.encode()] = (_v[0], _v[1], 0)
-for _n in range(1, 5):
-    for _c, _v in _MBUS.items():
-        _FAST[("0-%d:" % _n).encode() + _c.encode()] = (_v[0], _v[1], _n)
-del _c, _v, _n
 
 _POW10 = (1, 10, 100, 1000, 10000, 100000, 1000000)
-_EUNIT = {b"kwh": 3, b"wh": 0}
-_QUNIT = {b"kvarh": 3, b"varh": 0}
-_PUNIT = {b"kw": 3, b"w": 0}
+_EUNIT = {"kwh": 3, "wh": 0}
+_QUNIT = {"kvarh": 3, "varh": 0}
+_PUNIT = {"kw": 3, "w": 0}
+_UNITS = (None, _EUNIT, _QUNIT, _PUNIT, _PUNIT, _PUNIT)
 _GAS_T = (3,)
 _WATER_T = (6, 7, 21, 22)
 _HEAT_T = (4, 12, 13)
-_HEAT_GJ = {b"gj": 1.0, b"mj": 0.001, b"kwh": 0.0036, b"mwh": 3.6}
+_HEAT_GJ = {"gj": 1.0, "mj": 0.001, "kwh": 0.0036, "mwh": 3.6}
 _DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
-_HEX = b"0123456789ABCDEFabcdef"
+_HEX = "0123456789ABCDEFabcdef"
 
 # CPython: one C call checks a whole line for bytes outside printable ASCII
 _PRINTABLE = bytes(range(0x20, 0x7F))
@@ -182,15 +174,22 @@ except Exception:
     pass
 
 
+try:
+    from itertools import repeat as _repeat
+except ImportError:
+    _repeat = None
+
+
 def _lines(buf, a, b):
-    # Lines of buf[a:b] without their CR/LF. CPython: one copy and a C split;
-    # MicroPython: one small slice per line, so the heap never holds a second
-    # copy of the telegram.
-    if _HAS_TRANSLATE:
+    # The lines of buf[a:b] as (obis, "(", rest) tuples (str.partition), CR/LF
+    # removed; None when a byte is not printable ASCII. CPython: one copy, C-level
+    # split and partition (no interpreter work per line); MicroPython: one small
+    # str per line, so the heap never holds a second copy of the telegram.
+    if _HAS_TRANSLATE and _repeat is not None:
         body = bytes(memoryview(buf)[a:b])
         if body.translate(None, _PRINT_CRLF):
             return None
-        return body.splitlines()
+        return map(str.partition, body.decode().splitlines(), _repeat("("))
     if not _ascii_region(buf, a, b):
         return None
     return _iter_lines(buf, a, b)
@@ -205,14 +204,19 @@ def _iter_lines(buf, pos, end):
         b = e
         if b > pos and buf[b - 1] == 0x0D:
             b -= 1
-        yield bytes(mv[pos:b])
+        s = str(mv[pos:b], "ascii")
+        if "\r" in s:
+            # a CR inside a line: malformed, as on CPython where it splits the line
+            yield ("\r", "", "")
+        else:
+            yield s.partition("(")
         pos = e + 1
 
 
 def _scaled(num, d):
     # "000576.239" with d=3 -> 576239 (decimal digits only, truncated to d
     # decimals; never through float: ESP8266 floats have 30 bits)
-    i = num.find(b".")
+    i = num.find(".")
     if i < 0:
         if not num.isdigit():
             return None
@@ -230,7 +234,7 @@ def _scaled(num, d):
 
 def _number(num):
     # int when the meter sends no decimals, float otherwise; None if malformed
-    i = num.find(b".")
+    i = num.find(".")
     if i < 0:
         return int(num) if num.isdigit() else None
     if num[:i].isdigit() and num[i + 1:].isdigit():
@@ -239,9 +243,9 @@ def _number(num):
 
 
 def _split_unit(v):
-    i = v.find(b"*")
+    i = v.find("*")
     if i < 0:
-        return v, b""
+        return v, ""
     return v[:i], v[i + 1:].lower()
 
 
@@ -251,7 +255,7 @@ def _ts(v):
     # 000000000000W or 632525252525S for "unset"), False if malformed.
     n = len(v)
     if n == 13:
-        if v[12] not in (0x53, 0x57):
+        if v[12] != "S" and v[12] != "W":
             return False
         v = v[:12]
     elif n != 12:
@@ -265,15 +269,12 @@ def _ts(v):
         return None
     if mo == 2 and d == 29 and int(v[0:2]) % 4:
         return None
-    s = v.decode()
+    s = v
     return "20" + s[0:2] + "-" + s[2:4] + "-" + s[4:6] + "T" + s[6:8] + ":" + s[8:10] + ":" + s[10:12]
 
 
 def _is_hex(v):
-    for c in v:
-        if c not in _HEX:
-            return False
-    return True
+    return not v.strip(_HEX)
 
 
 def _unhex_text(v):
@@ -283,30 +284,30 @@ def _unhex_text(v):
             import binascii
             t = binascii.unhexlify(v)
         except Exception:
-            return v.decode()
+            return v
         if _printable(t):
             return t.decode()
-    return v.decode()
+    return v
 
 
 def _obis(key):
-    # b"A-B:C.D.E" (+ ".255" or "*255") -> (A, B, "C.D.E") or None if malformed.
-    i = key.find(b"-")
-    j = key.find(b":")
-    if i != 1 or j < 3:
+    # "A-B:C.D.E" (+ ".255" or "*255") -> (A, B, "C.D.E") or None if malformed.
+    i = key.find("-")
+    j = key.find(":")
+    if i != 1 or j < 3 or key[0] not in "01456789":
         return None
-    a = key[0] - 48
+    a = ord(key[0]) - 48
     b = key[2:j]
-    if a not in (0, 1, 4, 5, 6, 7, 8, 9) or not b.isdigit() or len(b) > 3:
+    if not b.isdigit() or len(b) > 3:
         return None
     rest = key[j + 1:]
-    k = rest.find(b"*")
+    k = rest.find("*")
     if k >= 0:
         f = rest[k + 1:]
         rest = rest[:k]
         if not f.isdigit() or len(f) > 3:
             return None
-    parts = rest.split(b".")
+    parts = rest.split(".")
     if len(parts) == 4:
         f = parts.pop()
         if not f.isdigit() or len(f) > 3:
@@ -316,27 +317,34 @@ def _obis(key):
     for p in parts:
         if not p.isdigit() or len(p) > 3:
             return None
-    return a, int(b), b".".join(parts).decode()
+    return a, int(b), ".".join(parts)
 
 
-def _lookup(key):
-    # -> (kind, arg, channel) ; None when the OBIS code is malformed
-    o = _obis(key)
+def _lookup(ks):
+    # -> (code, channel, register name); None when the OBIS code is malformed
+    if ks[0:2] == "0-" and ks[3:4] == ":" and ks[2:3] in ("2", "3", "4"):
+        code = _OBJ.get("0-1:" + ks[4:])
+        if code is not None:
+            return code, int(ks[2]), None
+    o = _obis(ks)
     if o is None:
         return None
     a, b, cde = o
-    e = None
+    code = None
     if a == 1:
-        e = _ELEC.get(cde)
-        if e is not None and e[0] == _VER and b != 3:
-            e = None
+        code = _OBJ.get("1-0:" + cde) if cde != "0.2.8" else (_VER if b == 3 else None)
     elif a == 0 and b == 0:
-        e = _ABS.get(cde)
+        code = _OBJ.get("0-0:" + cde)
     elif a == 0 and 1 <= b <= 4:
-        e = _MBUS.get(cde)
-    if e is None:
-        return (_UNK, None, 0)
-    return (e[0], e[1], b if a == 0 else 0)
+        code = _OBJ.get("0-1:" + cde)
+    if code is None:
+        return _UNK, 0, None
+    return code, (b if a == 0 else 0), cde
+
+
+# spellings outside _OBJ seen recently (EasyMeter "*255", XT211 "1-1:"), so
+# those meters do not pay the OBIS parse on every line
+_CACHE = {}
 
 
 class _Bad(Exception):
@@ -351,7 +359,7 @@ def _phase_list(v):
     return v[:n] if n else None
 
 
-def parse_telegram(buf, start, end, strict=True, errors=None, country=None):
+def parse_telegram(buf, start, end, strict=True, errors=None, country=None, keep_fields=True):
     # Decode the telegram buf[start:end] ("/" .. last line, without "!").
     # strict: every line must be well formed (any malformed line, bad number,
     # timestamp or unit rejects the whole telegram: with a valid CRC that can only
@@ -389,69 +397,94 @@ def parse_telegram(buf, start, end, strict=True, errors=None, country=None):
     try:
         if lines is None:
             raise _Bad("line")
-        for line in lines:
-            if not line:
-                continue
-            p = line.find(b"(")
-            if p < 0 or line[-1] != 0x29:
+        for ks, sep, inner in lines:
+            if not sep:
+                if ks:
+                    raise _Bad("line")
+                continue            # empty line
+            if inner[-1:] != ")":
                 raise _Bad("line")
-            inner = line[p + 1:-1]
+            inner = inner[:-1]
             groups = None
-            if b"(" in inner or b")" in inner:
-                groups = inner.split(b")(")
+            if "(" in inner or ")" in inner:
+                groups = inner.split(")(")
                 for g in groups:
-                    if b"(" in g or b")" in g:
+                    if "(" in g or ")" in g:
                         raise _Bad("line")
-            if p == 0:
-                # DSMR 2.2/3: M-Bus value on its own line after 0-n:24.3.0
-                if pend is None or groups is not None:
-                    raise _Bad("line")
-                ch = mbus[pend]
-                if ch.get("_u") is not None and inner:
-                    x = _number(inner)
-                    if x is None:
-                        raise _Bad("value")
-                    ch["value"] = x
-                    ch["unit"] = ch["_u"]
-                pend = None
-                continue
-            pend = None
-            key = line[:p]
-            ent = _FAST.get(key)
-            if ent is None:
-                ent = _lookup(key)
+            code = _OBJ.get(ks)
+            chn = 0
+            name = None
+            if code is None:
+                if not ks:
+                    # DSMR 2.2/3: M-Bus value on its own line after 0-n:24.3.0
+                    if pend is None or groups is not None:
+                        raise _Bad("line")
+                    ch = mbus[pend]
+                    if ch.get("_u") is not None and inner:
+                        x = _number(inner)
+                        if x is None:
+                            raise _Bad("value")
+                        ch["value"] = x
+                        ch["milli"] = _scaled(inner, 3)
+                        ch["unit"] = ch["_u"]
+                    pend = None
+                    continue
+                ent = _CACHE.get(ks)
                 if ent is None:
-                    raise _Bad("line")
-            kind, arg, chn = ent
-            fields[key.decode()] = inner.decode() if groups is None else [g.decode() for g in groups]
+                    ent = _lookup(ks)
+                    if ent is None:
+                        raise _Bad("line")
+                    if len(_CACHE) >= 40:
+                        _CACHE.clear()   # bounded: garbage must not grow the heap
+                    _CACHE[ks] = ent
+                code, chn, name = ent
+            pend = None
+            kind = code & 31
+            if keep_fields:
+                fields[ks] = inner if groups is None else groups
             if kind == _UNK:
                 continue
+            arg = code >> 5
             known += 1
-            if kind == _E or kind == _Q or kind == _P or kind == _PP or kind == _AVG:
-                if groups is not None:
-                    raise _Bad("line")
-                num, unit = _split_unit(inner)
-                d = (_EUNIT if kind == _E else _QUNIT if kind == _Q else _PUNIT).get(unit)
+            if kind <= _AVG:
+                # value*unit -> integer Wh / varh / W
+                i = inner.find("*")
+                if groups is not None or i < 0:
+                    raise _Bad("unit")
+                d = _UNITS[kind].get(inner[i + 1:].lower())
                 if d is None:
                     raise _Bad("unit")
-                x = _scaled(num, d)
-                if x is None:
-                    raise _Bad("value")
+                # inline _scaled(): this is the hot path of every telegram
+                j = inner.find(".", 0, i)
+                if j < 0:
+                    num = inner[:i]
+                    if not num.isdigit():
+                        raise _Bad("value")
+                    x = int(num) * _POW10[d]
+                else:
+                    num = inner[:j]
+                    fp = inner[j + 1:i]
+                    if not num.isdigit() or not fp.isdigit():
+                        raise _Bad("value")
+                    x = int(num) * _POW10[d]
+                    if d:
+                        fp = fp[:d]
+                        x += int(fp) * _POW10[d - len(fp)]
                 if kind == _E:
-                    regs[arg] = x
+                    regs[name or ks[4:]] = x
                 elif kind == _Q:
-                    qregs[arg] = x
+                    qregs[name or ks[4:]] = x
                 elif kind == _P:
-                    r[arg] = x
+                    r[_P_NAMES[arg]] = x
                 elif kind == _PP:
                     ph[arg] = x
                 else:
                     r["average_demand_w"] = x
-            elif kind == _V or kind == _I:
+            elif kind <= _I:
                 if groups is not None:
                     raise _Bad("line")
                 num, unit = _split_unit(inner)
-                if unit != (b"v" if kind == _V else b"a"):
+                if unit != ("v" if kind == _V else "a"):
                     raise _Bad("unit")
                 x = _number(num)
                 if x is None:
@@ -468,13 +501,15 @@ def parse_telegram(buf, start, end, strict=True, errors=None, country=None):
                 if kind == _TAR:
                     r["tariff_index"] = int(inner)
                 elif kind == _VER:
-                    ver = inner.decode()
-                    if key[0] == 0x30:
+                    ver = inner
+                    if ks[0] == "0":
                         be = True      # 0-0:96.1.4 exists only in eMUCS-H (Belgium)
-                elif arg[1] < 0:
-                    r[arg[0]] = int(inner)
+                elif arg < 3:
+                    r[_CNT_NAMES[arg]] = int(inner)
+                elif arg < 6:
+                    sags[arg - 3] = int(inner)
                 else:
-                    (sags if arg[0] == "voltage_sags" else swells)[arg[1]] = int(inner)
+                    swells[arg - 6] = int(inner)
             elif kind == _ID:
                 if groups is not None:
                     raise _Bad("line")
@@ -495,7 +530,7 @@ def parse_telegram(buf, start, end, strict=True, errors=None, country=None):
                 for k in range(2, len(groups), 2):
                     t = _ts(groups[k])
                     num, unit = _split_unit(groups[k + 1])
-                    if t is False or unit not in (b"", b"s") or not num.isdigit():
+                    if t is False or unit not in ("", "s") or not num.isdigit():
                         raise _Bad("value")
                     log.append([t, int(num)])
                 r["power_failure_log"] = log
@@ -513,7 +548,7 @@ def parse_telegram(buf, start, end, strict=True, errors=None, country=None):
                 r["peak_demand_time"] = t
             elif kind == _HIST:
                 # eMUCS-H: (n)(1-0:1.6.0)(1-0:1.6.0) then n x (month start)(peak time)(peak*kW)
-                if groups is not None and len(groups) >= 3 and groups[1] == b"1-0:1.6.0" \
+                if groups is not None and len(groups) >= 3 and groups[1] == "1-0:1.6.0" \
                         and groups[0].isdigit():
                     if len(groups) != 3 + 3 * int(groups[0]):
                         raise _Bad("value")
@@ -531,11 +566,13 @@ def parse_telegram(buf, start, end, strict=True, errors=None, country=None):
                     r["peak_history"] = hist
                     be = True
             else:
-                # M-Bus channel objects
+                # M-Bus channel objects (the _OBJ spelling is channel 1)
+                if not chn:
+                    chn = 1
                 ch = mbus.get(chn)
                 if ch is None:
                     ch = {"channel": chn, "type": None, "id": None, "timestamp": None,
-                          "value": None, "unit": None}
+                          "value": None, "milli": None, "unit": None}
                     mbus[chn] = ch
                 if kind == _MT:
                     if groups is not None or (inner and not inner.isdigit()):
@@ -560,7 +597,8 @@ def parse_telegram(buf, start, end, strict=True, errors=None, country=None):
                     ch["timestamp"] = t
                     if unit:
                         ch["value"] = x
-                        ch["unit"] = groups[1][len(num) + 1:].decode()
+                        ch["milli"] = _scaled(num, 3)
+                        ch["unit"] = groups[1][len(num) + 1:]
                 else:
                     # 24.3.0: (time)(interval)(..)(..)(0-n:24.2.1)(unit), value next line
                     if groups is None or len(groups) != 6:
@@ -569,7 +607,7 @@ def parse_telegram(buf, start, end, strict=True, errors=None, country=None):
                     if t is False:
                         raise _Bad("value")
                     ch["timestamp"] = t
-                    ch["_u"] = groups[5].decode() if groups[5] else None
+                    ch["_u"] = groups[5] if groups[5] else None
                     pend = chn
     except _Bad as x:
         k = x.args[0]
@@ -627,17 +665,20 @@ def parse_telegram(buf, start, end, strict=True, errors=None, country=None):
         t = ch["type"]
         if ch["value"] is None:
             continue
-        u = ch["unit"].lower().encode()
+        u = ch["unit"].lower()
         if t in _GAS_T or t in _WATER_T:
-            if u != b"m3":
+            if u != "m3":
                 errors["unit"] = errors.get("unit", 0) + 1
                 if strict:
                     return None
                 ch["value"] = None
+                ch["milli"] = None
                 continue
             k = "gas" if t in _GAS_T else "water"
             if (k + "_m3") not in r:
                 r[k + "_m3"] = ch["value"]
+                # exact integer litres for storage (ESP8266 floats have 30 bits)
+                r[k + "_l"] = ch["milli"]
                 r[k + "_timestamp"] = ch["timestamp"]
         elif t in _HEAT_T:
             f = _HEAT_GJ.get(u)
@@ -646,6 +687,7 @@ def parse_telegram(buf, start, end, strict=True, errors=None, country=None):
                 if strict:
                     return None
                 ch["value"] = None
+                ch["milli"] = None
                 continue
             if "heat_gj" not in r:
                 r["heat_gj"] = ch["value"] * f if f != 1.0 else ch["value"]
@@ -654,7 +696,8 @@ def parse_telegram(buf, start, end, strict=True, errors=None, country=None):
         r["mbus"] = chans
     if "gas_m3" not in r:
         r["gas_m3"] = None
-    r["fields"] = fields
+    if keep_fields:
+        r["fields"] = fields
     return r
 
 
@@ -668,8 +711,12 @@ class DsmrDecoder:
     # telegrams): CRC mismatches and malformed lines do not drop the telegram.
     # Readings carry "crc": True (valid), False (only in diagnostic mode, or when a
     # GCM-authenticated Smarty plaintext has a wrong inner CRC), None (DSMR 2.2/3).
-    def __init__(self, key=None, aak=None, max_len=DEFAULT_MAX_LEN, check_crc=True, country=None):
+    # keep_fields=False leaves out the raw "fields" dict (about half of a
+    # reading's RAM; for the ESP8266 when nothing downstream needs raw lines).
+    def __init__(self, key=None, aak=None, max_len=DEFAULT_MAX_LEN, check_crc=True, country=None,
+                 keep_fields=True):
         self.framer = DsmrFramer(max_len, self._on_frame)
+        self.keep_fields = keep_fields
         self.errors = self.framer.errors
         self.readings = 0
         self.check_crc = check_crc
@@ -759,9 +806,9 @@ class DsmrDecoder:
     def _parse(self, a, b, crc_ok, encrypted):
         buf = self.framer.buf
         strict = self.check_crc
-        r = parse_telegram(buf, a, b, strict, self.errors, self.country)
+        r = parse_telegram(buf, a, b, strict, self.errors, self.country, self.keep_fields)
         if r is _Bad:
-            r = _parse_lenient(buf, a, b, self.country)
+            r = _parse_lenient(buf, a, b, self.country, self.keep_fields)
         if r is None or r is _Bad:
             return
         if crc_ok is None and strict and not encrypted:
@@ -786,7 +833,7 @@ class DsmrDecoder:
         self._out.append(r)
 
 
-def _parse_lenient(buf, a, b, country):
+def _parse_lenient(buf, a, b, country, keep_fields=True):
     # Diagnostic mode: drop the malformed lines one by one, decode the rest.
     lines = bytes(memoryview(buf)[a:b]).split(b"\n")
     keep = [lines[0]]
@@ -799,7 +846,7 @@ def _parse_lenient(buf, a, b, country):
             continue
         keep.append(ln)
     data = bytearray(b"\n".join(keep))
-    return parse_telegram(data, 0, len(data), False, {}, country)
+    return parse_telegram(data, 0, len(data), False, {}, country, keep_fields)
 
 
 def _unhex(s):
