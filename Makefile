@@ -12,7 +12,7 @@ MP := $(VENV)/bin/micropython
 STAMP := $(VENV)/.installed
 CHIP ?= esp8266
 PORT ?= /dev/ttyUSB0
-export MICROPYPATH := $(CURDIR):$(CURDIR)/.mplib:$(CURDIR)/tools/compat/micropython
+export MICROPYPATH := .frozen:$(CURDIR):$(CURDIR)/.mplib:$(CURDIR)/tools/compat/micropython
 
 .PHONY: setup system test test-fast demo bench mpy romfs hardware flash deploy clean
 

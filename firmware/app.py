@@ -135,8 +135,15 @@ class App:
         d = self.decoder
         if d is None:
             return
+        if self.line is None:
+            # while searching for the baud rate, garbage is expected, not a meter fault
+            self._dec_err_seen = dict(d.errors)
+            self.decoder_frames = d.frames
+            return
         for k, v in d.errors.items():
             seen = self._dec_err_seen.get(k, 0)
+            if v < seen:
+                self._dec_err_seen[k] = seen = 0
             if v > seen:
                 self._err(k, v - seen)
                 self._dec_err_seen[k] = v
@@ -156,6 +163,15 @@ class App:
         if line.startswith("dsmr"):
             port.data_request(True)
         t0 = port.ticks_ms()
+        # Bytes that waited in the rx buffer while the app slept are stale, and the
+        # buffer may have overflowed: drop them and the decoder's partial frame, and
+        # listen from the next frame start (a reading is stamped when it is heard).
+        k = 0
+        while self.uart.any() and k < 64:
+            self.uart.readinto(self.buf)
+            k += 1
+        if k:
+            self.decoder.reset()
         got = None
         try:
             while port.ticks_diff(port.ticks_ms(), t0) < max_ms:
@@ -173,11 +189,13 @@ class App:
         finally:
             if line.startswith("dsmr"):
                 port.data_request(False)   # high-Z: the meter stops sending
-        self._collect_decoder_errors()
         spent = port.ticks_diff(port.ticks_ms(), t0)
+        if got is not None and self.line is None:
+            self._lock_line(line)
+            self.stats["frames_seen"] += 1
+            self.decoder_frames = self.decoder.frames
+        self._collect_decoder_errors()
         if got is not None:
-            if self.line is None:
-                self._lock_line(line)
             self.listened_ms = 0
         elif self.line is None:
             self.listened_ms += spent
@@ -347,6 +365,10 @@ class App:
             port.sleep_ms(arg)
             self.em.done("sleep", port.ticks_ms(), True)
         elif name == "deep_sleep":
+            # a pending aggregate (full store) lives in RAM: write it before RAM goes
+            flush = getattr(self.store, "flush", None)
+            if flush is not None:
+                flush()
             self.save_rtc()
             port.deep_sleep(arg)   # device: does not return; host: raises DeepSleep
         return name

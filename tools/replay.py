@@ -149,7 +149,7 @@ def _reexec_micropython(argv):
         import shutil
         mp = shutil.which("micropython") or mp
     env = dict(os.environ)
-    env["MICROPYPATH"] = ":".join([root, os.path.join(root, ".mplib"),
+    env["MICROPYPATH"] = ":".join([".frozen", root, os.path.join(root, ".mplib"),
                                    os.path.join(root, "tools", "compat", "micropython")])
     args = [a for a in argv if a != "--micropython"]
     cmd = [mp, "-X", "heapsize=4M", "-m", "tools.replay"] + args

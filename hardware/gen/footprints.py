@@ -108,6 +108,9 @@ def render(fp):
     for (a, b) in fp.extra_silk:
         for s in _clip_segment(a, b, boxes):
             o.append(_line(s[0], s[1], "F.SilkS", 0.12))
+    if getattr(fp, "silk_circle", None):
+        o.append("  (fp_circle (center 0 0) (end %g 0) (stroke (width 0.12) (type solid)) (fill no) (layer \"F.SilkS\"))"
+                 % fp.silk_circle)
     if fp.pin1_mark:
         p1 = [p for p in fp.pads if p[0] in ("1", "A1")][0]
         # a short bar just outside pin 1, on the body side facing away from the part centre
@@ -268,6 +271,7 @@ def terminal(name, n, pitch, descr):
 
 
 _add(terminal("TerminalBlock_1x02_P5.08", 2, 5.08, "Screw terminal 2 ways, 5.08 mm pitch (KF301-5.0-2P / DG301)"))
+_add(terminal("TerminalBlock_1x03_P5.08", 3, 5.08, "Screw terminal 3 ways, 5.08 mm pitch (KF301-5.0-3P / DG301)"))
 _add(terminal("TerminalBlock_1x02_P7.50", 2, 7.5,
               "Screw terminal 2 ways, 7.5 mm pitch, 300 V / 16 A class (mains load side)"))
 
@@ -292,13 +296,26 @@ _add(Fp("Relay_Hongfa_HF3F-L_1HL2T", "Hongfa HF3F-L two-coil latching relay, for
 
 def supercap(name, d, pitch, descr):
     r = d / 2
-    return Fp(name, descr,
+    f = Fp(name, descr,
               [("1", "thru_hole", "rect", -pitch / 2, 0, 2.0, 2.0, 1.0),
                ("2", "thru_hole", "circle", pitch / 2, 0, 2.0, 2.0, 1.0)],
-              (-r, -r, r, r), attr="through_hole", silk_body=(-r - 0.11, -r - 0.11, r + 0.11, r + 0.11),
+              (-r, -r, r, r), attr="through_hole", silk_body=False,
               pin1_mark=False,
               extra_silk=[((-pitch / 2 - 2.2, -1.6), (-pitch / 2 - 0.9, -1.6)),
                           ((-pitch / 2 - 1.55, -2.25), (-pitch / 2 - 1.55, -0.95))])
+    f.silk_circle = r + 0.11
+    return f
+
+
+def supercap_box(name, bw, bh, pitch, descr):
+    """Oblong supercapacitor module (e.g. CDE DGH, 2 cells), leads along the long side."""
+    return Fp(name, descr,
+              [("1", "thru_hole", "rect", -pitch / 2, 0, 2.0, 2.0, 1.0),
+               ("2", "thru_hole", "circle", pitch / 2, 0, 2.0, 2.0, 1.0)],
+              (-bw / 2, -bh / 2, bw / 2, bh / 2), attr="through_hole",
+              silk_body=(-bw / 2 - 0.11, -bh / 2 - 0.11, bw / 2 + 0.11, bh / 2 + 0.11), pin1_mark=False,
+              extra_silk=[((-pitch / 2 - 0.6, -2.2), (-pitch / 2 + 0.6, -2.2)),
+                          ((-pitch / 2, -2.8), (-pitch / 2, -1.6))])
 
 
 FOOTPRINT_MAKERS = {"supercap": supercap}

@@ -5,7 +5,7 @@ import pcbnew
 
 from router import Grid, astar, simplify
 from sch import uid
-from symbols import LIB
+from symbols import LIB, SYMBOLS
 
 MM = pcbnew.FromMM
 
@@ -33,6 +33,7 @@ class BoardBuilder:
         self.board = pcbnew.NewBoard(path)
         self.nets = {}
         self.fps = {}
+        self.slots = []
         ds = self.board.GetDesignSettings()
         ds.m_TrackMinWidth = MM(0.2)
         ds.m_ViasMinSize = MM(0.5)
@@ -71,15 +72,42 @@ class BoardBuilder:
             s.SetLayer(pcbnew.Edge_Cuts)
             s.SetWidth(MM(0.1))
             self.board.Add(s)
-        for (cx, cy, sx, sy) in [(r, r, 0, r), (w - r, r, w - r, 0), (w - r, h - r, w, h - r), (r, h - r, r, h)]:
+        import math
+        k = r * (1 - math.sqrt(0.5))
+        for (sx, sy, mx, my, ex, ey) in [(0, r, k, k, r, 0), (w - r, 0, w - k, k, w, r),
+                                         (w, h - r, w - k, h - k, w - r, h), (r, h, k, h - k, 0, h - r)]:
             s = pcbnew.PCB_SHAPE(self.board)
             s.SetShape(pcbnew.SHAPE_T_ARC)
-            s.SetCenter(V(cx, cy))
-            s.SetStart(V(sx, sy))
-            s.SetArcAngleAndEnd(pcbnew.EDA_ANGLE(-90, pcbnew.DEGREES_T), True)
+            s.SetArcGeometry(V(sx, sy), V(mx, my), V(ex, ey))
             s.SetLayer(pcbnew.Edge_Cuts)
             s.SetWidth(MM(0.1))
             self.board.Add(s)
+
+    def slot(self, cx, cy, ux, uy, length, width):
+        """Milled slot (internal Edge.Cuts cut-out), rounded ends."""
+        import math
+        n = math.hypot(ux, uy)
+        ux, uy = ux / n, uy / n
+        vx, vy = -uy, ux
+        hl, r = length / 2 - width / 2, width / 2
+        pts = []
+        for end, sgn in ((1, 1), (-1, -1)):
+            ex, ey = cx + ux * hl * end, cy + uy * hl * end
+            for i in range(9):
+                a = math.atan2(vy, vx) * -1 if False else None
+                t = math.pi * i / 8
+                # half circle from +v to -v around the end, on the outer side
+                dx = (vx * math.cos(t) + ux * math.sin(t)) * sgn
+                dy = (vy * math.cos(t) + uy * math.sin(t)) * sgn
+                pts.append((ex + r * dx, ey + r * dy))
+        s = pcbnew.PCB_SHAPE(self.board)
+        s.SetShape(pcbnew.SHAPE_T_POLY)
+        s.SetPolyPoints([V(round(x, 4), round(y, 4)) for (x, y) in pts])
+        s.SetLayer(pcbnew.Edge_Cuts)
+        s.SetWidth(MM(0.1))
+        s.SetFilled(False)
+        self.board.Add(s)
+        self.slots.append((cx, cy, length / 2, width / 2, math.degrees(math.atan2(uy, ux))))
 
     def place(self, part, x, y, rot=0):
         fp = pcbnew.FootprintLoad(self.libdir, part.fp)
@@ -107,6 +135,14 @@ class BoardBuilder:
             net = part.nets.get(num)
             if net is not None:
                 pad.SetNet(self.net("/" + net))
+            else:
+                # KiCad names a lone pin's net after the symbol pin (schematic parity)
+                pname = SYMBOLS[part.sym].pin(num)[1]
+                if pname in ("~", ""):
+                    nn = "unconnected-(%s-Pad%s)" % (part.ref, num)
+                else:
+                    nn = "unconnected-(%s-%s-Pad%s)" % (part.ref, pname, num)
+                pad.SetNet(self.net(nn))
         self.fps[part.ref] = fp
         return fp
 
@@ -204,6 +240,9 @@ class BoardBuilder:
     def _route_once(self, order, pads_by_net, power_nets, extra_clear):
         g = Grid(0, 0, self.w, self.h, PITCH, CLEARANCE, WIDTHS, VIA_D, EDGE_CLR)
         g.block_edges()
+        for (cx, cy, hw, hh, ang) in self.slots:
+            for l in (0, 1):
+                g.mark(l, -2, ("rect", cx, cy, hw, hh, ang), extra=EDGE_CLR - CLEARANCE + 0.05)
         netid = {n: i for i, n in enumerate(sorted(pads_by_net))}
         # obstacles: every pad, every non-plated hole, pre-drawn tracks
         for fp in self.board.GetFootprints():
@@ -306,6 +345,114 @@ class BoardBuilder:
             result.append((n, items))
         return result, failed
 
+    # ---------------------------------------------------------------- silkscreen
+    def _obstacles(self, skip_fp=None):
+        obs = []
+        for fp in self.board.GetFootprints():
+            for pad in fp.Pads():
+                bb = pad.GetBoundingBox()
+                obs.append(self._box(bb, 0.2))
+            for it in fp.GraphicalItems():
+                if it.GetLayer() == pcbnew.F_SilkS:
+                    if it.GetClass() == "PCB_SHAPE" and it.GetShape() == pcbnew.SHAPE_T_CIRCLE:
+                        c, r = it.GetCenter(), mm(it.GetRadius())
+                        cx, cy = mm(c.x), mm(c.y)
+                        # the ring only: four thin boxes around the inscribed square
+                        k = r * 0.70
+                        obs += [(cx - r - 0.2, cy - r - 0.2, cx + r + 0.2, cy - k),
+                                (cx - r - 0.2, cy + k, cx + r + 0.2, cy + r + 0.2),
+                                (cx - r - 0.2, cy - r - 0.2, cx - k, cy + r + 0.2),
+                                (cx + k, cy - r - 0.2, cx + r + 0.2, cy + r + 0.2)]
+                        continue
+                    obs.append(self._box(it.GetBoundingBox(), 0.12))
+        for d in self.board.GetDrawings():
+            if d.GetLayer() == pcbnew.F_SilkS:
+                obs.append(self._box(d.GetBoundingBox(), 0.12))
+        return obs
+
+    @staticmethod
+    def _box(bb, m):
+        return (mm(bb.GetX()) - m, mm(bb.GetY()) - m, mm(bb.GetRight()) + m, mm(bb.GetBottom()) + m)
+
+    @staticmethod
+    def _hit(a, b):
+        return not (a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1])
+
+    def free(self, box, obs):
+        if box[0] < 0.4 or box[1] < 0.4 or box[2] > self.w - 0.4 or box[3] > self.h - 0.4:
+            return False
+        return not any(self._hit(box, o) for o in obs)
+
+    def label(self, s, x, y, size=1.0, layer=None):
+        """Board silkscreen text at (x, y), nudged to the nearest free spot (never over pads)."""
+        layer = pcbnew.F_SilkS if layer is None else layer
+        obs = self._obstacles() if layer == pcbnew.F_SilkS else self._pad_obstacles()
+        t = self.text(s, x, y, size=size, layer=layer)
+        for r in [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0]:
+            for (dx, dy) in [(0, 0), (0, -1), (0, 1), (-1, 0), (1, 0), (-1, -1), (1, -1), (-1, 1), (1, 1)]:
+                if r == 0 and (dx or dy):
+                    continue
+                t.SetPosition(V(x + dx * r, y + dy * r))
+                bb = self._box(t.GetBoundingBox(), 0.0)
+                if self.free(bb, obs):
+                    return t
+        self.board.Remove(t)
+        print("  label %r does not fit near (%g, %g)" % (s, x, y))
+        return None
+
+    def _pad_obstacles(self):
+        obs = []
+        for fp in self.board.GetFootprints():
+            for pad in fp.Pads():
+                obs.append(self._box(pad.GetBoundingBox(), 0.25))
+        return obs
+
+    def place_refs(self, size=0.8):
+        obs = self._obstacles()
+        placed = []
+        for fp in sorted(self.board.GetFootprints(), key=lambda f: f.GetReference()):
+            ref = fp.Reference()
+            if fp.GetReference().startswith("H"):
+                continue
+            if fp.GetReference() in ("M1", "M2"):   # named by the board labels
+                ref.SetLayer(pcbnew.F_Fab)
+                continue
+            ref.SetTextSize(pcbnew.VECTOR2I(MM(size), MM(size)))
+            ref.SetTextThickness(MM(0.15))
+            ref.SetKeepUpright(True)
+            ref.SetTextAngleDegrees(0)
+            cb = None
+            for it in fp.GraphicalItems():
+                if it.GetLayer() == pcbnew.F_CrtYd:
+                    b = self._box(it.GetBoundingBox(), 0)
+                    cb = b if cb is None else (min(cb[0], b[0]), min(cb[1], b[1]), max(cb[2], b[2]), max(cb[3], b[3]))
+            cx, cy = (cb[0] + cb[2]) / 2, (cb[1] + cb[3]) / 2
+            cands = [(cx, cb[1] - 0.6), (cx, cb[3] + 0.6), (cb[0] - 0.4, cy, "r"), (cb[2] + 0.4, cy, "l"), (cx, cy)]
+            for dy in (0.8, 1.6):
+                cands += [(cx, cb[1] - 0.6 - dy), (cx, cb[3] + 0.6 + dy)]
+            import math
+            for k in range(1, 60):     # spiral search further out
+                r = 0.5 + 0.1 * k
+                a = k * 2.4
+                cands.append((cx + (cb[2] - cb[0]) / 2 * math.cos(a) + r * math.cos(a),
+                              cy + (cb[3] - cb[1]) / 2 * math.sin(a) + r * math.sin(a)))
+            done = False
+            for c in cands:
+                ref.SetPosition(V(c[0], c[1]))
+                bb = self._box(ref.GetBoundingBox(), 0.0)
+                if len(c) == 3:   # left/right of the part: shift so the text clears the courtyard
+                    wbox = bb[2] - bb[0]
+                    x = c[0] - wbox / 2 if c[2] == "r" else c[0] + wbox / 2
+                    ref.SetPosition(V(x, c[1]))
+                    bb = self._box(ref.GetBoundingBox(), 0.0)
+                if self.free(bb, obs + placed):
+                    placed.append(self._box(ref.GetBoundingBox(), 0.1))
+                    done = True
+                    break
+            if not done:
+                ref.SetLayer(pcbnew.F_Fab)
+                ref.SetPosition(V(cx, cy))
+
     # ---------------------------------------------------------------- pour
     def pour(self, netname, layers=(pcbnew.F_Cu, pcbnew.B_Cu), inset=0.0):
         ni = self.net(netname)
@@ -324,6 +471,70 @@ class BoardBuilder:
             z.SetIslandRemovalMode(pcbnew.ISLAND_REMOVAL_MODE_ALWAYS)
             z.SetZoneName("GND_%s" % ("F" if layer == pcbnew.F_Cu else "B"))
             self.board.Add(z)
+
+    def keepout(self, x, y, r):
+        """No copper pour within r of (x, y) on both layers (mounting holes, plastic pegs)."""
+        import math
+        z = pcbnew.ZONE(self.board)
+        z.SetIsRuleArea(True)
+        z.SetDoNotAllowCopperPour(True)
+        z.SetDoNotAllowTracks(False)
+        z.SetDoNotAllowVias(False)
+        z.SetDoNotAllowPads(False)
+        z.SetDoNotAllowFootprints(False)
+        ls = pcbnew.LSET()
+        ls.AddLayer(pcbnew.F_Cu)
+        ls.AddLayer(pcbnew.B_Cu)
+        z.SetLayerSet(ls)
+        ol = z.Outline()
+        ol.NewOutline()
+        for i in range(16):
+            a = 2 * math.pi * i / 16
+            ol.Append(MM(round(x + r * math.cos(a), 3)), MM(round(y + r * math.sin(a), 3)))
+        self.board.Add(z)
+
+    def track(self, netname, pts, width, layers=(pcbnew.F_Cu, pcbnew.B_Cu)):
+        ni = self.net(netname)
+        for layer in layers:
+            for a, b in zip(pts, pts[1:]):
+                t = pcbnew.PCB_TRACK(self.board)
+                t.SetStart(V(*a))
+                t.SetEnd(V(*b))
+                t.SetWidth(MM(width))
+                t.SetLayer(layer)
+                t.SetNet(ni)
+                self.board.Add(t)
+
+    def keepout_poly(self, pts):
+        z = pcbnew.ZONE(self.board)
+        z.SetIsRuleArea(True)
+        z.SetDoNotAllowCopperPour(True)
+        z.SetDoNotAllowTracks(False)
+        z.SetDoNotAllowVias(False)
+        z.SetDoNotAllowPads(False)
+        z.SetDoNotAllowFootprints(False)
+        ls = pcbnew.LSET()
+        ls.AddLayer(pcbnew.F_Cu)
+        ls.AddLayer(pcbnew.B_Cu)
+        z.SetLayerSet(ls)
+        ol = z.Outline()
+        ol.NewOutline()
+        for (x, y) in pts:
+            ol.Append(MM(round(x, 3)), MM(round(y, 3)))
+        self.board.Add(z)
+
+    def keepout_capsule(self, a, b, r):
+        """No pour within r of segment a-b (mains copper)."""
+        import math
+        ang = math.atan2(b[1] - a[1], b[0] - a[0])
+        pts = []
+        for i in range(9):
+            t = ang + math.pi / 2 + math.pi * i / 8
+            pts.append((b[0] + r * math.cos(t) * -1 if False else a[0] + r * math.cos(t), a[1] + r * math.sin(t)))
+        for i in range(9):
+            t = ang - math.pi / 2 + math.pi * i / 8
+            pts.append((b[0] + r * math.cos(t), b[1] + r * math.sin(t)))
+        self.keepout_poly(pts)
 
     def fill(self):
         f = pcbnew.ZONE_FILLER(self.board)

@@ -98,7 +98,8 @@ def write_schematic(path, project, title, parts, pwr_flags, notes=(), rev="1", d
         lab_l = max([len(str(nets.get(pn[0]) or "")) for pn in sym.pins if pn[5] == 0] + [0])
         lab_r = max([len(str(nets.get(pn[0]) or "")) for pn in sym.pins if pn[5] == 180] + [0])
         wl = lab_l * 1.1 + 2.54
-        wr = max(lab_r * 1.1 + 2.54, 12.0)
+        txt = 0 if kind == "flag" else max(len(obj.ref), len(obj.value)) * 1.15
+        wr = lab_r * 1.15 + 2.54 + txt + 2.54
         w = wl + (bx1 - bx0) + wr
         if x + w > xmax:
             x = x0
@@ -106,7 +107,7 @@ def write_schematic(path, project, title, parts, pwr_flags, notes=(), rev="1", d
             row_h = 0
         sx = snap(x + wl - bx0)
         sy = snap(y + by1 + 2.54)
-        placed.append((kind, obj, sx, sy))
+        placed.append((kind, obj, sx, sy, lab_r))
         x += w + 5.08
         row_h = max(row_h, by1 - by0 + 7.62)
 
@@ -118,7 +119,7 @@ def write_schematic(path, project, title, parts, pwr_flags, notes=(), rev="1", d
                    "(justify left bottom)) (uuid %s))" % (q(n), 12.7 + 3.0 * i, q(uid(project, "note", i))))
 
     flag_no = 0
-    for kind, obj, sx, sy in placed:
+    for kind, obj, sx, sy, lab_r in placed:
         if kind == "flag":
             flag_no += 1
             ref = "#FLG%02d" % flag_no
@@ -137,9 +138,10 @@ def write_schematic(path, project, title, parts, pwr_flags, notes=(), rev="1", d
             nets = p.nets
             lib_id = LIB + ":" + p.sym
             bx0, by0, bx1, by1 = sym.bbox
-            tx = sx + bx1 + 1.27
-            props = [("Reference", p.ref, (tx, sy - by1 + 1.27), False),
-                     ("Value", p.value, (tx, sy - by1 + 3.81), False),
+            tx = sx + bx1 + 1.27 + (lab_r * 1.15 + 1.27 if lab_r else 0)
+            ty = sy - by1 + (1.27 if lab_r == 0 else 0)
+            props = [("Reference", p.ref, (tx, ty), False),
+                     ("Value", p.value, (tx, ty + 2.54), False),
                      ("Footprint", LIB + ":" + p.fp, (tx, sy - by1 + 6.35), True),
                      ("Datasheet", "", (sx, sy), True),
                      ("Description", sym.descr, (sx, sy), True),

@@ -167,6 +167,15 @@ _add(Sym("D_Dual_Series", "D", "Dual series Schottky diode (BAT54S): 1 = A1, 2 =
           poly([(0, 5.08), (0, -5.08)]), poly([(-2.54, 0), (0, 0)])],
          bbox=(-5.08, -7.62, 2.54, 7.62)))
 
+# Shunt regulator (TL431, SOT-23 DBZ: 1 = REF, 2 = K, 3 = A)
+_add(Sym("TL431", "U", "Programmable shunt reference (TL431, SOT-23: 1 = REF, 2 = K, 3 = A)",
+         [("2", "K", "passive", 0, 5.08, 270, 2.54), ("3", "A", "passive", 0, -5.08, 90, 2.54),
+          ("1", "REF", "passive", -5.08, 0, 0, 3.81)],
+         [poly([(-1.27, -1.27), (1.27, -1.27), (0, 1.016), (-1.27, -1.27)]),
+          poly([(-1.27, 1.016), (1.27, 1.016), (1.27, 1.524)]),
+          poly([(0, 2.54), (0, -2.54)]), poly([(-1.27, 0), (-0.508, 0)])],
+         bbox=(-5.08, -5.08, 1.27, 5.08)))
+
 # Transistors (SOT-23 pinning in the part's footprint; symbol pins named).
 def _bjt(name, descr, pnp):
     arrow = ([poly([(0.635, -1.778), (1.27, -2.54), (0.254, -2.286), (0.635, -1.778)], fill="outline")]
@@ -251,7 +260,7 @@ def connector(name, descr, n, names=None, ref="J"):
 
 for _n in (2, 3):
     _add(connector("Screw_Terminal_1x%02d" % _n, "Screw terminal, %d ways" % _n, _n))
-for _n in (2, 8):
+for _n in (2, 4, 8):
     _add(connector("Conn_1x%02d" % _n, "Pin header / socket, 1 row, %d pins" % _n, _n))
 _add(connector("RJ12", "RJ12 6P6C jack (DSMR P1 pinning)", 6,
                ["5V", "REQ", "DGND", "NC", "DATA", "PGND"]))

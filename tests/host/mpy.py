@@ -10,7 +10,7 @@ if not os.path.exists(MICROPYTHON):
 
 
 def micropypath():
-    return ":".join([ROOT, os.path.join(ROOT, ".mplib"),
+    return ":".join([".frozen", ROOT, os.path.join(ROOT, ".mplib"),
                      os.path.join(ROOT, "tools", "compat", "micropython")])
 
 

@@ -1,0 +1,435 @@
+# The device configuration (config.json), per /work/shared/config-schema.md.
+#
+# One flat JSON object; the captive page's form fields carry the same names. Unknown
+# keys are kept, a missing key takes its default, an invalid value is refused with a
+# message naming the key. Saving is atomic: write config.json.tmp, read it back, rename
+# over config.json, read that back. A power cut leaves the old or the new file; load()
+# also recovers the one window some filesystems have (MicroPython's FAT rename removes
+# the target first): config.json gone, config.json.tmp complete.
+#
+# Small and MicroPython-safe: the app, the portal and the host tools all use it.
+import json
+import os
+
+FILE = "config.json"
+ERROR_KEY = "_error"   # set by load() when the file was missing/corrupt/invalid; never saved
+
+SECRETS = ("password", "mqtt_password", "hmac_key", "meter_key", "influx_token")
+
+ENUMS = {
+    "meter_protocol": ("auto", "tic", "tic-historic", "tic-standard", "dsmr"),
+    "relay_mode": ("auto", "on", "off"),
+}
+
+DEFAULTS = {
+    "ssid": "",
+    "password": "",
+    "mqtt_host": "",
+    "mqtt_port": 1883,          # 8883 when ca_pem is set and no port was given
+    "mqtt_user": "",
+    "mqtt_password": "",
+    "mqtt_prefix": "",          # "": linky/<device id>, see mqtt_prefix()
+    "ha_discovery": True,
+    "ca_pem": "",
+    "https_url": "",
+    "hmac_key": "",
+    "influx_url": "",
+    "influx_token": "",
+    "influx_org": "",
+    "influx_bucket": "",
+    "meter_protocol": "auto",
+    "meter_key": "",
+    "meter_aak": "00112233445566778899AABBCCDDEEFF",
+    "relay_threshold_va": None,  # None: from the subscription (relay policy)
+    "relay_mode": "auto",
+    "reading_interval_s": 5,
+}
+
+PEM_MAX = 4096   # one CA (ISRG Root X1 is 1939 bytes) or a two-certificate chain
+_HEX = "0123456789abcdefABCDEF"
+_BEGIN = "-----BEGIN CERTIFICATE-----"
+_END = "-----END CERTIFICATE-----"
+_B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
+_HOSTCH = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:"
+
+
+def defaults():
+    return dict(DEFAULTS)
+
+
+def path_of(fs_root, name=FILE):
+    if not fs_root:
+        return name
+    return fs_root + name if fs_root[-1] == "/" else fs_root + "/" + name
+
+
+def mqtt_prefix(cfg, device_id):
+    return cfg.get("mqtt_prefix") or "linky/" + device_id
+
+
+# -- validation ---------------------------------------------------------------------
+def _nbytes(s):
+    return len(s.encode())
+
+
+def _has_ctrl(s, allow=""):
+    for c in s:
+        o = ord(c)
+        if (o < 32 or o == 127) and c not in allow:
+            return True
+    return False
+
+
+def _is_hex(s):
+    for c in s:
+        if c not in _HEX:
+            return False
+    return True
+
+
+def _int(v, lo, hi):
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int):
+        n = v
+    elif isinstance(v, str):
+        s = v.strip()
+        if not s or len(s) > 10:
+            return None
+        for c in s:
+            if c not in "0123456789":
+                return None
+        n = int(s)
+    else:
+        return None
+    return n if lo <= n <= hi else None
+
+
+def _host_ok(h):
+    if not h or len(h) > 253 or h[0] in ".-" or ".." in h:
+        return False
+    for c in h:
+        if c not in _HOSTCH:
+            return False
+    return True
+
+
+def _url_ok(u, schemes):
+    # scheme://host[:port][/path]; no spaces, no control characters, no credentials
+    for sch in schemes:
+        if u.startswith(sch + "://"):
+            break
+    else:
+        return False
+    rest = u[len(sch) + 3:]
+    i = 0
+    while i < len(rest) and rest[i] not in "/?#":
+        i += 1
+    hostport = rest[:i]
+    path = rest[i:]
+    if " " in u or _has_ctrl(u) or "@" in hostport:
+        return False
+    host = hostport
+    if hostport.count(":") == 1:
+        host, p = hostport.split(":")
+        if _int(p, 1, 65535) is None:
+            return False
+    return _host_ok(host) and ("\\" not in path)
+
+
+def _pem_ok(s):
+    # One or more CERTIFICATE blocks of base64 lines whose DER starts with a SEQUENCE.
+    try:
+        from binascii import a2b_base64
+    except ImportError:
+        from ubinascii import a2b_base64
+    lines = [ln.strip() for ln in s.split("\n")]
+    blocks = 0
+    body = None
+    for ln in lines:
+        if not ln:
+            continue
+        if body is None:
+            if ln != _BEGIN:
+                return False
+            body = []
+        elif ln == _END:
+            b64 = "".join(body)
+            if not b64 or len(b64) % 4:
+                return False
+            try:
+                der = a2b_base64(b64)
+            except ValueError:
+                return False
+            if len(der) < 64 or der[0] != 0x30:
+                return False
+            blocks += 1
+            body = None
+        else:
+            for c in ln:
+                if c not in _B64:
+                    return False
+            body.append(ln)
+    return body is None and blocks > 0
+
+
+def _text(v, maxb, what, allow=""):
+    if not isinstance(v, str):
+        return None, what + ": must be text"
+    if _has_ctrl(v, allow):
+        return None, what + ": control characters are not allowed"
+    n = _nbytes(v)
+    if n > maxb:
+        return None, "%s: at most %d bytes (this one is %d)" % (what, maxb, n)
+    return v, None
+
+
+def check(key, v, cfg=None):
+    # -> (value, None) or (None, message). Strings are the form's raw input; the file
+    # gives JSON types. cfg (the configuration being built) is unused today, kept so a
+    # rule may look at a sibling key.
+    if key == "ssid":
+        v, e = _text(v, 32, "Wi-Fi name")
+        return v, e
+    if key == "password":
+        if not isinstance(v, str):
+            return None, "Wi-Fi password: must be text"
+        if v == "":
+            return v, None
+        # WPA2 passphrase: 8..63 printable ASCII (IEEE 802.11i-2004 H.4.1)
+        for c in v:
+            if not 32 <= ord(c) <= 126:
+                return None, "Wi-Fi password: printable ASCII characters only (WPA2)"
+        if not 8 <= len(v) <= 63:
+            return None, ("Wi-Fi password: 8 to 63 characters for WPA2, or empty for an open "
+                          "network (this one has %d)" % len(v))
+        return v, None
+    if key in ("mqtt_host",):
+        if not isinstance(v, str):
+            return None, "MQTT host: must be text"
+        v = v.strip()
+        if v and not _host_ok(v):
+            return None, "MQTT host: a host name or IP address only (no mqtt://, no port, no spaces)"
+        return v, None
+    if key in ("mqtt_port", "reading_interval_s", "relay_threshold_va"):
+        if key == "relay_threshold_va" and (v is None or v == "" or
+                                            (isinstance(v, str) and not v.strip())):
+            return None, None
+        lo, hi, what = {"mqtt_port": (1, 65535, "MQTT port"),
+                        "reading_interval_s": (1, 86400, "Reading interval"),
+                        "relay_threshold_va": (100, 1000000, "Relay threshold")}[key]
+        n = _int(v, lo, hi)
+        if n is None:
+            extra = ", or empty to use the subscription" if key == "relay_threshold_va" else ""
+            return None, "%s: a whole number from %d to %d%s" % (what, lo, hi, extra)
+        return n, None
+    if key == "mqtt_user":
+        return _text(v, 64, "MQTT user")
+    if key == "mqtt_password":
+        return _text(v, 128, "MQTT password")
+    if key == "mqtt_prefix":
+        v, e = _text(v, 64, "Topic prefix")
+        if e:
+            return v, e
+        v = v.strip()
+        if "+" in v or "#" in v or v.startswith("/") or v.endswith("/") or "//" in v \
+                or "\x00" in v:
+            return None, "Topic prefix: no + or #, no empty level (like linky/kitchen)"
+        return v, None
+    if key == "ha_discovery":
+        if isinstance(v, bool):
+            return v, None
+        s = v.strip().lower() if isinstance(v, str) else None
+        if s in ("1", "true", "on", "yes"):
+            return True, None
+        if s in ("0", "false", "off", "no"):
+            return False, None
+        return None, "Home Assistant discovery: yes or no"
+    if key == "ca_pem":
+        if not isinstance(v, str):
+            return None, "CA certificate: must be text"
+        v = v.replace("\r\n", "\n").strip()
+        if v == "":
+            return v, None
+        n = _nbytes(v)
+        if n > PEM_MAX:
+            return None, "CA certificate: at most %d bytes (this one is %d)" % (PEM_MAX, n)
+        if _has_ctrl(v, "\n") or not _pem_ok(v):
+            return None, ("CA certificate: paste the PEM text, from -----BEGIN CERTIFICATE----- "
+                          "to -----END CERTIFICATE-----")
+        return v + "\n", None
+    if key in ("https_url", "influx_url"):
+        if not isinstance(v, str):
+            return None, key + ": must be text"
+        v = v.strip()
+        if v == "":
+            return v, None
+        if key == "https_url":
+            if len(v) > 256 or not _url_ok(v, ("https",)):
+                return None, "HTTPS URL: like https://host/path (https only, at most 256 characters)"
+        elif len(v) > 256 or not _url_ok(v, ("http", "https")):
+            return None, "InfluxDB URL: like http://host:8086 (at most 256 characters)"
+        return v, None
+    if key in ("hmac_key", "meter_key", "meter_aak"):
+        what = {"hmac_key": "HMAC key", "meter_key": "Smarty key",
+                "meter_aak": "Smarty AAK"}[key]
+        if not isinstance(v, str):
+            return None, what + ": must be text"
+        v = v.strip()
+        if v == "":
+            return (DEFAULTS["meter_aak"] if key == "meter_aak" else ""), None
+        if key == "hmac_key":
+            if not _is_hex(v) or len(v) % 2 or not 32 <= len(v) <= 128:
+                return None, "HMAC key: 32 to 128 hexadecimal digits (16 to 64 bytes), even count"
+        elif not _is_hex(v) or len(v) != 32:
+            return None, "%s: exactly 32 hexadecimal digits (16 bytes)" % what
+        return v.upper(), None
+    if key == "influx_token":
+        v, e = _text(v, 128, "InfluxDB token")
+        if e is None and " " in v:
+            return None, "InfluxDB token: no spaces"
+        return v, e
+    if key in ("influx_org", "influx_bucket"):
+        return _text(v, 64, "InfluxDB " + key[7:])
+    if key in ENUMS:
+        if v in ENUMS[key]:
+            return v, None
+        return None, "%s: one of %s" % (key, ", ".join(ENUMS[key]))
+    return v, None   # unknown key: kept as it is
+
+
+def validate(fields, old=None, required=("ssid",)):
+    # -> (cfg, errors). cfg starts from `old` (or the defaults) with every valid field
+    # applied; errors maps key -> message. Unknown keys are kept untouched. Callers save
+    # cfg only when errors is empty.
+    cfg = dict(old) if old else defaults()
+    errors = {}
+    for k in fields:
+        if k.startswith("_"):
+            continue
+        v, e = check(k, fields[k], cfg)
+        if e:
+            errors[k] = e
+        else:
+            cfg[k] = v
+    for k in required:
+        if not cfg.get(k) and k not in errors:
+            errors[k] = {"ssid": "Wi-Fi name: required"}.get(k, k + ": required")
+    mp = fields.get("mqtt_port", 0)
+    if mp is None or (isinstance(mp, str) and not mp.strip()):
+        # the documented default: 8883 (MQTT over TLS) when a CA is given
+        errors.pop("mqtt_port", None)
+        cfg["mqtt_port"] = 8883 if cfg.get("ca_pem") else 1883
+    return cfg, errors
+
+
+def redacted(cfg):
+    # a copy safe for logs: secrets masked, the PEM shortened
+    out = {}
+    for k in cfg:
+        v = cfg[k]
+        if k in SECRETS:
+            v = "***" if v else ""
+        elif k == "ca_pem" and v:
+            v = "<PEM %d bytes>" % len(v)
+        out[k] = v
+    return out
+
+
+# -- file -----------------------------------------------------------------------------
+# Indirections so tests can inject failures (disk full, power cut) on both Pythons.
+_open = open
+_rename = os.rename
+_remove = os.remove
+
+
+def dumps(cfg):
+    # Deterministic bytes: sorted keys, one per line; "_" keys (load flags) left out.
+    keys = sorted(k for k in cfg if not k.startswith("_"))
+    parts = ["{"]
+    for i in range(len(keys)):
+        k = keys[i]
+        parts.append("\n" + json.dumps(k) + ": " + json.dumps(cfg[k]) +
+                     ("," if i + 1 < len(keys) else ""))
+    parts.append("\n}\n")
+    return "".join(parts).encode()
+
+
+def _read_json(path):
+    try:
+        with _open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return None, "missing"
+    try:
+        d = json.loads(data)
+    except (ValueError, UnicodeError):
+        return None, "corrupt"
+    if not isinstance(d, dict):
+        return None, "corrupt"
+    return d, None
+
+
+def load(fs_root):
+    # -> cfg (defaults for whatever is missing). cfg[ERROR_KEY] says why it is not the
+    # file as written: "missing", "corrupt", or "invalid: key,key" (those keys took
+    # their defaults). The app opens the set-up portal when it is set.
+    path = path_of(fs_root)
+    data, err = _read_json(path)
+    if data is None:
+        # power cut inside a remove-then-rename (FAT): the verified temp file is the new one
+        data, err2 = _read_json(path + ".tmp")
+        if data is None:
+            cfg = defaults()
+            cfg[ERROR_KEY] = err
+            return cfg
+    cfg, errors = validate(data, None, ())
+    if "mqtt_port" not in data:
+        cfg["mqtt_port"] = 8883 if cfg.get("ca_pem") else 1883
+    if errors:
+        cfg[ERROR_KEY] = "invalid: " + ",".join(sorted(errors))
+    return cfg
+
+
+def _same(path, data):
+    mv = memoryview(data)
+    pos = 0
+    with _open(path, "rb") as f:
+        while True:
+            chunk = f.read(256)
+            if not chunk:
+                break
+            n = len(chunk)
+            if bytes(mv[pos:pos + n]) != chunk:
+                return False
+            pos += n
+    return pos == len(data)
+
+
+def _sync(f):
+    f.flush()
+    try:
+        os.fsync(f.fileno())          # CPython
+    except (AttributeError, OSError):
+        try:
+            os.sync()                 # MicroPython ports that have it
+        except (AttributeError, OSError):
+            pass
+
+
+def save(fs_root, cfg):
+    # Atomic replace; raises OSError (nothing changed) when the flash refuses.
+    path = path_of(fs_root)
+    tmp = path + ".tmp"
+    data = dumps(cfg)
+    mv = memoryview(data)
+    with _open(tmp, "wb") as f:
+        for i in range(0, len(data), 512):
+            f.write(mv[i:i + 512])
+        _sync(f)
+    if not _same(tmp, data):
+        raise OSError(5, "config: temp file read back differs")
+    _rename(tmp, path)
+    if not _same(path, data):
+        raise OSError(5, "config: file read back differs")
+    return len(data)

@@ -1,0 +1,323 @@
+# The energy manager: decides, from the supercapacitor voltage, what the app loop does
+# next (read the meter, upload, light sleep, deep sleep) so that the capacitor never
+# falls to the supervisor's cut-off (4.1 V) in normal operation.
+#
+#   em = EnergyManager(params)            params: overrides of costs.DEFAULTS
+#   em.next_action(now_ms, vcap_mv, backlog) -> ("read", max_listen_ms) | ("upload", max_records)
+#                                            | ("sleep", ms) | ("deep_sleep", ms)
+#   em.can_afford(what, vcap_mv)           what: relay_pulse, batch, tls, wifi_join, urgent, read
+#   em.done(what, now_ms, ok)              after each action
+#   em.dump() -> bytes (<= 64, RTC memory) / em.load(rtc_bytes)
+#
+# How it plans (pure integer arithmetic: mV, mF, mW, ms, uJ; mW x ms = uJ):
+# - Energy above a floor: E(V) = C (V^2 - Vfloor^2) / 2. The floor is the supervisor
+#   cut-off plus the ESR dip of a transmit peak and ADC error (costs.DEFAULTS).
+# - Reserve: an action starts only if its WORST-CASE cost (timeouts, not averages) fits
+#   above the floor with the relay pulse still paid for, so a started upload or relay
+#   pulse always finishes even if the meter stops supplying power meanwhile.
+# - Incoming power is learned from the voltage slope between two observations, with
+#   what the chip drew in between (sleep / listen currents are steady and known).
+# - The read and upload intervals follow the power budget: incoming power plus a
+#   proportional term that spends stored energy above the upload threshold (more power
+#   -> finer resolution and more frequent uploads) or rebuilds it (less power ->
+#   coarser readings, rarer but larger batches; readings are stored, never dropped).
+# - Cold start after a full discharge, brown-out and an interrupted upload all look
+#   the same here: no RTC state, so start from the conservative defaults; what was
+#   not acknowledged is still in the store and goes with the next upload.
+import struct
+
+from firmware.power import costs
+
+_PERIOD = 0x40000000   # ticks_ms wraps at 2**30 on the ESP ports
+_HALF = 0x20000000
+_DUMP_FMT = "<BBHBIIiiIIIII"
+_VERSION = 1
+
+
+def _diff(a, b):
+    # a - b for ticks that wrap at 2**30 (time.ticks_diff semantics)
+    d = (a - b) & (_PERIOD - 1)
+    if d & _HALF:
+        d -= _PERIOD
+    return d
+
+
+def _clamp(x, lo, hi):
+    return lo if x < lo else hi if x > hi else x
+
+
+class EnergyManager:
+    # interval bounds (ms): a historic TIC frame lasts ~2.3 s, so reading more often
+    # than READ_MIN gains nothing; coarsest plans when power is nearly gone
+    READ_MIN = 2500
+    READ_TARGET = 5000
+    READ_MAX = 300000
+    UP_MIN = 20000
+    UP_RELAX = 100000     # uploads may stretch to this before readings get coarser
+    UP_MAX = 3600000
+
+    def __init__(self, params=None):
+        p = dict(costs.DEFAULTS)
+        if params:
+            for k in params:
+                p[k] = params[k]
+        self.p = p
+        self.c = costs.table(p)
+        self.cap = p["cap_mf"]
+        self.floor = p["v_floor_mv"]
+        self.p_sleep = p["i_light_ma"] * costs.PLAN_MV // 1000 or 1   # mW
+        self._cold()
+
+    def _cold(self):
+        p = self.p
+        self.p_in16 = p["p_in_default_mw"] * 16
+        self.rd_cost = self.c["read_exp"]
+        self.up_cost = self.c["upload_exp"]
+        self.fails = 0
+        self.t_read = self.READ_TARGET
+        self.t_up = p["latency_target_ms"]
+        self.next_read = None      # ticks when the next read is due (None: now)
+        self.next_up = None
+        self.last_t = None         # last observation
+        self.last_v = 0
+        self.act = None            # action in progress: name, start ticks, start mV
+        self.act_t = 0
+        self.act_v = 0
+        self.act_end = None
+        self.rebase = 0            # after load(): ms slept in deep sleep before now
+        self.loaded = False
+        self.cold_starts = 1
+        self.surplus = False
+
+    # -- energy ------------------------------------------------------------------
+    def energy(self, v_mv):
+        # uJ stored above the floor (negative below it)
+        f = self.floor
+        return self.cap * ((v_mv - f) * (v_mv + f) // 1000) // 2
+
+    def p_in(self):
+        return self.p_in16 // 16
+
+    def worst(self, what):
+        c = self.c
+        if what == "wifi_join" or what == "urgent" or what == "upload":
+            w = c["wifi_join"] + c["tls"] + c["batch"]
+            learned = self.up_cost * 5 // 4
+            return w if w > learned else learned
+        if what == "tls":
+            return c["tls"] + c["batch"]
+        if what == "batch":
+            return c["batch"]
+        if what == "relay_pulse":
+            return c["relay_pulse"]
+        if what == "read":
+            return c["read"]
+        raise ValueError("unknown action " + str(what))
+
+    def can_afford(self, what, vcap_mv):
+        e = self.energy(vcap_mv)
+        need = self.worst(what)
+        if what != "relay_pulse" and what != "urgent":
+            need += self.c["relay_pulse"]   # a relay pulse must stay possible
+        return e >= need
+
+    def v_for(self, uj):
+        # voltage at which `uj` is available above the floor (for plots / status)
+        f = self.floor
+        x = f * f + uj * 2000 // self.cap
+        v = f
+        while v * v < x:
+            v += 10
+        return v
+
+    # -- learning ----------------------------------------------------------------
+    def _observe(self, now, v):
+        if self.rebase:
+            # first observation after a deep-sleep wake-up: the clock restarted, move
+            # the due times into the new time base (they were stored relative)
+            base = now
+            if self.next_read is not None:
+                self.next_read = base + self.next_read
+            if self.next_up is not None:
+                self.next_up = base + self.next_up
+            self.rebase = 0
+            self.last_t = None
+        if self.last_t is not None and self.act is not None:
+            dt = _diff(now, self.act_t)
+            if dt > 0:
+                de = self.energy(v) - self.energy(self.act_v)
+                vmax = self.p["v_max_mv"] - 40
+                clamped = v >= vmax or self.act_v >= vmax
+                a = self.act
+                if a == "sleep" or a == "read":
+                    # drawn meanwhile: listen or light-sleep current at the mean voltage
+                    vm = (v + self.act_v) // 2
+                    ma = self.p["i_listen_ma"] if a == "read" else self.p["i_light_ma"]
+                    spent = ma * vm // 1000 * dt
+                    if a == "read" and self.act_end is not None:
+                        self.rd_cost = (3 * self.rd_cost + spent) // 4
+                    if not clamped and dt >= 200:
+                        meas16 = (de + spent) * 16 // dt
+                        if meas16 < 0:
+                            meas16 = 0
+                        # weight by the interval length: long observations count more
+                        self.p_in16 += (meas16 - self.p_in16) * dt // (dt + 60000)
+                    self.surplus = clamped
+                elif a == "upload" and self.act_end is not None and self.act_ok:
+                    spent = self.p_in() * dt - de
+                    if spent > 0:
+                        self.up_cost = (3 * self.up_cost + spent) // 4
+        self.last_t = now
+        self.last_v = v
+
+    # -- planning ----------------------------------------------------------------
+    def _plan(self, v):
+        # budget (mW): incoming power, plus stored energy above the level that pays for
+        # a worst-case upload spent over soc_tau (or minus the shortfall, rebuilt)
+        p = self.p
+        target = self.worst("upload") + self.c["relay_pulse"] + self.c["read"]
+        budget = self.p_in() + (self.energy(v) - target) // p["soc_tau_ms"]
+        avail = budget - self.p_sleep
+        rd = self.rd_cost
+        up = self.up_cost
+        ut = p["latency_target_ms"]
+        need5 = rd // self.READ_TARGET
+        if avail <= 0:
+            self.t_read, self.t_up = self.READ_MAX, self.UP_MAX
+        elif avail >= need5 + up // ut:
+            # everything at target, the rest buys finer readings
+            spare = avail - up // ut
+            self.t_read = _clamp(rd // spare if spare > 0 else self.READ_MAX, self.READ_MIN,
+                                 self.READ_TARGET)
+            # readings at their finest: what is left buys more frequent uploads
+            spare = avail - rd // self.t_read
+            self.t_up = _clamp(up // spare if spare > 0 else ut, self.UP_MIN, ut)
+        elif avail >= need5 + up // self.UP_RELAX:
+            # keep 5 s readings, stretch uploads towards UP_RELAX
+            self.t_read = self.READ_TARGET
+            self.t_up = _clamp(up // (avail - need5), ut, self.UP_RELAX)
+        else:
+            # coarser readings and rarer uploads, in proportion
+            need = need5 + up // self.UP_RELAX
+            self.t_read = _clamp(self.READ_TARGET * need // avail, self.READ_TARGET, self.READ_MAX)
+            self.t_up = _clamp(self.UP_RELAX * need // avail, self.UP_RELAX, self.UP_MAX)
+
+    def next_action(self, now_ms, vcap_mv, backlog):
+        now = now_ms
+        v = vcap_mv
+        self._observe(now, v)
+        self._plan(v)
+        p = self.p
+        e = self.energy(v)
+        reserve = self.c["relay_pulse"]
+        if self.next_read is None:
+            self.next_read = now
+        if self.next_up is None:
+            self.next_up = now + self.t_up
+        # upload: due by the latency target (or a full batch waiting), affordable in the
+        # worst case with the relay reserve intact
+        up_due = backlog > 0 and (_diff(now, self.next_up) >= 0
+                                  or (backlog >= p["batch_records"] and self.fails == 0))
+        up_need = self.worst("upload") + reserve
+        if up_due and e >= up_need:
+            extra = (e - up_need) // self.c["batch"]
+            return self._start("upload", now, v, p["batch_records"] * (1 + extra))
+        rd_due = _diff(now, self.next_read) >= 0
+        rd_need = self.c["read"] + reserve
+        if rd_due and e >= rd_need:
+            return self._start("read", now, v, p["listen_ms"])
+        # nothing to do now (or not affordable yet): sleep until the next due time, or
+        # until the deficit has come in at the learned incoming power
+        pin = self.p_in() - self.p_sleep
+        if pin < 1:
+            pin = 1
+        waits = []
+        if rd_due:
+            waits.append((rd_need - e) // pin + 1)
+        else:
+            waits.append(_diff(self.next_read, now))
+        if backlog > 0:
+            if up_due:
+                waits.append((up_need - e) // pin + 1)
+            else:
+                waits.append(_diff(self.next_up, now))
+        ms = min(waits)
+        ms = _clamp(ms, 100, self.UP_MAX)
+        if ms >= p["deep_sleep_min_ms"]:
+            return self._start("deep_sleep", now, v, ms)
+        return self._start("sleep", now, v, ms)
+
+    def _start(self, name, now, v, arg):
+        self.act = name
+        self.act_t = now
+        self.act_v = v
+        self.act_end = None
+        self.act_ok = False
+        if name == "deep_sleep":
+            self.act_arg = arg
+        return name, arg
+
+    def done(self, what, now_ms, ok):
+        self.act_end = now_ms
+        self.act_ok = bool(ok)
+        if what == "read":
+            # the next reading is due t_read after this one started
+            self.next_read = self.act_t + self.t_read if self.act == "read" else now_ms + self.t_read
+        elif what == "upload":
+            if ok:
+                self.fails = 0
+                start = self.act_t if self.act == "upload" else now_ms
+                self.next_up = start + self.t_up
+            else:
+                # server or Wi-Fi down: back off (doubling) so a long outage does not
+                # drain the capacitor into failed joins; readings go on being stored
+                self.fails += 1
+                back = self.p["retry_ms"] << (self.fails - 1 if self.fails < 8 else 7)
+                if back > self.p["retry_max_ms"]:
+                    back = self.p["retry_max_ms"]
+                if back < self.t_up:
+                    back = self.t_up
+                self.next_up = now_ms + back
+
+    # -- RTC memory --------------------------------------------------------------
+    def dump(self):
+        # due times relative to the last observation; the deep sleep about to start is
+        # added back on wake-up (the ESP clock restarts after deep sleep)
+        ref = self.last_t if self.last_t is not None else 0
+        sl = self.act_arg if self.act == "deep_sleep" else 0
+        nr = -sl if self.next_read is None else _diff(self.next_read, ref) - sl
+        nu = -sl if self.next_up is None else _diff(self.next_up, ref) - sl
+        flags = (1 if self.next_read is not None else 0) | (2 if self.next_up is not None else 0)
+        p16 = _clamp(self.p_in16, 0, 65535)
+        return struct.pack(_DUMP_FMT, _VERSION, flags, p16, min(self.fails, 255),
+                           _clamp(self.rd_cost, 0, 0xFFFFFFFF), _clamp(self.up_cost, 0, 0xFFFFFFFF),
+                           nr, nu, self.t_read, self.t_up, min(self.cold_starts, 0xFFFFFFFF),
+                           sl, 0)
+
+    def load(self, rtc_bytes):
+        # True when the state was restored; anything else (b"" after a power loss, a
+        # different version, garbage) is a cold start with conservative defaults
+        self._cold()
+        try:
+            if not rtc_bytes or len(rtc_bytes) != struct.calcsize(_DUMP_FMT):
+                return False
+            (ver, flags, p16, fails, rd, up, nr, nu, tr, tu, cs, sl,
+             _r) = struct.unpack(_DUMP_FMT, rtc_bytes)
+        except (ValueError, TypeError):
+            return False
+        if ver != _VERSION or p16 == 0 or rd == 0 or up == 0:
+            return False
+        self.p_in16 = p16
+        self.fails = fails
+        # learned costs are kept within sane bounds of the table (a corrupt value must
+        # not make the manager reckless)
+        self.rd_cost = _clamp(rd, self.c["read_exp"] // 4, self.c["read"] * 2)
+        self.up_cost = _clamp(up, self.c["upload_exp"] // 4, self.worst("upload") * 2)
+        self.t_read = _clamp(tr, self.READ_MIN, self.READ_MAX)
+        self.t_up = _clamp(tu, 1000, self.UP_MAX)
+        self.next_read = nr if flags & 1 else None
+        self.next_up = nu if flags & 2 else None
+        self.cold_starts = cs
+        self.rebase = 1
+        self.loaded = True
+        return True

@@ -1,0 +1,233 @@
+# Minimal HTTP/1.1 POST over `socket` + `ssl`, the same code on the device and the host.
+#
+# Why not micropython-lib `requests`: it wraps every https:// connection with
+# verify_mode=CERT_NONE and offers no way to pass a CA, so it cannot refuse an impostor.
+# This client builds an ssl.SSLContext(PROTOCOL_TLS_CLIENT) with CERT_REQUIRED and the
+# configured CA (`ca_pem`, loaded as DER: the MicroPython unix port's mbedTLS is built
+# without PEM parsing, and CPython takes DER too), and passes server_hostname so the
+# name is checked (mbedTLS checks CN/SAN; CPython check_hostname). The validity dates
+# are checked against the clock, which the app sets from NTP before uploading.
+# ESP8266 (axTLS) cannot verify certificates: there the caller must sign every batch
+# (sign.py) and the receiver refuses unsigned or replayed ones.
+import socket
+from binascii import a2b_base64
+
+MAX_RESPONSE = 2048
+
+
+class NetError(Exception):
+    # kind: "dns", "connect", "tls", "timeout", "http", "config"
+    def __init__(self, kind, detail=""):
+        self.kind = kind
+        self.detail = detail
+
+    def __str__(self):
+        return self.kind + (": " + self.detail if self.detail else "")
+
+
+def parse_url(url):
+    """-> (scheme, host, port, path). Userinfo in the URL is refused (it would end up in
+    logs); use the config's credential keys instead."""
+    if "://" not in url:
+        raise NetError("config", "url without scheme")
+    scheme, rest = url.split("://", 1)
+    scheme = scheme.lower()
+    if scheme not in ("http", "https"):
+        raise NetError("config", "scheme " + scheme)
+    if "/" in rest:
+        hostport, path = rest.split("/", 1)
+        path = "/" + path
+    else:
+        hostport, path = rest, "/"
+    if "@" in hostport:
+        raise NetError("config", "credentials in url")
+    port = 443 if scheme == "https" else 80
+    if hostport.startswith("["):
+        host, _, tail = hostport[1:].partition("]")
+        if tail.startswith(":"):
+            port = int(tail[1:])
+    elif ":" in hostport:
+        host, p = hostport.rsplit(":", 1)
+        port = int(p)
+    else:
+        host = hostport
+    if not host:
+        raise NetError("config", "url without host")
+    return scheme, host, port, path
+
+
+def pem_to_der(pem):
+    """PEM text (one or more certificates) -> list of DER bytes."""
+    if isinstance(pem, (bytes, bytearray)):
+        pem = bytes(pem).decode()
+    out = []
+    cur = None
+    for ln in pem.replace("\r", "").split("\n"):
+        ln = ln.strip()
+        if ln.startswith("-----BEGIN"):
+            cur = []
+        elif ln.startswith("-----END"):
+            if cur is not None:
+                out.append(a2b_base64("".join(cur)))
+            cur = None
+        elif cur is not None and ln:
+            cur.append(ln)
+    return out
+
+
+def _cadata(ca_der):
+    import sys
+    if sys.implementation.name == "micropython":
+        # mbedTLS context takes one DER certificate per load
+        return ca_der[0]
+    return b"".join(ca_der)
+
+
+def tls_module():
+    # -> (module, is_python_ssl). MicroPython's `ssl` is a frozen Python wrapper over the
+    # C module `tls`; a MICROPYPATH without ".frozen" hides it, so fall back to `tls`
+    # (same SSLContext, but load_verify_locations takes the data positionally).
+    try:
+        import ssl
+        return ssl, True
+    except ImportError:
+        import tls
+        return tls, False
+
+
+def make_context(ca_der=None):
+    """Client SSLContext: CERT_REQUIRED with the CA when ca_der is given, else CERT_NONE."""
+    m, wrapper = tls_module()
+    ctx = m.SSLContext(m.PROTOCOL_TLS_CLIENT)
+    if ca_der:
+        ctx.verify_mode = m.CERT_REQUIRED
+        if wrapper:
+            ctx.load_verify_locations(cadata=_cadata(ca_der))
+        else:
+            ctx.load_verify_locations(_cadata(ca_der))
+    else:
+        if hasattr(ctx, "check_hostname"):
+            ctx.check_hostname = False
+        ctx.verify_mode = m.CERT_NONE
+    return ctx
+
+
+def tls_wrap(sock, host, ca_der=None):
+    """Wrap a connected socket. ca_der: list of DER CA certificates -> verified (name and
+    chain and dates); None -> not verified (ESP8266 only; the caller signs batches)."""
+    m, wrapper = tls_module()
+    if not hasattr(m, "SSLContext"):
+        # older ESP8266 firmware: module-level wrap_socket, no verification possible
+        if ca_der:
+            raise NetError("tls", "this ssl module cannot verify")
+        return m.wrap_socket(sock, server_hostname=host)
+    return make_context(ca_der).wrap_socket(sock, server_hostname=host)
+
+
+def _write(s, data):
+    if hasattr(s, "sendall"):
+        s.sendall(data)
+    else:
+        s.write(data)
+
+
+def _read(s, n):
+    if hasattr(s, "recv"):
+        return s.recv(n)
+    return s.read(n)
+
+
+def _timeout_error(e):
+    # CPython: socket.timeout (TimeoutError); MicroPython: OSError(ETIMEDOUT=110)
+    if isinstance(e, OSError) and e.args and e.args[0] in (110, 116, "timed out"):
+        return True
+    return type(e).__name__ in ("timeout", "TimeoutError")
+
+
+def request(method, url, body=b"", headers=None, ca_der=None, timeout_s=10,
+            activity=None, max_response=MAX_RESPONSE):
+    """-> (status int, response body bytes, bytes on the wire). Raises NetError. https:// URLs are verified
+    against ca_der when given; the caller decides when unverified TLS is acceptable."""
+    scheme, host, port, path = parse_url(url)
+    try:
+        ai = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+    except Exception as e:
+        raise NetError("dns", host)
+    if not ai:
+        raise NetError("dns", host)
+    ai = ai[0]
+    s = socket.socket(ai[0], socket.SOCK_STREAM)
+    try:
+        s.settimeout(timeout_s)
+        try:
+            if activity:
+                activity("tx")
+            s.connect(ai[-1])
+        except Exception as e:
+            raise NetError("timeout" if _timeout_error(e) else "connect", "%s:%d" % (host, port))
+        if scheme == "https":
+            if activity:
+                activity("tls")
+            try:
+                s = tls_wrap(s, host, ca_der)
+            except NetError:
+                raise
+            except Exception as e:
+                raise NetError("timeout" if _timeout_error(e) else "tls",
+                               str(e).strip().split("\n")[0][:80])
+        if activity:
+            activity("tx")
+        head = ["%s %s HTTP/1.1" % (method, path), "Host: %s" % host,
+                "Connection: close", "Content-Length: %d" % len(body)]
+        if headers:
+            for k in headers:
+                head.append("%s: %s" % (k, headers[k]))
+        head = ("\r\n".join(head) + "\r\n\r\n").encode()
+        try:
+            _write(s, head)
+            if body:
+                _write(s, body)
+            resp = b""
+            while len(resp) < max_response + 1024:
+                chunk = _read(s, 512)
+                if not chunk:
+                    break
+                resp += chunk
+                if _complete(resp):
+                    break
+        except Exception as e:
+            raise NetError("timeout" if _timeout_error(e) else "connect", "io")
+    finally:
+        try:
+            s.close()
+        except Exception:
+            pass
+    status, rbody = _parse_response(resp, max_response)
+    return status, rbody, len(head) + len(body) + len(resp)
+
+
+def _complete(resp):
+    # stop reading once Content-Length bytes of body are in (the server may keep the
+    # socket open a little after answering)
+    i = resp.find(b"\r\n\r\n")
+    if i < 0:
+        return False
+    for ln in resp[:i].split(b"\r\n")[1:]:
+        if ln.lower().startswith(b"content-length:"):
+            try:
+                return len(resp) - i - 4 >= int(ln[15:].strip())
+            except ValueError:
+                return False
+    return False
+
+
+def _parse_response(resp, max_response):
+    i = resp.find(b"\r\n\r\n")
+    if not resp.startswith(b"HTTP/") or i < 0:
+        raise NetError("http", "no response")
+    line = resp[:resp.find(b"\r\n")].split(b" ")
+    try:
+        status = int(line[1])
+    except (IndexError, ValueError):
+        raise NetError("http", "bad status line")
+    return status, resp[i + 4:i + 4 + max_response]

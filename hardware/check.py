@@ -1,0 +1,373 @@
+#!/usr/bin/env python3
+"""Checks every KiCad board under hardware/ and regenerates its fabrication outputs.
+
+For each board (power, demod, relay):
+  1. ERC: kicad-cli sch erc --severity-all --exit-code-violations   (0 violations wanted)
+  2. DRC: kicad-cli pcb drc --severity-all --schematic-parity --exit-code-violations
+     (0 violations, 0 unconnected items, 0 parity issues wanted)
+  3. netlist export compared with hardware/<board>/expected_nets.json (hand-written from
+     the design intent): every expected net exists with exactly the expected pins, and no
+     connected net exists that the file does not list
+  4. fab outputs into hardware/<board>/fab/: Gerber+drill zip (JLCPCB layer set), drill
+     file, BOM CSV (JLCPCB columns), CPL CSV (JLCPCB columns), schematic PDF, 3D render PNG.
+     Date stamps are normalised so the outputs are byte-reproducible.
+
+Usage (stdlib only; any python3 >= 3.8, kicad-cli 9 on PATH):
+    python3 hardware/check.py            # check + regenerate fab/
+    python3 hardware/check.py --check    # check + verify committed fab/ equals a fresh build
+    python3 hardware/check.py --boards power,relay --json report.json
+Exit status 0 only if every step passed.
+"""
+import argparse
+import concurrent.futures
+import csv
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+
+HW = os.path.dirname(os.path.abspath(__file__))
+BOARDS = ("power", "demod", "relay")
+GERBER_LAYERS = "F.Cu,B.Cu,F.Paste,B.Paste,F.Silkscreen,B.Silkscreen,F.Mask,B.Mask,Edge.Cuts"
+ZIP_DATE = (2020, 1, 1, 0, 0, 0)
+KICAD_CLI = os.environ.get("KICAD_CLI", "kicad-cli")
+
+
+def run(args, cwd=None, ok_codes=(0,)):
+    p = subprocess.run([KICAD_CLI] + args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       universal_newlines=True, timeout=300)
+    if p.returncode not in ok_codes:
+        raise RuntimeError("kicad-cli %s failed (%d):\n%s" % (" ".join(args), p.returncode, p.stdout[-2000:]))
+    return p
+
+
+# ------------------------------------------------------------------ checks
+def erc(board, tmp):
+    d = os.path.join(HW, board)
+    out = os.path.join(tmp, board + "-erc.json")
+    p = run(["sch", "erc", "--severity-all", "--exit-code-violations", "--format", "json", "-o", out,
+             board + ".kicad_sch"], cwd=d, ok_codes=(0, 5))
+    with open(out) as f:
+        rep = json.load(f)
+    viol = []
+    for sheet in rep.get("sheets", []):
+        for v in sheet.get("violations", []):
+            viol.append("%s (%s): %s %s" % (v["type"], v["severity"], v["description"],
+                                           [i.get("description") for i in v.get("items", [])]))
+    return {"violations": viol, "exit_code": p.returncode}
+
+
+def drc(board, tmp):
+    d = os.path.join(HW, board)
+    out = os.path.join(tmp, board + "-drc.json")
+    p = run(["pcb", "drc", "--severity-all", "--schematic-parity", "--exit-code-violations", "--format", "json",
+             "-o", out, board + ".kicad_pcb"], cwd=d, ok_codes=(0, 5))
+    with open(out) as f:
+        rep = json.load(f)
+
+    def fmt(lst):
+        return ["%s (%s): %s %s" % (v["type"], v["severity"], v["description"],
+                                    [i.get("description") for i in v.get("items", [])]) for v in lst]
+    return {"violations": fmt(rep.get("violations", [])),
+            "unconnected": fmt(rep.get("unconnected_items", [])),
+            "parity": fmt(rep.get("schematic_parity", [])),
+            "exit_code": p.returncode}
+
+
+def parse_sexpr(text):
+    tokens = re.findall(r'\(|\)|"(?:[^"\\]|\\.)*"|[^\s()]+', text)
+    stack = [[]]
+    for t in tokens:
+        if t == "(":
+            stack.append([])
+        elif t == ")":
+            node = stack.pop()
+            stack[-1].append(node)
+        elif t.startswith('"'):
+            stack[-1].append(t[1:-1].replace('\\"', '"').replace("\\\\", "\\"))
+        else:
+            stack[-1].append(t)
+    return stack[0][0]
+
+
+def netlist(board, tmp):
+    """-> {net name without the root-sheet '/': set of "REF.PIN"}, {ref: {pin: pin name}}"""
+    d = os.path.join(HW, board)
+    out = os.path.join(tmp, board + ".net")
+    run(["sch", "export", "netlist", "--format", "kicadsexpr", "-o", out, board + ".kicad_sch"], cwd=d)
+    with open(out) as f:
+        tree = parse_sexpr(f.read())
+    nets = {}
+    pinnames = {}
+    for sec in tree[1:]:
+        if not isinstance(sec, list) or sec[0] != "nets":
+            continue
+        for net in sec[1:]:
+            name = None
+            nodes = set()
+            for item in net[1:]:
+                if item[0] == "name":
+                    name = item[1]
+                elif item[0] == "node":
+                    f_ = {x[0]: x[1] for x in item[1:] if isinstance(x, list) and len(x) > 1}
+                    nodes.add("%s.%s" % (f_["ref"], f_["pin"]))
+                    pinnames.setdefault(f_["ref"], {})[f_["pin"]] = f_.get("pinfunction", "")
+            if name.startswith("/"):
+                name = name[1:]
+            nets[name] = nodes
+    return nets, pinnames
+
+
+def load_expected(board):
+    with open(os.path.join(HW, board, "expected_nets.json")) as f:
+        return json.load(f)["nets"]
+
+
+def compare_nets(board, nets, exp=None):
+    exp = load_expected(board) if exp is None else exp
+    problems = []
+    for name in sorted(exp):
+        want = set(exp[name])
+        got = nets.get(name)
+        if got is None:
+            problems.append("net %s missing (expected %s)" % (name, sorted(want)))
+        elif got != want:
+            problems.append("net %s: missing pins %s, unexpected pins %s"
+                            % (name, sorted(want - got), sorted(got - want)))
+    for name in sorted(nets):
+        if name not in exp and not name.startswith("unconnected-") and len(nets[name]) > 1:
+            problems.append("net %s not in expected_nets.json: %s" % (name, sorted(nets[name])))
+    return problems
+
+
+# ------------------------------------------------------------------ fab outputs
+DATE_PATTERNS = [
+    (re.compile(rb"%TF\.CreationDate,[^*]*\*%"), rb"%TF.CreationDate,2020-01-01T00:00:00+00:00*%"),
+    (re.compile(rb"(G04 #@! TF\.CreationDate,)[^*]*\*"), rb"\g<1>2020-01-01T00:00:00+00:00*"),
+    (re.compile(rb"(G04 Created by KiCad \([^)]*\)) date [0-9:\- ]+\*"), rb"\1 date 2020-01-01 00:00:00*"),
+    (re.compile(rb"(; DRILL file \{[^}]*\}) date \S+"), rb"\1 date 2020-01-01T00:00:00+0000"),
+    (re.compile(rb"(; #@! TF\.CreationDate,)\S+"), rb"\g<1>2020-01-01T00:00:00+00:00"),
+    (re.compile(rb"/CreationDate \(D:\d{14}"), rb"/CreationDate (D:20200101000000"),
+    (re.compile(rb"/ModDate \(D:\d{14}"), rb"/ModDate (D:20200101000000"),
+]
+
+
+def normalise(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    for rx, rep in DATE_PATTERNS:
+        data = rx.sub(rep, data)
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def make_fab(board, out):
+    """Regenerates every fabrication output of one board into directory out."""
+    d = os.path.join(HW, board)
+    pcb, sch = board + ".kicad_pcb", board + ".kicad_sch"
+    os.makedirs(out, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        g = os.path.join(tmp, "gerber")
+        os.makedirs(g)
+        run(["pcb", "export", "gerbers", "--layers", GERBER_LAYERS, "--no-x2", "-o", g + os.sep, pcb], cwd=d)
+        run(["pcb", "export", "drill", "--format", "excellon", "--excellon-units", "mm", "-o", g + os.sep, pcb],
+            cwd=d)
+        names = sorted(n for n in os.listdir(g) if not n.endswith(".gbrjob"))
+        zpath = os.path.join(out, board + "-gerbers.zip")
+        with zipfile.ZipFile(zpath, "w", zipfile.ZIP_DEFLATED) as z:
+            for n in names:
+                normalise(os.path.join(g, n))
+                zi = zipfile.ZipInfo(n, ZIP_DATE)
+                zi.compress_type = zipfile.ZIP_DEFLATED
+                zi.external_attr = 0o644 << 16
+                with open(os.path.join(g, n), "rb") as f:
+                    z.writestr(zi, f.read())
+        for n in names:
+            if n.endswith(".drl"):
+                shutil.copyfile(os.path.join(g, n), os.path.join(out, n))
+        # BOM, JLCPCB column names, grouped by value/footprint/part number
+        bom_raw = os.path.join(tmp, "bom.csv")
+        run(["sch", "export", "bom", "--fields", "Value,Reference,Footprint,LCSC,MPN,Manufacturer,${QUANTITY}",
+             "--labels", "Comment,Designator,Footprint,LCSC Part #,MPN,Manufacturer,Quantity",
+             "--group-by", "Value,Footprint,LCSC,MPN", "--sort-field", "Reference", "--exclude-dnp",
+             "-o", bom_raw, sch], cwd=d)
+        shutil.copyfile(bom_raw, os.path.join(out, board + "-bom.csv"))
+        # CPL (pick and place): KiCad's columns renamed to what JLCPCB's importer expects
+        pos_raw = os.path.join(tmp, "pos.csv")
+        run(["pcb", "export", "pos", "--format", "csv", "--units", "mm", "--side", "both", "-o", pos_raw, pcb], cwd=d)
+        with open(pos_raw, newline="") as f:
+            rows = list(csv.reader(f))
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["Designator", "Val", "Package", "Mid X", "Mid Y", "Rotation", "Layer"])
+        for r in rows[1:]:
+            w.writerow([r[0], r[1], r[2], "%.3fmm" % float(r[3]), "%.3fmm" % float(r[4]), "%.1f" % float(r[5]),
+                        r[6]])
+        with open(os.path.join(out, board + "-cpl.csv"), "w") as f:
+            f.write(buf.getvalue())
+        pdf = os.path.join(out, board + "-schematic.pdf")
+        run(["sch", "export", "pdf", "-o", pdf, sch], cwd=d)
+        normalise(pdf)
+        run(["pcb", "render", "--side", "top", "--width", "1200", "--height", "900", "--quality", "basic",
+             "-o", os.path.join(out, board + "-render.png"), pcb], cwd=d)
+    return sorted(os.listdir(out))
+
+
+def png_pixels(path):
+    """Decodes a non-interlaced 8-bit RGB/RGBA PNG with the stdlib -> (w, h, channels, bytes)."""
+    import struct
+    import zlib
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ValueError("not a PNG: %s" % path)
+    pos, idat, hdr = 8, [], None
+    while pos < len(data):
+        n, typ = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + n]
+        if typ == b"IHDR":
+            hdr = struct.unpack(">IIBBBBB", body)
+        elif typ == b"IDAT":
+            idat.append(body)
+        pos += 12 + n
+    w, h, depth, ctype, _, _, interlace = hdr
+    if depth != 8 or ctype not in (2, 6) or interlace:
+        raise ValueError("unsupported PNG format in %s" % path)
+    ch = 3 if ctype == 2 else 4
+    raw = zlib.decompress(b"".join(idat))
+    stride = w * ch
+    out = bytearray(h * stride)
+    prev = bytearray(stride)
+    for y in range(h):
+        ft = raw[y * (stride + 1)]
+        line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - ch] if i >= ch else 0
+            b = prev[i]
+            c = prev[i - ch] if i >= ch else 0
+            if ft == 1:
+                line[i] = (line[i] + a) & 255
+            elif ft == 2:
+                line[i] = (line[i] + b) & 255
+            elif ft == 3:
+                line[i] = (line[i] + ((a + b) >> 1)) & 255
+            elif ft == 4:
+                p_ = a + b - c
+                pa, pb, pc = abs(p_ - a), abs(p_ - b), abs(p_ - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else (b if pb <= pc else c))) & 255
+        out[y * stride:(y + 1) * stride] = line
+        prev = line
+    return w, h, ch, bytes(out)
+
+
+def png_close(pa, pb, tol=0.01):
+    """The 3D render may differ in the last bits between OpenGL drivers: same size and
+    mean absolute pixel difference under tol (fraction of full scale) is 'the same picture'."""
+    wa, ha, ca, da = png_pixels(pa)
+    wb, hb, cb, db = png_pixels(pb)
+    if (wa, ha, ca) != (wb, hb, cb):
+        return False
+    step = 7   # sample every 7th byte: plenty for a 1200x900 render, keeps the check fast
+    diff = sum(abs(da[i] - db[i]) for i in range(0, len(da), step))
+    return diff / (255.0 * len(range(0, len(da), step))) < tol
+
+
+def zip_members(path):
+    with zipfile.ZipFile(path) as z:
+        return {n: z.read(n) for n in z.namelist()}
+
+
+def compare_fab(fresh, committed):
+    problems = []
+    a = set(os.listdir(fresh))
+    b = set(os.listdir(committed)) if os.path.isdir(committed) else set()
+    for n in sorted(a - b):
+        problems.append("fab/%s missing from the committed outputs" % n)
+    for n in sorted(b - a):
+        problems.append("fab/%s is stale (not produced any more)" % n)
+    for n in sorted(a & b):
+        pa, pb = os.path.join(fresh, n), os.path.join(committed, n)
+        if n.endswith(".zip"):
+            ma, mb = zip_members(pa), zip_members(pb)
+            if ma != mb:
+                diff = sorted(k for k in set(ma) | set(mb) if ma.get(k) != mb.get(k))
+                problems.append("fab/%s differs: %s" % (n, diff))
+            continue
+        with open(pa, "rb") as f:
+            da = f.read()
+        with open(pb, "rb") as f:
+            db = f.read()
+        if da != db and not (n.endswith(".png") and png_close(pa, pb)):
+            problems.append("fab/%s differs from a fresh regeneration" % n)
+    return problems
+
+
+# ------------------------------------------------------------------ driver
+def check_board(board, check_only=False):
+    res = {"board": board}
+    with tempfile.TemporaryDirectory() as tmp:
+        res["erc"] = erc(board, tmp)
+        res["drc"] = drc(board, tmp)
+        nets, pinnames = netlist(board, tmp)
+        res["nets"] = {k: sorted(v) for k, v in nets.items()}
+        res["pin_names"] = pinnames
+        res["net_problems"] = compare_nets(board, nets)
+        fab_dir = os.path.join(HW, board, "fab")
+        if check_only:
+            fresh = os.path.join(tmp, "fab")
+            make_fab(board, fresh)
+            res["fab_problems"] = compare_fab(fresh, fab_dir)
+        else:
+            if os.path.isdir(fab_dir):
+                shutil.rmtree(fab_dir)
+            make_fab(board, fab_dir)
+            res["fab_problems"] = []
+        res["fab_files"] = sorted(os.listdir(fab_dir)) if os.path.isdir(fab_dir) else []
+    res["ok"] = (not res["erc"]["violations"] and res["erc"]["exit_code"] == 0
+                 and not res["drc"]["violations"] and not res["drc"]["unconnected"]
+                 and not res["drc"]["parity"] and res["drc"]["exit_code"] == 0
+                 and not res["net_problems"] and not res["fab_problems"])
+    return res
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--check", action="store_true", help="verify committed fab outputs instead of rewriting them")
+    ap.add_argument("--boards", default=",".join(BOARDS))
+    ap.add_argument("--json", help="write the full report here")
+    ap.add_argument("-j", "--jobs", type=int, default=2)
+    a = ap.parse_args(argv)
+    boards = [b for b in a.boards.split(",") if b]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=a.jobs) as ex:
+        results = list(ex.map(lambda b: check_board(b, a.check), boards))
+    ok = True
+    for r in results:
+        print("== %s: %s" % (r["board"], "OK" if r["ok"] else "FAILED"))
+        print("   ERC violations: %d" % len(r["erc"]["violations"]))
+        print("   DRC violations: %d, unconnected: %d, schematic parity: %d"
+              % (len(r["drc"]["violations"]), len(r["drc"]["unconnected"]), len(r["drc"]["parity"])))
+        print("   expected nets: %s" % ("all present" if not r["net_problems"] else "%d problems" % len(r["net_problems"])))
+        print("   fab outputs: %s (%s)" % ("up to date" if not r["fab_problems"] else "OUT OF DATE",
+                                          ", ".join(r["fab_files"])))
+        for key in ("violations",):
+            for v in r["erc"][key]:
+                print("   ERC: " + v)
+        for key in ("violations", "unconnected", "parity"):
+            for v in r["drc"][key]:
+                print("   DRC %s: %s" % (key, v))
+        for p in r["net_problems"] + r["fab_problems"]:
+            print("   " + p)
+        ok = ok and r["ok"]
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(results, f, indent=1, sort_keys=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

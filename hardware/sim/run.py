@@ -1,0 +1,317 @@
+"""ngspice runner for the dongle's hardware simulations.
+
+Reads component values from hardware/design/values.json, fills the netlist templates in
+this directory ($name placeholders), runs `ngspice -b`, parses the `wrdata` ASCII output
+and measures what a user of the board relies on: bytes recovered by a UART at the ESP RX
+pin, rise/fall and pulse-width distortion against the bit time, supervisor thresholds and
+load current after switch-off.
+
+    python3 hardware/sim/run.py            # every simulation, prints the figures
+    python3 hardware/sim/run.py --keep DIR # also keep the generated netlists and data
+
+Stdlib only (CPython 3.7+), so it runs from the system python as well as the venv.
+"""
+import json
+import math
+import os
+import shutil
+import string
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+VALUES = os.path.join(HERE, "..", "design", "values.json")
+VDD = 3.3
+# ESP8266EX datasheet, "Digital I/O": VIL <= 0.25 VDD, VIH >= 0.75 VDD.
+VIL = 0.25 * VDD
+VIH = 0.75 * VDD
+# 74LVC1G14 at VCC 3.3 V (TI SCES218): typical VT+ 1.75 V, VT- 1.05 V. Sweeps also use the
+# narrowest plausible window corners below.
+SCHMITT_TYP = (1.75, 1.05)
+SCHMITT_CORNERS = ((2.0, 1.2), (1.5, 0.8))
+TIC_CARRIER_HZ = 50000.0  # Enedis-NOI-CPT_54E: ASK, 50 kHz carrier
+
+_SUFFIX = {"p": 1e-12, "n": 1e-9, "u": 1e-6, "µ": 1e-6, "m": 1e-3, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9}
+
+
+class SimError(Exception):
+    pass
+
+
+def parse_value(text):
+    """'4.7k' -> 4700.0, '100nF' -> 1e-7, '2.5F 5.5V' -> 2.5, '1.5M' -> 1.5e6, '4k7' -> 4700."""
+    s = str(text).strip().split()[0]
+    for unit in ("F", "ohm", "Ω", "R", "V", "A", "H"):
+        if s.endswith(unit) and len(s) > len(unit):
+            s = s[: -len(unit)]
+            break
+    for k, mult in _SUFFIX.items():
+        if k in s and not s.endswith(k):  # 4k7 style
+            a, b = s.split(k, 1)
+            return float((a or "0") + "." + b) * mult
+    if s[-1] in _SUFFIX:
+        return float(s[:-1]) * _SUFFIX[s[-1]]
+    return float(s)
+
+
+def load_values(path=VALUES):
+    with open(path) as f:
+        return json.load(f)
+
+
+def val(values, board, ref):
+    return parse_value(values[board][ref]["value"])
+
+
+def ngspice():
+    return shutil.which("ngspice")
+
+
+def spice_num(x):
+    return "%.6g" % x
+
+
+def run_template(name, params, keep=None):
+    """Fill hardware/sim/<name>.cir, run ngspice in batch mode, return {vector: [floats]}."""
+    with open(os.path.join(HERE, name + ".cir")) as f:
+        tmpl = string.Template(f.read())
+    exe = ngspice()
+    if not exe:
+        raise SimError("ngspice not found on PATH")
+    work = tempfile.mkdtemp(prefix="sim-" + name + "-")
+    try:
+        shutil.copy(os.path.join(HERE, "models.lib"), work)
+        out = os.path.join(work, name + ".dat")
+        p = dict(params)
+        p["out"] = out
+        text = tmpl.substitute({k: (spice_num(v) if isinstance(v, float) else str(v)) for k, v in p.items()})
+        cir = os.path.join(work, name + ".cir")
+        with open(cir, "w") as f:
+            f.write(text)
+        r = subprocess.run([exe, "-b", cir], cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           universal_newlines=True, timeout=120)
+        if r.returncode != 0 or not os.path.exists(out):
+            raise SimError("ngspice failed on %s:\n%s" % (name, r.stdout[-3000:]))
+        data = read_wrdata(out)
+        if keep:
+            os.makedirs(keep, exist_ok=True)
+            for fn in os.listdir(work):
+                shutil.copy(os.path.join(work, fn), os.path.join(keep, fn))
+        return data
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def read_wrdata(path):
+    """wrdata with wr_singlescale + wr_vecnames: header line of names, then columns."""
+    with open(path) as f:
+        names = f.readline().split()
+        cols = [[] for _ in names]
+        for line in f:
+            parts = line.split()
+            if len(parts) != len(names):
+                continue
+            for c, x in zip(cols, parts):
+                c.append(float(x))
+    return dict(zip(names, cols))
+
+
+# ------------------------------------------------------------------------------------------
+# UART framing and a software UART receiver
+def uart_bits(data, bits=7, parity="even", stop=1):
+    """Line levels (1 = mark) for each byte: start 0, data LSB first, parity, stop 1.
+    TIC: 7E1 (Enedis-NOI-CPT_54E); DSMR P1 5.0.2: 8N1 at 115200 Bd."""
+    out = []
+    for b in data:
+        d = [(b >> i) & 1 for i in range(bits)]
+        out.append(0)
+        out += d
+        if parity == "even":
+            out.append(sum(d) & 1)
+        elif parity == "odd":
+            out.append(1 - (sum(d) & 1))
+        out += [1] * stop
+    return out
+
+
+def pwl_from_levels(levels, tbit, t0, edge, high, low):
+    """PWL text for a level sequence starting at t0 (idle = levels' first value before t0)."""
+    pts = [(0.0, levels[0])]
+    for i, lv in enumerate(levels):
+        t = t0 + i * tbit
+        if lv != pts[-1][1]:
+            pts.append((t, pts[-1][1]))
+            pts.append((t + edge, lv))
+    v = lambda lv: high if lv else low
+    return " ".join("%s %s" % (spice_num(t), spice_num(v(lv))) for t, lv in pts)
+
+
+def crossings(t, v, level):
+    """[(time, direction)] where v crosses level (linear interpolation); direction +1 rising."""
+    out = []
+    for i in range(1, len(v)):
+        a, b = v[i - 1] - level, v[i] - level
+        if (a < 0) != (b < 0):
+            tc = t[i - 1] + (t[i] - t[i - 1]) * (a / (a - b)) if a != b else t[i]
+            out.append((tc, 1 if b >= 0 else -1))
+    return out
+
+
+def sample(t, v, when):
+    """Linear interpolation of v at time `when` (t ascending)."""
+    lo, hi = 0, len(t) - 1
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if t[mid] <= when:
+            lo = mid
+        else:
+            hi = mid
+    if t[hi] == t[lo]:
+        return v[lo]
+    return v[lo] + (v[hi] - v[lo]) * (when - t[lo]) / (t[hi] - t[lo])
+
+
+def soft_uart(t, v, baud, bits=7, parity="even", threshold=VDD / 2):
+    """Receive bytes like a UART: wait for a falling edge while idle, sample every bit at its
+    centre relative to that edge. Returns (bytes, errors, centre_levels) where centre_levels
+    is [(expected_level_decoded, voltage)] for every sampled bit."""
+    tbit = 1.0 / baud
+    nbits = 1 + bits + (1 if parity else 0) + 1
+    out = bytearray()
+    errors = []
+    levels = []
+    edges = [tc for tc, d in crossings(t, v, threshold) if d < 0]
+    busy_until = -1.0
+    for te in edges:
+        if te < busy_until:
+            continue
+        if te + nbits * tbit > t[-1]:
+            break
+        samples = [sample(t, v, te + (i + 0.5) * tbit) for i in range(nbits)]
+        lv = [1 if s > threshold else 0 for s in samples]
+        levels += list(zip(lv, samples))
+        if lv[0] != 0:
+            errors.append("start bit glitch at %.6f" % te)
+            continue
+        d = lv[1:1 + bits]
+        val_ = sum(b << i for i, b in enumerate(d))
+        if parity:
+            p = lv[1 + bits]
+            want = (sum(d) & 1) if parity == "even" else 1 - (sum(d) & 1)
+            if p != want:
+                errors.append("parity at %.6f" % te)
+        if lv[-1] != 1:
+            errors.append("framing at %.6f" % te)
+        out.append(val_)
+        busy_until = te + (nbits - 0.5) * tbit
+    return bytes(out), errors, levels
+
+
+def edge_times(t, v, lo_frac=0.1, hi_frac=0.9, vlo=0.0, vhi=VDD):
+    """10-90 % rise and fall times of every transition of v."""
+    lo = vlo + lo_frac * (vhi - vlo)
+    hi = vlo + hi_frac * (vhi - vlo)
+    rises, falls = [], []
+    cl = crossings(t, v, lo)
+    ch = crossings(t, v, hi)
+    for tc, d in cl:
+        if d > 0:  # rising: low crossing then next high crossing
+            nxt = [x for x, dd in ch if dd > 0 and x >= tc]
+            if nxt:
+                rises.append(nxt[0] - tc)
+    for tc, d in ch:
+        if d < 0:
+            nxt = [x for x, dd in cl if dd < 0 and x >= tc]
+            if nxt:
+                falls.append(nxt[0] - tc)
+    return rises, falls
+
+
+# ------------------------------------------------------------------------------------------
+TIC_SAMPLE = b"\x02\nADCO 0U\x03"  # STX, LF, label chars, 'U' (0x55: alternating bits), ETX
+
+
+def demod(baud, vpk, ctr=1.0, fast=None, data=TIC_SAMPLE, schmitt=SCHMITT_TYP, values=None,
+          c_rx=20e-12, phase=0.0, keep=None):
+    """Simulate the TIC path. fast: tic_fast pin level (None = firmware rule: high at 9600 Bd).
+    Returns a dict of measured figures."""
+    v = values or load_values()
+    if fast is None:
+        fast = baud > 2400
+    tbit = 1.0 / baud
+    levels = [1, 1] + uart_bits(data) + [1, 1, 1]
+    t0 = 2 * tbit
+    env = pwl_from_levels([1 - x for x in levels], tbit, 0.0, 0.2e-6, 1.0, 0.0)
+    tstop = len(levels) * tbit
+    vtp, vtm = schmitt
+    params = {
+        "vpk": float(vpk), "ctr": float(ctr), "env_pwl": env, "fcarrier": TIC_CARRIER_HZ,
+        "phase": float(phase),
+        "R1": val(v, "demod", "R1"), "R2": val(v, "demod", "R2"), "C1": val(v, "demod", "C1"),
+        "R3": val(v, "demod", "R3"), "R4": val(v, "demod", "R4"),
+        "vfast": VDD if fast else 0.0, "sch_vt": (vtp + vtm) / 2, "sch_vh": (vtp - vtm) / 2,
+        "c_rx": float(c_rx), "tstep": min(tbit / 400.0, 0.25e-6), "tstop": tstop,
+    }
+    d = run_template("demod", params, keep=keep)
+    t, rx, oc = d["time"], d["v(rx)"], d["v(oc)"]
+    got, errors, centre = soft_uart(t, rx, baud, bits=7, parity="even")
+    # transmitted line edges vs RX crossings at VDD/2 (pulse-width distortion)
+    tx_edges = [t0 + i * tbit for i in range(1, len(levels) - 2) if levels[i + 2] != levels[i + 1]]
+    tx_edges = [(i * tbit, levels[i] - levels[i - 1]) for i in range(1, len(levels)) if levels[i] != levels[i - 1]]
+    rx_edges = crossings(t, rx, VDD / 2)
+    delays = []
+    if len(rx_edges) == len(tx_edges):
+        delays = [(r[0] - e[0], e[1]) for r, e in zip(rx_edges, tx_edges)]
+    rises, falls = edge_times(t, rx)
+    ones = [s for lv, s in centre if lv == 1]
+    zeros = [s for lv, s in centre if lv == 0]
+    res = {
+        "baud": baud, "vpk": vpk, "ctr": ctr, "fast": bool(fast), "schmitt": schmitt,
+        "sent": data, "received": got, "uart_errors": errors,
+        "tx_edges": len(tx_edges), "rx_edges": len(rx_edges),
+        "delay_rise_us": [x * 1e6 for x, dirn in delays if dirn > 0],
+        "delay_fall_us": [x * 1e6 for x, dirn in delays if dirn < 0],
+        "min_high_v": min(ones) if ones else None, "max_low_v": max(zeros) if zeros else None,
+        "rise_us": max(rises) * 1e6 if rises else None, "fall_us": max(falls) * 1e6 if falls else None,
+        "oc_min_v": min(oc), "oc_max_v": max(oc), "tbit_us": tbit * 1e6,
+    }
+    if delays:
+        ds = [x for x, _ in delays]
+        res["distortion_us"] = (max(ds) - min(ds)) * 1e6
+        res["distortion_frac"] = (max(ds) - min(ds)) / tbit
+        res["delay_max_us"] = max(ds) * 1e6
+    else:
+        res["distortion_us"] = res["distortion_frac"] = res["delay_max_us"] = None
+    return res
+
+
+P1_SAMPLE = b"/ISK5\\2M550T-1012\r\n!1A2B\r\n"
+
+
+def p1(baud=115200, data=P1_SAMPLE, c_cable=200e-12, r_oc=30.0, c_rx=30e-12, values=None, keep=None):
+    """DSMR P1 path at 115200 8N1 through the ESP8266 inverter. The meter's transistor is on
+    (line low) for a mark bit: DSMR 5.0.2 inverted signalling."""
+    v = values or load_values()
+    tbit = 1.0 / baud
+    levels = [1, 1] + uart_bits(data, bits=8, parity=None) + [1, 1]
+    drv = pwl_from_levels(levels, tbit, 0.0, 20e-9, 1.0, 0.0)
+    params = {"drv_pwl": drv, "r_oc": float(r_oc), "c_cable": float(c_cable), "R9": val(v, "demod", "R9"),
+              "R10": val(v, "demod", "R10"), "R4": val(v, "demod", "R4"), "c_rx": float(c_rx),
+              "tstep": tbit / 200.0, "tstop": len(levels) * tbit}
+    d = run_template("p1", params, keep=keep)
+    t, rx = d["time"], d["v(rx)"]
+    got, errors, centre = soft_uart(t, rx, baud, bits=8, parity=None)
+    tx_edges = [(i * tbit, levels[i] - levels[i - 1]) for i in range(1, len(levels)) if levels[i] != levels[i - 1]]
+    rx_edges = crossings(t, rx, VDD / 2)
+    rises, falls = edge_times(t, rx)
+    res = {"baud": baud, "sent": data, "received": got, "uart_errors": errors,
+           "tx_edges": len(tx_edges), "rx_edges": len(rx_edges), "tbit_us": tbit * 1e6,
+           "rise_us": max(rises) * 1e6 if rises else None, "fall_us": max(falls) * 1e6 if falls else None,
+           "min_high_v": min(s for lv, s in centre if lv == 1), "max_low_v": max(s for lv, s in centre if lv == 0)}
+    if len(rx_edges) == len(tx_edges):
+        ds = [r[0] - e[0] for r, e in zip(rx_edges, tx_edges)]
+        res["distortion_us"] = (max(ds) - min(ds)) * 1e6
+        res["distortion_frac"] = (max(ds) - min(ds)) / tbit
+        res["delay_max_us"] = max(ds) * 1e6
+    return res

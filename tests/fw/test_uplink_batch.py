@@ -1,0 +1,84 @@
+# Batch encoding of store records (firmware/uplink/batch.py) with the real store codec.
+import json
+
+from firmware.uplink import batch as B
+from firmware.store.log import Store
+from firmware.store import record
+from tests.fw.util import raises
+from tests.fw.uplink_fixtures import RamFlash, fill, tic_like, dsmr_reading
+
+
+def _records(n, reading=None):
+    st = Store(RamFlash())
+    fill(st, n, reading=reading)
+    return [record.decode(d, None, s) for s, d in st.peek(n)]
+
+
+def test_roundtrip_keeps_every_value_the_store_gives():
+    recs = _records(30)
+    body, first, last, n = B.build("0a1b2c", recs, 2, 5, 0, 41)
+    head, out = B.parse(body)
+    assert (first, last, n) == (recs[0]["seq"], recs[n - 1]["seq"], n)
+    assert head["dev"] == "0a1b2c" and head["dropped"] == 2 and head["aggregated"] == 5
+    assert head["ctr"] == 41 and head["n"] == n
+    for a, b in zip(recs[:n], out):
+        want = {}
+        for k in a:
+            if a[k] is not None:
+                want[k] = a[k]
+        assert b == want, (a, b)
+
+
+def test_values_equal_the_decoded_readings():
+    # what leaves the device is what the decoder read (via the store), not a rounding
+    r = dsmr_reading()
+    recs = _records(3, r)
+    _, out = B.parse(B.build("d", recs)[0])
+    assert out[0]["energy_import_wh"] == r["energy_import_wh"]
+    assert out[0]["energy_export_wh"] == r["energy_export_wh"]
+    assert out[0]["active_power_export_w"] == r["active_power_export_w"]
+    assert out[0]["tariff_index"] == r["tariff_index"]
+    assert out[2]["energy_import_wh"] == r["energy_import_wh"] + 2
+
+
+def test_size_is_bounded_and_at_least_one_record_goes():
+    recs = _records(80)
+    for limit in (300, 700, 1024, 2048, 4096):
+        body, first, last, n = B.build("0a1b2c", recs, max_bytes=limit)
+        assert len(body) <= limit, (limit, len(body))
+        assert n >= 1
+        # it is the longest prefix that fits
+        if n < len(recs):
+            body2 = B.build("0a1b2c", recs[:n + 1], max_bytes=1 << 20)[0]
+            assert len(body2) > limit - 60
+    body, first, last, n = B.build("0a1b2c", recs, max_bytes=10)
+    assert n == 1
+
+
+def test_null_columns_are_left_out_and_time_fields_kept_as_given():
+    # elapsed-time record: t null, dt_s/ref_seq as the store gives them
+    recs = [{"seq": 7, "kind": "reading", "t": 1700000000, "t_src": "ntp",
+             "apparent_power_va": 100, "active_power_w": None},
+            {"seq": 8, "kind": "reading", "t": None, "t_src": "elapsed", "dt_s": 5,
+             "ref_seq": 7, "apparent_power_va": 120, "active_power_w": None}]
+    body = B.build("x", recs)[0]
+    d = json.loads(body)
+    assert "active_power_w" not in d["cols"]
+    _, out = B.parse(body)
+    assert out[1] == {"seq": 8, "kind": "reading", "t_src": "elapsed", "dt_s": 5,
+                      "ref_seq": 7, "apparent_power_va": 120}
+    assert "dt_s" not in out[0]
+
+
+def test_undecodable_record_travels_as_hex():
+    rec = B.raw_record(9, b"\x07\xff\x00")
+    _, out = B.parse(B.build("x", [rec])[0])
+    assert out == [{"seq": 9, "kind": "raw", "raw": "07ff00"}]
+
+
+def test_parse_refuses_malformed_batches():
+    raises(ValueError, B.parse, b'{"v":2}')
+    raises(ValueError, B.parse, b'{"v":1,"cols":["seq"],"rows":[[1,2]]}')
+    raises(ValueError, B.parse, b'{"v":1,"cols":["t"],"rows":[[1]]}')
+    raises(ValueError, B.parse, b'[1]')
+    raises(ValueError, B.build, "x", [])

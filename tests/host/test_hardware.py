@@ -1,0 +1,107 @@
+"""KiCad boards under hardware/: ERC, DRC, intended nets and reproducible fab outputs.
+
+Runs hardware/check.py --check once (kicad-cli 9: ERC + DRC with schematic parity at every
+severity, netlist vs hand-written expected_nets.json, fresh fab outputs compared with the
+committed ones), then asserts on its JSON report per board. Also checks that the checker
+itself notices a broken connection or a stale fab file, so a green run means something.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HW = os.path.join(ROOT, "hardware")
+sys.path.insert(0, HW)
+import check  # noqa: E402  (hardware/check.py, stdlib only)
+
+BOARDS = check.BOARDS
+
+needs_kicad = pytest.mark.skipif(shutil.which("kicad-cli") is None,
+                                 reason="kicad-cli (KiCad 9) not installed: run tools/setup_system.sh")
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("hw") / "report.json"
+    p = subprocess.run([sys.executable, os.path.join(HW, "check.py"), "--check", "--json", str(out)],
+                       cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
+                       timeout=600)
+    print(p.stdout)
+    with open(str(out)) as f:
+        data = json.load(f)
+    res = {r["board"]: r for r in data}
+    res.update({"_exit": p.returncode, "_out": p.stdout})
+    return res
+
+
+@needs_kicad
+def test_every_board_is_checked(report):
+    assert sorted(k for k in report if not k.startswith("_")) == sorted(BOARDS)
+    assert report["_exit"] == 0, report["_out"]
+
+
+@needs_kicad
+@pytest.mark.parametrize("board", BOARDS)
+def test_erc_clean_at_every_severity(report, board):
+    r = report[board]["erc"]
+    assert r["violations"] == [] and r["exit_code"] == 0
+
+
+@needs_kicad
+@pytest.mark.parametrize("board", BOARDS)
+def test_drc_clean_routed_and_matching_schematic(report, board):
+    r = report[board]["drc"]
+    assert r["violations"] == []
+    assert r["unconnected"] == []
+    assert r["parity"] == []
+    assert r["exit_code"] == 0
+
+
+@needs_kicad
+@pytest.mark.parametrize("board", BOARDS)
+def test_every_intended_net_is_present(report, board):
+    assert report[board]["net_problems"] == []
+    exp = check.load_expected(board)
+    for name, pins in exp.items():
+        assert sorted(report[board]["nets"][name]) == sorted(pins)
+
+
+@needs_kicad
+@pytest.mark.parametrize("board", BOARDS)
+def test_fab_outputs_up_to_date(report, board):
+    assert report[board]["fab_problems"] == []
+    files = report[board]["fab_files"]
+    for suffix in ("-gerbers.zip", "-bom.csv", "-cpl.csv", "-schematic.pdf", "-render.png", ".drl"):
+        assert board + suffix in files
+
+
+def test_net_comparison_catches_a_broken_connection():
+    exp = {"VCAP": ["C1.1", "U1.6"], "GND": ["C1.2", "U1.2"]}
+    good = {"VCAP": {"C1.1", "U1.6"}, "GND": {"C1.2", "U1.2"}}
+    assert check.compare_nets("x", good, exp) == []
+    moved = {"VCAP": {"C1.1"}, "GND": {"C1.2", "U1.2", "U1.6"}}
+    probs = check.compare_nets("x", moved, exp)
+    assert any("VCAP" in p and "U1.6" in p for p in probs)
+    assert any("GND" in p and "U1.6" in p for p in probs)
+    assert check.compare_nets("x", {"GND": {"C1.2", "U1.2"}}, exp) == ["net VCAP missing (expected ['C1.1', 'U1.6'])"]
+    extra = dict(good, SNEAK={"R1.1", "R2.2"})
+    assert any("SNEAK" in p for p in check.compare_nets("x", extra, exp))
+
+
+def test_fab_comparison_ignores_dates_but_not_content(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    g1 = b"G04 #@! TF.CreationDate,2026-01-02T03:04:05+00:00*\nG04 Created by KiCad (PCBNEW 9.0.8) date 2026-01-02 03:04:05*\nX1Y1D01*\n"
+    g2 = g1.replace(b"2026-01-02", b"2027-12-31")
+    (a / "x.gtl").write_bytes(g1)
+    (b / "x.gtl").write_bytes(g2)
+    check.normalise(str(a / "x.gtl"))
+    check.normalise(str(b / "x.gtl"))
+    assert check.compare_fab(str(a), str(b)) == []
+    (b / "x.gtl").write_bytes((b / "x.gtl").read_bytes().replace(b"X1Y1", b"X2Y1"))
+    assert check.compare_fab(str(a), str(b)) != []

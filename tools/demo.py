@@ -1,0 +1,184 @@
+"""`make demo`: replay real meter captures through the firmware (MicroPython unix port)
+to a local MQTT broker and the HTTPS collector, show the readings arriving, plot them.
+
+    python -m tools.demo [--out demo-out] [--cpython] [CAPTURE ...]
+
+Starts mosquitto on a free loopback port (when /usr/sbin/mosquitto or `mosquitto` on
+PATH exists; otherwise the MQTT sink is left out and only HTTPS is used), the collector
+(HTTPS with its own CA + MQTT subscriber), writes a device config.json with the
+collector's CA and a fresh HMAC key, runs `python -m tools.replay CAPTURE --config CFG
+--micropython` for each capture, prints progress, writes OUT/load_curve.png and .html,
+and stops everything. Everything binds to 127.0.0.1.
+"""
+import argparse
+import binascii
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CORPUS = os.path.join(ROOT, "..", "shared", "corpus")
+CAPTURES = ["tic/hist_tri_base_ticdecodecpp.bin", "tic/hist_tempo_mono_pyteleinfo.txt",
+            "tic/std_mono_base_ticdecodecpp.bin", "dsmr/nl_v5_athom_sagemcom_t210d_1.txt"]
+BUDGET_S = 100      # the whole demo stays under two minutes
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def start_broker(workdir):
+    """-> (process, port) or (None, None) when no broker is installed."""
+    exe = shutil.which("mosquitto") or ("/usr/sbin/mosquitto"
+                                        if os.path.exists("/usr/sbin/mosquitto") else None)
+    if exe is None:
+        return None, None
+    port = free_port()
+    conf = os.path.join(workdir, "mosquitto.conf")
+    with open(conf, "w") as f:
+        f.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n" % port)
+    p = subprocess.Popen([exe, "-c", conf], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    end = time.time() + 10
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return p, port
+        except OSError:
+            time.sleep(0.05)
+    p.terminate()
+    return None, None
+
+
+def replay(capture, cfg_path, report_path, micropython=True, timeout=60):
+    """The one call into the firmware: the lead's replay harness. -> report dict."""
+    cmd = [sys.executable, "-m", "tools.replay", capture, "--config", cfg_path,
+           "--report", report_path]
+    if micropython:
+        cmd.append("--micropython")
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    if r.returncode != 0:
+        return {"error": (r.stderr or r.stdout).strip().splitlines()[-1:] or ["failed"]}
+    try:
+        with open(report_path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {"error": ["no report"]}
+
+
+class Progress:
+    def __init__(self, col):
+        self.col = col
+        self.stop = threading.Event()
+        self.th = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        spin = "|/-\\"
+        i = 0
+        while not self.stop.wait(0.25):
+            sys.stdout.write("\r  collector: %5d readings %s" % (self.col.count(), spin[i % 4]))
+            sys.stdout.flush()
+            i += 1
+
+    def __enter__(self):
+        self.th.start()
+        return self
+
+    def __exit__(self, *a):
+        self.stop.set()
+        self.th.join()
+        sys.stdout.write("\r  collector: %5d readings  \n" % self.col.count())
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="end-to-end demo")
+    ap.add_argument("captures", nargs="*")
+    ap.add_argument("--out", default=os.path.join(ROOT, "demo-out"))
+    ap.add_argument("--cpython", action="store_true", help="run the firmware on CPython")
+    a = ap.parse_args(argv)
+    sys.path[:0] = [ROOT]
+    from tools.collector import Collector, MqttSubscriber, ensure_pki, serve_https
+    t0 = time.time()
+    os.makedirs(a.out, exist_ok=True)
+    work = tempfile.mkdtemp(prefix="linky-demo-")
+    key = binascii.hexlify(os.urandom(16)).decode()
+    col = Collector(os.path.join(work, "collector"), default_key=binascii.unhexlify(key))
+    broker, mport = start_broker(work)
+    srv = sub = None
+    summary = []
+    try:
+        ca_pem, cert, kfile = ensure_pki(os.path.join(work, "collector"))
+        srv = serve_https(col, "127.0.0.1", 0, cert, kfile)
+        hport = srv.server_port
+        print("collector: https://127.0.0.1:%d/ (own CA, printed into the device config)"
+              % hport)
+        cfg = {"ssid": "demo", "password": "", "https_url": "https://127.0.0.1:%d/ingest" % hport,
+               "ca_pem": ca_pem, "hmac_key": key, "replay_wall_start": int(time.time()) - 3600}
+        if broker is not None:
+            sub = MqttSubscriber(col, "127.0.0.1", mport).start()
+            sub.connected.wait(10)
+            cfg.update({"mqtt_host": "127.0.0.1", "mqtt_port": mport, "ha_discovery": True})
+            print("broker: mosquitto on 127.0.0.1:%d" % mport)
+        else:
+            print("broker: mosquitto not installed, MQTT sink left out")
+        cfg_path = os.path.join(work, "config.json")
+        with open(cfg_path, "w") as f:
+            json.dump(cfg, f)
+        caps = a.captures or [os.path.join(CORPUS, c) for c in CAPTURES]
+        for cap in caps:
+            left = BUDGET_S - (time.time() - t0)
+            if left < 10:
+                print("time budget reached, skipping", os.path.basename(cap))
+                continue
+            before = col.count()
+            print("replay %s (%s)" % (os.path.basename(cap),
+                                      "CPython" if a.cpython else "MicroPython unix port"))
+            with Progress(col):
+                rep = replay(cap, cfg_path, os.path.join(work, "report.json"),
+                             not a.cpython, timeout=min(60, left))
+                time.sleep(0.5)     # let the MQTT subscriber drain
+            got = col.count() - before
+            if "error" in rep:
+                print("  replay failed:", " ".join(rep["error"]))
+            else:
+                print("  recorded %d, uploaded %d (firmware report), collector +%d, backlog %s"
+                      % (rep.get("readings_recorded", 0), rep.get("readings_uploaded", 0),
+                         got, rep.get("backlog")))
+            summary.append((os.path.basename(cap), rep, got))
+        png = os.path.join(a.out, "load_curve.png")
+        col.plot_png(png)
+        with open(os.path.join(a.out, "load_curve.html"), "w") as f:
+            f.write(col.plot_html())
+        with open(os.path.join(a.out, "readings.csv"), "w") as f:
+            f.write(col.export_csv())
+        print("wrote %s, load_curve.html, readings.csv (%d readings, %.0f s)"
+              % (png, col.count(), time.time() - t0))
+        return 0
+    finally:
+        if sub:
+            sub.close()
+        if srv:
+            srv.shutdown()
+            srv.server_close()
+        if broker is not None:
+            broker.terminate()
+            try:
+                broker.wait(5)
+            except subprocess.TimeoutExpired:
+                broker.kill()
+        col.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

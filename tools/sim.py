@@ -1,0 +1,404 @@
+# Energy simulator of the whole board: the firmware's own app loop and energy manager
+# (firmware/app.py, firmware/power/energy.py) run on SimPort (tools/simport.py), which
+# integrates the supercapacitor over a virtual clock; the meter UART replays a capture
+# at wire speed; the store is the real flash log (firmware/store/log.py on the
+# tools/flashsim NOR model); readings leave through the real uplink code
+# (firmware/uplink/uplink.py, HTTPS sink, real TLS with a generated CA) to a collector
+# on 127.0.0.1 that acknowledges batches and timestamps every record on the virtual
+# clock. Every reading is counted from measured (recorded by the app) to delivered
+# (acknowledged by the collector).
+#
+#   python -m tools.sim [--policy paper|firmware] [--tls|--no-tls] [--power-mw P]
+#                       [--hours H] [--seed N] [--outage START:END] [--json] [--plot OUT.png]
+#                       [--capture corpus/rel/path]
+#
+# --policy paper: the reference design (Couraud et al., Linky TIC Reader): every power
+#   cycle it reads one frame, stores it, joins Wi-Fi, sends one request, then waits with
+#   the radio on until the supervisor cuts (tools/simparams.PAPER_STATE_MAP).
+# --outage START:END: hours from the start during which the collector drops every
+#   connection (the device joins Wi-Fi, the upload fails).
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+
+from firmware.port import DeepSleep, PowerLost
+from tools import simparams as SP
+
+
+# -- the reference design's behaviour ----------------------------------------------------
+class PaperPolicy:
+    # What the reference firmware does after the supervisor connects it: one frame, one
+    # store, one upload (one request), then it stays on until the capacitor is cut. Same
+    # interface as firmware.power.energy.EnergyManager so the same app loop runs it.
+    def __init__(self, params=None):
+        self.stage = 0
+        self.requests = 0
+
+    def next_action(self, now_ms, vcap_mv, backlog):
+        if self.stage == 0:
+            return "read", 6000
+        if self.stage == 1:
+            self.requests = 0
+            return "upload", 1
+        return "sleep", 1000        # busy wait: charged at the active current (state map)
+
+    def done(self, what, now_ms, ok):
+        if what == "read" and ok:
+            self.stage = 1
+        elif what == "upload":
+            self.stage = 2
+
+    def can_afford(self, what, vcap_mv):
+        # it never checks the capacitor; "one reading per transmission": one request
+        if what == "batch":
+            self.requests += 1
+            return self.requests == 1
+        return True
+
+    def load(self, data):
+        return False
+
+    def dump(self):
+        return b""
+
+
+# -- the collector -------------------------------------------------------------------------
+def make_cert(tmpdir):
+    # self-signed EC certificate for 127.0.0.1 (also the CA the firmware verifies with)
+    import datetime
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    import ipaddress
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sim-collector")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.SubjectAlternativeName([
+                x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+                critical=False)
+            .sign(key, hashes.SHA256()))
+    pem = cert.public_bytes(serialization.Encoding.PEM)
+    kp = os.path.join(tmpdir, "key.pem")
+    cp = os.path.join(tmpdir, "cert.pem")
+    with open(kp, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM,
+                                  serialization.PrivateFormat.TraditionalOpenSSL,
+                                  serialization.NoEncryption()))
+    with open(cp, "wb") as f:
+        f.write(pem)
+    return cp, kp, pem.decode()
+
+
+class Collector:
+    # HTTP(S) receiver on 127.0.0.1: parses each batch (firmware/uplink/batch.py),
+    # stamps every seq with the virtual time it arrived, answers 200. While `down` it
+    # drops the connection without an answer (the upload fails, nothing is acked).
+    def __init__(self, clock, tls, tmpdir):
+        import http.server
+        import ssl
+        self.clock = clock
+        self.down = False
+        self.received = {}         # seq -> virtual us of first arrival
+        self.requests = 0
+        self.failed = 0
+        col = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n)
+                if col.down:
+                    col.failed += 1
+                    self.close_connection = True
+                    try:
+                        self.connection.shutdown(2)
+                    except OSError:
+                        pass
+                    return
+                t = col.clock.us
+                try:
+                    doc = json.loads(body)
+                    cols = doc.get("cols") or []
+                    i = cols.index("seq") if "seq" in cols else 0
+                    for row in doc.get("rows") or []:
+                        seq = row[i] if isinstance(row, list) else row.get("seq")
+                        if seq is not None and seq not in col.received:
+                            col.received[seq] = t
+                except (ValueError, AttributeError, IndexError, TypeError):
+                    self.send_response(400)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                col.requests += 1
+                out = b'{"ok":true}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.ca_pem = ""
+        if tls:
+            cp, kp, pem = make_cert(tmpdir)
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(cp, kp)
+            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+            self.ca_pem = pem
+        port = self.httpd.server_address[1]
+        self.url = "%s://127.0.0.1:%d/ingest" % ("https" if tls else "http", port)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05})
+        self.thread.daemon = True
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+# -- statistics --------------------------------------------------------------------------
+def _stats(xs):
+    if not xs:
+        return {"mean": None, "min": None, "max": None}
+    return {"mean": round(sum(xs) / len(xs), 2), "min": round(min(xs), 2), "max": round(max(xs), 2)}
+
+
+def _diffs(ts):
+    return [(b - a) for a, b in zip(ts, ts[1:])]
+
+
+def parse_outage(s):
+    if not s:
+        return None
+    a, b = s.split(":")
+    a, b = float(a), float(b)
+    if not (0 <= a < b):
+        raise ValueError("--outage START:END with 0 <= START < END (hours)")
+    return a, b
+
+
+# -- the run -----------------------------------------------------------------------------
+def run(policy="firmware", tls=True, power_mw=130.0, hours=6.0, seed=1, outage=None,
+        capture=None, trace_every=2.0, meter="tic-historic"):
+    from tools.simport import SimPort, Trace
+    from tools.flashsim import FaultFlash
+    from tools.replay import WIRE
+    from firmware.app import App
+    from firmware.store.log import Store
+    from firmware import config
+    from tests.fw.util import corpus
+
+    data = corpus(capture or SP.CAPTURE)
+    baud, bits, parity, inv = WIRE[meter]
+    tmp = tempfile.mkdtemp(prefix="linky-sim-")
+    trace = Trace(trace_every)
+    flash = FaultFlash(sectors=64, sector_size=4096)
+    period = 1000 if meter == "dsmr" else None
+    port = SimPort(data, power_mw=power_mw, seed=seed, fs_root=tmp, flash=flash,
+                   state_map=SP.PAPER_STATE_MAP if policy == "paper" else None,
+                   trace=trace, baud=baud, meter_bits=bits, meter_parity=parity,
+                   meter_invert=inv, period_ms=period, wall_start=1700000000)
+    col = Collector(port.clock, tls, tmp)
+    cfg = config.defaults()
+    cfg.update({"ssid": "sim", "password": "simulation", "https_url": col.url,
+                "ca_pem": col.ca_pem, "meter_protocol": meter if meter != "dsmr" else "dsmr",
+                "ha_discovery": False})
+    end_us = int(hours * 3600e6)
+    out_us = None if not outage else (int(outage[0] * 3600e6), int(outage[1] * 3600e6))
+
+    measured = {}              # seq -> virtual us when the app recorded the reading
+    read_times = []
+    uploads = []               # virtual us of each acknowledged upload window
+    counters = {"cuts_running": 0, "deep_sleeps": 0, "boots": 0}
+
+    def until(app):
+        t = port.clock.us
+        if out_us is not None:
+            col.down = out_us[0] <= t < out_us[1]
+        return t >= end_us
+
+    def instrument(app):
+        ctx = {"in": False, "seq": None}
+        store = app.store
+        orig_append = store.append
+
+        def append(d):
+            seq = orig_append(d)
+            if ctx["in"] and ctx["seq"] is None:
+                ctx["seq"] = seq
+            return seq
+        store.append = append
+        orig_record = app.record
+
+        def record(r):
+            ctx["in"] = True
+            ctx["seq"] = None
+            try:
+                orig_record(r)
+            finally:
+                ctx["in"] = False
+            if ctx["seq"] is not None:
+                measured[ctx["seq"]] = port.clock.us
+                read_times.append(port.clock.us)
+                trace.mark(port.clock.us / 1e6, "read")
+        app.record = record
+        em = app.em
+        orig_done = em.done
+
+        def done(what, now_ms, ok):
+            if what == "upload" and ok:
+                uploads.append(port.clock.us)
+                trace.mark(port.clock.us / 1e6, "upload")
+            return orig_done(what, now_ms, ok)
+        em.done = done
+
+    app = None
+    try:
+        while port.clock.us < end_us:
+            if not port.on:
+                if not port.charge_until_on(end_us):
+                    break
+            try:
+                until(None)
+                port.boot()
+                counters["boots"] += 1
+                store = Store(port.flash)
+                energy = PaperPolicy() if policy == "paper" else None
+                app = App(port, dict(cfg), store=store, energy=energy)
+                instrument(app)
+                app.run(until=until)
+                break
+            except DeepSleep:
+                counters["deep_sleeps"] += 1
+            except PowerLost:
+                counters["cuts_running"] += 1
+    finally:
+        col.close()
+    # what is still waiting in the store at the end (not lost: it goes with the next upload)
+    waiting = set()
+    try:
+        st = Store(port.flash)
+        for seq, _ in st.peek(st.count):
+            waiting.add(seq)
+    except Exception:
+        pass
+    shutil.rmtree(tmp, ignore_errors=True)
+
+    delivered = [s for s in measured if s in col.received]
+    lost = [s for s in measured if s not in col.received and s not in waiting]
+    lat = [(col.received[s] - measured[s]) / 1e6 for s in delivered]
+    ui = [d / 1e6 for d in _diffs(uploads)]
+    ri = [d / 1e6 for d in _diffs(sorted(read_times))]
+    rs = _stats(ri)
+    ls = _stats(lat)
+    report = {
+        "policy": policy,
+        "tls": bool(tls),
+        "power_mw": power_mw,
+        "hours": hours,
+        "seed": seed,
+        "outage": list(outage) if outage else None,
+        "upload_interval_s": _stats(ui),
+        "reading_interval_s": {"mean": rs["mean"], "max": rs["max"]},
+        "latency_s": {"mean": ls["mean"], "max": ls["max"]},
+        "readings_measured": len(measured),
+        "readings_delivered": len(delivered),
+        "readings_waiting": len([s for s in measured if s in waiting and s not in col.received]),
+        "readings_lost": len(lost),
+        # supervisor cuts while the chip was running (for the paper design this is how
+        # every power cycle ends; the firmware must never get there)
+        "brownouts": port.cuts,
+        "vcap_min_v": round(port.vmin, 3) if port.vmin is not None else None,
+        "uploads": len(uploads),
+        "boots": counters["boots"],
+        "deep_sleeps": counters["deep_sleeps"],
+        "collector_requests": col.requests,
+        "collector_refused": col.failed,
+        "energy_j_by_state": dict((k, round(v, 2)) for k, v in sorted(port.energy_by_state.items())),
+    }
+    if outage:
+        # backlog drained: the last reading measured during the outage reached the collector
+        # this long after the outage ended
+        during = [s for s in measured if out_us[0] <= measured[s] < out_us[1]]
+        got = [col.received[s] for s in during if s in col.received]
+        report["outage_readings"] = len(during)
+        report["outage_drained_s"] = (round((max(got) - out_us[1]) / 1e6, 1)
+                                      if got and len(got) == len(during) else None)
+    return report, trace
+
+
+def plot(trace, path, title):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(12, 4.5))
+    t0 = 0.0
+    ax.plot([(t - t0) / 60 for t in trace.t], trace.v, lw=0.8, color="tab:blue", label="V capacitor")
+    style = {"read": ("|", "tab:green", 4.2), "upload": ("v", "tab:red", 5.5),
+             "relay": ("*", "tab:purple", 5.45), "cut": ("x", "black", 4.05)}
+    for kind in ("read", "upload", "relay", "cut"):
+        xs = [(t - t0) / 60 for t, k in trace.marks if k == kind]
+        if xs:
+            m, c, y = style[kind]
+            ax.scatter(xs, [y] * len(xs), marker=m, color=c, s=12, label=kind + " (%d)" % len(xs))
+    ax.axhline(SP.V_ON, color="gray", ls="--", lw=0.6)
+    ax.axhline(SP.V_OFF, color="gray", ls=":", lw=0.6)
+    ax.set_xlabel("minutes")
+    ax.set_ylabel("V")
+    ax.set_ylim(3.9, 5.6)
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize=8, ncol=5)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None):
+    import argparse
+    ap = argparse.ArgumentParser(prog="python -m tools.sim", description="Energy simulator of the meter-powered dongle")
+    ap.add_argument("--policy", choices=("paper", "firmware"), default="firmware")
+    ap.add_argument("--tls", dest="tls", action="store_true", default=True)
+    ap.add_argument("--no-tls", dest="tls", action="store_false")
+    ap.add_argument("--power-mw", type=float, default=130.0)
+    ap.add_argument("--hours", type=float, default=6.0)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--outage", default=None, help="START:END hours with the server down")
+    ap.add_argument("--capture", default=None, help="corpus file (default %s)" % SP.CAPTURE)
+    ap.add_argument("--meter", default="tic-historic", choices=("tic-historic", "tic-standard", "dsmr"))
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--plot", default=None)
+    a = ap.parse_args(argv)
+    try:
+        outage = parse_outage(a.outage)
+    except ValueError as e:
+        ap.error(str(e))
+    rep, trace = run(a.policy, a.tls, a.power_mw, a.hours, a.seed, outage, a.capture,
+                     meter=a.meter)
+    if a.plot:
+        plot(trace, a.plot, "%s, %s, %g mW, %g h" % (a.policy, "TLS" if a.tls else "no TLS",
+                                                    a.power_mw, a.hours))
+    if a.json:
+        print(json.dumps(rep, sort_keys=True))
+    else:
+        for k in sorted(rep):
+            print("%-22s %s" % (k, rep[k]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,290 @@
+# SimPort: the host port (tools/hostport.HostPort) with the board's energy integrated
+# over the virtual clock. The firmware runs unchanged on it; what the chip does (the
+# port.activity(state) calls, UART waits, sleeps, Wi-Fi, TLS, transmissions) drains the
+# simulated supercapacitor, the meter's power charges it, and the hysteresis supervisor
+# cuts the regulator (firmware.port.PowerLost) exactly as on the board.
+#
+# Physical model (parameters and their sources: tools/simparams.py):
+#   dE/dt = eff * P_meter (until the clamp voltage)  - V * (I_load + I_ldo_q)  [regulator on]
+#           - V * (I_supervisor + I_leak) - V^2 / R_sense - I^2 * ESR
+#   E = C V^2 / 2, terminal voltage = V - I * ESR (what the supervisor and the ADC see)
+#   supervisor: on after V_term >= 4.5 V for 20 checks, off after V_term < 4.1 V for 200
+#   checks at 1 MHz (20 us / 200 us: any integration step below 4.1 V cuts).
+# States with a duration of their own (wifi_join, tls, tx, flash, boot) advance the
+# clock by a duration drawn from the seeded ranges when the firmware enters them.
+import math
+import random
+
+from firmware.port import DeepSleep, PowerLost, RESET_POWER_ON, RESET_DEEP_SLEEP
+from tools import simparams as SP
+from tools.hostport import HostPort, FakeUart
+
+
+class SimUart(FakeUart):
+    # Whole-buffer reads at wire speed: like machine.UART with timeout_char longer than
+    # a character, readinto() returns when the buffer is full or the line goes quiet,
+    # the clock advanced to the end of the last character delivered. (The base class
+    # hands over whatever the ring holds after the first byte: one byte per call at
+    # 1200 bd, millions of calls for a 6-hour run.)
+    def readinto(self, buf, nbytes=None):
+        n = len(buf) if nbytes is None else min(nbytes, len(buf))
+        if not self._exact or self.line is None:
+            return FakeUart.readinto(self, buf, nbytes)
+        self._pump(self.clock.us)
+        deadline = self.clock.us + self.timeout * 1000
+        while len(self._buf) < n:
+            if self._pending is None:
+                self._pending = self._next_exact()
+                if self._pending is None:
+                    break
+            end, b = self._pending
+            if end > deadline:
+                # the line stayed quiet for the timeout: return what we have
+                if not self._buf:
+                    self.clock.us = max(self.clock.us, deadline)
+                break
+            self.clock.us = max(self.clock.us, end)
+            self._pending = None
+            self._buf.append(b)
+            deadline = end + self.timeout * 1000
+        k = min(n, len(self._buf))
+        if k:
+            buf[:k] = self._buf[:k]
+            self._buf = self._buf[k:]
+        return k
+
+
+class Trace:
+    # capacitor voltage samples and marked events, for --plot and the report
+    def __init__(self, every_s=2.0):
+        self.every = every_s
+        self.t = []
+        self.v = []
+        self.marks = []    # (t_s, kind)
+        self._last = -1e9
+
+    def sample(self, t, v, force=False):
+        if force or t - self._last >= self.every:
+            self.t.append(t)
+            self.v.append(v)
+            self._last = t
+
+    def mark(self, t, kind):
+        self.marks.append((t, kind))
+
+
+class SimPort(HostPort):
+    def __init__(self, capture, power_mw=130, seed=1, state_map=None, power_profile=None,
+                 v0=0.0, trace=None, fs_root=None, flash=None, baud=SP.CAPTURE_BAUD, **kw):
+        HostPort.__init__(self, capture=capture, meter_baud=baud, loop=True, fs_root=fs_root,
+                          flash=flash, **kw)
+        self.rng = random.Random(seed)
+        self.p_meter = power_mw / 1000.0
+        self.profile = power_profile      # optional f(t_s) -> watts at the meter
+        self.state_map = state_map or {}
+        self.C = SP.CAP_F
+        self.E = 0.5 * self.C * v0 * v0
+        self.on = False
+        self._above = 0.0                 # seconds V_term has been above V_ON (off state)
+        self.state = "off"
+        self._t_int = self.clock.us
+        self.cuts = 0
+        self.vmin = None                  # lowest terminal voltage while powered
+        self.trace = trace or Trace()
+        self.energy_by_state = {}
+        self.dead = False
+
+    # -- physics -------------------------------------------------------------------
+    def v_oc(self):
+        return math.sqrt(2.0 * self.E / self.C) if self.E > 0 else 0.0
+
+    def _current(self):
+        if not self.on:
+            return 0.0
+        s = self.state_map.get(self.state, self.state)
+        if s == "relay":
+            return SP.I_STATE_A["active"] + SP.RELAY_A + SP.I_LDO_Q_A
+        return SP.I_STATE_A.get(s, SP.I_STATE_A["active"]) + SP.I_LDO_Q_A
+
+    def _p_in(self, t_s, v):
+        p = self.profile(t_s) if self.profile else self.p_meter
+        if v >= SP.V_CLAMP:
+            return 0.0
+        return p * SP.RECTIFIER_EFF
+
+    def _integrate(self):
+        t1 = self.clock.us
+        t0 = self._t_int
+        if t1 <= t0:
+            return
+        i = self._current()
+        total = (t1 - t0) / 1e6
+        done = 0.0
+        while done < total:
+            dt = min(SP.DT_MAX_S, total - done)
+            v = self.v_oc()
+            t_s = (t0 / 1e6) + done
+            p_load = v * i + i * i * SP.ESR_OHM
+            p_q = v * (SP.I_SUPERVISOR_A + SP.LEAK_A) + v * v / SP.R_SENSE_OHM
+            self.E += (self._p_in(t_s, v) - p_load - p_q) * dt
+            if self.E < 0:
+                self.E = 0.0
+            emax = 0.5 * self.C * SP.V_CLAMP * SP.V_CLAMP
+            if self.E > emax:
+                self.E = emax
+            done += dt
+            if self.on:
+                self.energy_by_state[self.state] = self.energy_by_state.get(self.state, 0.0) + p_load * dt
+                vt = self.v_oc() - i * SP.ESR_OHM
+                if self.vmin is None or vt < self.vmin:
+                    self.vmin = vt
+                # 200 checks at 1 MHz = 200 us: any step spent below V_OFF cuts
+                if vt < SP.V_OFF:
+                    self._t_int = t0 + int(done * 1e6)
+                    self.clock.us = max(self.clock.us, self._t_int)
+                    self._cut()
+        self._t_int = t1
+        self.trace.sample(t1 / 1e6, self.v_oc())
+
+    def _cut(self):
+        self.on = False
+        self.cuts += 1
+        self.dead = True
+        self.state = "off"
+        self.trace.sample(self.clock.us / 1e6, self.v_oc(), force=True)
+        self.trace.mark(self.clock.us / 1e6, "cut")
+        HostPort.power_lost(self)   # clears RTC / RAM state, raises PowerLost
+
+    def _alive(self):
+        # every port call: bring the physics up to now; after a cut, every call fails
+        # again (firmware code may have caught the first PowerLost in a broad except)
+        if self.dead:
+            raise PowerLost()
+        self._integrate()
+
+    def charge_until_on(self, deadline_us=None):
+        # regulator off: only the supervisor, the sense divider and leakage draw; the
+        # supervisor connects after V_term >= 4.5 V for 20 checks (20 us at 1 MHz)
+        self._integrate()
+        self.on = False
+        self.state = "off"
+        while self.v_oc() < SP.V_ON:
+            if deadline_us is not None and self.clock.us >= deadline_us:
+                return False
+            v = self.v_oc()
+            p = self._p_in(self.clock.us / 1e6, max(v, 0.5)) - v * (SP.I_SUPERVISOR_A + SP.LEAK_A)
+            if p <= 0:
+                step = 1.0
+            else:
+                # time to the threshold at this power (bounded step for accuracy)
+                need = 0.5 * self.C * (SP.V_ON ** 2 - v * v)
+                step = min(max(need / p, 0.001), 5.0)
+            self.clock.advance_us(int(step * 1e6) + 1)
+            self._integrate()
+        self.clock.advance_us(int(SP.ON_CHECKS * 1e6 / SP.CHECK_HZ))
+        self._integrate()
+        self.on = True
+        self.dead = False
+        self.reset = RESET_POWER_ON
+        self.trace.sample(self.clock.us / 1e6, self.v_oc(), force=True)
+        self.trace.mark(self.clock.us / 1e6, "on")
+        return True
+
+    def boot(self):
+        # reset -> app loop: ROM boot, RF calibration, interpreter start
+        self._enter("boot", self.rng.uniform(*SP.T_BOOT))
+        self.state = "active"
+
+    def _enter(self, state, seconds):
+        self._alive()
+        self.state = state
+        self.clock.advance_us(int(seconds * 1e6))
+        self._integrate()
+
+    def vterm(self):
+        return self.v_oc() - self._current() * SP.ESR_OHM
+
+    # -- port interface ------------------------------------------------------------
+    def ticks_ms(self):
+        self._alive()
+        return self.clock.ms
+
+    def vcap_mv(self):
+        self._alive()
+        # switched divider -> 10-bit ADC, averaged
+        acc = 0.0
+        for _ in range(SP.ADC_SAMPLES):
+            mv = self.vterm() * 1000.0 + self.rng.gauss(0.0, SP.ADC_NOISE_MV)
+            acc += int(mv / SP.ADC_MV_PER_COUNT) * SP.ADC_MV_PER_COUNT
+        return int(acc / SP.ADC_SAMPLES)
+
+    def activity(self, state):
+        self._alive()
+        if state == "wifi_join":
+            self.state = state        # wifi_connect() charges the join itself
+        elif state == "tls":
+            self._enter("tls", self.rng.uniform(*SP.T_TLS))
+        elif state == "tx":
+            self._enter("tx", self.rng.uniform(*SP.T_TX))
+        elif state == "flash":
+            self._enter("flash", self.rng.uniform(*SP.T_FLASH))
+        else:
+            self.state = state
+
+    def sleep_ms(self, ms):
+        self._alive()
+        self.state = "sleep"
+        self.clock.advance_ms(ms)
+        self._integrate()
+
+    def deep_sleep(self, ms):
+        self._alive()
+        self.close_uart()
+        self.wifi_up = False
+        self.state = "deep_sleep"
+        self.events.append((self.clock.ms, "deep_sleep", ms))
+        self.clock.advance_ms(ms)
+        self._integrate()
+        self.reset = RESET_DEEP_SLEEP
+        raise DeepSleep(ms)
+
+    def uart_open(self, baud, bits=7, parity=0, stop=1, rxbuf=1024, invert=False, timeout=50):
+        self._alive()
+        inv = bool(invert) != bool(self.meter_invert)
+        if self.uart is None:
+            self.uart = SimUart(self.line, self.clock, baud, bits, parity, stop, rxbuf, inv,
+                                timeout)
+        else:
+            self.uart.rxbuf = rxbuf
+            self.uart.timeout = timeout
+            self.uart.configure(baud, bits, parity, stop, inv)
+        return self.uart
+
+    def pulse(self, name, ms):
+        self._alive()
+        if name not in self.board:
+            raise ValueError("no pin " + name)
+        self.pulses.append((self.clock.ms, name, ms))
+        self.events.append((self.clock.ms, "pulse", name))
+        self.trace.mark(self.clock.us / 1e6, "relay")
+        self._enter("relay", ms / 1000.0)   # coil current on top of the active chip
+        self.state = "active"
+
+    def wifi_connect(self, ssid, password, timeout_ms=10000):
+        self._alive()
+        t = self.rng.uniform(*SP.T_WIFI_JOIN)
+        ok = self.wifi_ok and t * 1000 <= timeout_ms
+        self._enter("wifi_join", t if ok else timeout_ms / 1000.0)
+        self.events.append((self.clock.ms, "wifi_join", ok))
+        self.wifi_up = ok
+        self.state = "active"
+        return ok
+
+    def wifi_disconnect(self):
+        self._alive()
+        self.wifi_up = False
+        self.state = "active"
+
+    def wall_time(self):
+        self._alive()
+        return HostPort.wall_time(self)
