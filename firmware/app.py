@@ -12,7 +12,7 @@ from firmware import meter
 from firmware.relay.policy import RelayPolicy, ON
 from firmware.relay.driver import RelayDriver
 
-RTC_MAGIC = b"LK2"
+RTC_MAGIC = b"LK3"
 # After this many failed Wi-Fi joins in a row the device opens the set-up access point.
 WIFI_FAILS_FOR_AP = 20
 # How long the app listens at one line setting before it tries the next (autodetect):
@@ -62,22 +62,25 @@ class App:
         self.policy = RelayPolicy(cfg)
         self.relay = RelayDriver(port, cfg.get("relay_pulse_ms", 30))
         self._uplink = uplink
+        self._uplink_rtc = None
         self._restore()
 
     # -- state across deep sleep / power loss ------------------------------------
     def _restore(self):
         data = self.port.rtc_read()
         ok = False
-        if data and data[:3] == RTC_MAGIC and len(data) >= 8:
+        if data and data[:3] == RTC_MAGIC and len(data) >= 9:
             try:
-                line_i, wifi_fails, n_em, n_rl = struct.unpack("<bBBB", data[3:7])
-                p = 7
+                line_i, wifi_fails, n_em, n_rl, n_up = struct.unpack("<bBBBB", data[3:8])
+                p = 8
                 if line_i >= 0:
                     self.line = tuple(meter.LINES)[line_i] if line_i < len(meter.LINES) else None
                 self.wifi_fails = wifi_fails
                 self.em.load(bytes(data[p:p + n_em]))
                 p += n_em
                 self.relay.load_rtc(bytes(data[p:p + n_rl]))
+                p += n_rl
+                self._uplink_rtc = bytes(data[p:p + n_up]) or None
                 ok = True
             except Exception:
                 ok = False
@@ -97,8 +100,13 @@ class App:
         rl = self.relay.dump()
         names = tuple(meter.LINES)
         li = names.index(self.line) if self.line in names else -1
-        data = RTC_MAGIC + struct.pack("<bBBB", li, min(self.wifi_fails, 255), len(em),
-                                       len(rl)) + em + rl
+        up = b""
+        if self._uplink is not None and hasattr(self._uplink, "dump"):
+            up = self._uplink.dump() or b""
+        elif self._uplink_rtc:
+            up = self._uplink_rtc
+        data = RTC_MAGIC + struct.pack("<bBBBB", li, min(self.wifi_fails, 255), len(em),
+                                       len(rl), len(up)) + em + rl + up
         self.port.rtc_write(data)
 
     # -- meter -------------------------------------------------------------------
@@ -289,12 +297,16 @@ class App:
     def uplink(self):
         if self._uplink is None:
             from firmware.uplink.uplink import Uplink
-            self._uplink = Uplink(self.cfg, self.port, self.port.device_id())
-            try:
-                self._uplink.on_command = self.command
-            except AttributeError:
-                pass
+            self._uplink = Uplink(self.cfg, self.port, self.port.device_id(),
+                                  state=self._uplink_rtc)
+            self._uplink.on_command = self.command
+            self._uplink.status = self._uplink_status
         return self._uplink
+
+    def _uplink_status(self):
+        return {"relay": {0: "off", 1: "on"}.get(self.relay.position, "unknown"),
+                "relay_mode": self.policy.mode, "vcap_mv": self.port.vcap_mv(),
+                "backlog": self.store.count}
 
     def network_configured(self):
         c = self.cfg

@@ -7,7 +7,8 @@ For each board (power, demod, relay):
      (0 violations, 0 unconnected items, 0 parity issues wanted)
   3. netlist export compared with hardware/<board>/expected_nets.json (hand-written from
      the design intent): every expected net exists with exactly the expected pins, and no
-     connected net exists that the file does not list
+     connected net exists that the file does not list; and the parts' value/LCSC/MPN
+     against hardware/design/values.json (matched by the part's Role field)
   4. fab outputs into hardware/<board>/fab/: Gerber+drill zip (JLCPCB layer set), drill
      file, BOM CSV (JLCPCB columns), CPL CSV (JLCPCB columns), schematic PDF, 3D render PNG.
      Date stamps are normalised so the outputs are byte-reproducible.
@@ -16,6 +17,7 @@ Usage (stdlib only; any python3 >= 3.8, kicad-cli 9 on PATH):
     python3 hardware/check.py            # check + regenerate fab/
     python3 hardware/check.py --check    # check + verify committed fab/ equals a fresh build
     python3 hardware/check.py --boards power,relay --json report.json
+    python3 hardware/check.py --regen    # rebuild the KiCad files from hardware/gen first
 Exit status 0 only if every step passed.
 """
 import argparse
@@ -104,7 +106,24 @@ def netlist(board, tmp):
         tree = parse_sexpr(f.read())
     nets = {}
     pinnames = {}
+    comps = {}
     for sec in tree[1:]:
+        if isinstance(sec, list) and sec[0] == "components":
+            for comp in sec[1:]:
+                c = {}
+                for item in comp[1:]:
+                    if not isinstance(item, list):
+                        continue
+                    if item[0] in ("ref", "value", "footprint"):
+                        c[item[0]] = item[1]
+                    elif item[0] == "fields":
+                        for fld in item[1:]:
+                            name = [x[1] for x in fld[1:] if isinstance(x, list) and x[0] == "name"]
+                            val = [x for x in fld[1:] if not isinstance(x, list)]
+                            if name:
+                                c[name[0]] = val[0] if val else ""
+                comps[c["ref"]] = c
+            continue
         if not isinstance(sec, list) or sec[0] != "nets":
             continue
         for net in sec[1:]:
@@ -120,6 +139,7 @@ def netlist(board, tmp):
             if name.startswith("/"):
                 name = name[1:]
             nets[name] = nodes
+    netlist.components = comps
     return nets, pinnames
 
 
@@ -142,6 +162,28 @@ def compare_nets(board, nets, exp=None):
     for name in sorted(nets):
         if name not in exp and not name.startswith("unconnected-") and len(nets[name]) > 1:
             problems.append("net %s not in expected_nets.json: %s" % (name, sorted(nets[name])))
+    return problems
+
+
+def compare_values(board, comps, values_path=None):
+    """The drawn parts carry the value / LCSC / MPN that hardware/design/values.json (the
+    calculations) gives for their role: a stale drawing fails here (regenerate with
+    /usr/bin/python3 hardware/gen/build.py)."""
+    path = values_path or os.path.join(HW, "design", "values.json")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        data = json.load(f)
+    by_role = {c.get("Role"): c for c in comps.values() if c.get("Role")}
+    problems = []
+    for ref, e in sorted(data.get(board, {}).items()):
+        if not isinstance(e, dict) or e.get("role") not in by_role:
+            continue
+        c = by_role[e["role"]]
+        for key, field in (("value", "value"), ("lcsc", "LCSC"), ("mpn", "MPN")):
+            if key in e and str(e[key]) != c.get(field, ""):
+                problems.append("%s (%s, role %s): %s is %r in the schematic, %r in values.json"
+                                % (c["ref"], board, e["role"], key, c.get(field, ""), e[key]))
     return problems
 
 
@@ -317,6 +359,7 @@ def check_board(board, check_only=False):
         res["nets"] = {k: sorted(v) for k, v in nets.items()}
         res["pin_names"] = pinnames
         res["net_problems"] = compare_nets(board, nets)
+        res["value_problems"] = compare_values(board, netlist.components)
         fab_dir = os.path.join(HW, board, "fab")
         if check_only:
             fresh = os.path.join(tmp, "fab")
@@ -331,7 +374,7 @@ def check_board(board, check_only=False):
     res["ok"] = (not res["erc"]["violations"] and res["erc"]["exit_code"] == 0
                  and not res["drc"]["violations"] and not res["drc"]["unconnected"]
                  and not res["drc"]["parity"] and res["drc"]["exit_code"] == 0
-                 and not res["net_problems"] and not res["fab_problems"])
+                 and not res["net_problems"] and not res["value_problems"] and not res["fab_problems"])
     return res
 
 
@@ -341,7 +384,13 @@ def main(argv=None):
     ap.add_argument("--boards", default=",".join(BOARDS))
     ap.add_argument("--json", help="write the full report here")
     ap.add_argument("-j", "--jobs", type=int, default=2)
+    ap.add_argument("--regen", action="store_true",
+                    help="first regenerate the KiCad projects from hardware/gen (needs KiCad's pcbnew "
+                         "module for /usr/bin/python3)")
     a = ap.parse_args(argv)
+    if a.regen:
+        subprocess.check_call(["/usr/bin/python3", os.path.join(HW, "gen", "build.py")] +
+                              [b for b in a.boards.split(",") if b])
     boards = [b for b in a.boards.split(",") if b]
     with concurrent.futures.ThreadPoolExecutor(max_workers=a.jobs) as ex:
         results = list(ex.map(lambda b: check_board(b, a.check), boards))
@@ -360,7 +409,8 @@ def main(argv=None):
         for key in ("violations", "unconnected", "parity"):
             for v in r["drc"][key]:
                 print("   DRC %s: %s" % (key, v))
-        for p in r["net_problems"] + r["fab_problems"]:
+        print("   values.json: %s" % ("matches" if not r["value_problems"] else "%d mismatches" % len(r["value_problems"])))
+        for p in r["net_problems"] + r["value_problems"] + r["fab_problems"]:
             print("   " + p)
         ok = ok and r["ok"]
     if a.json:

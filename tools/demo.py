@@ -37,27 +37,51 @@ def free_port():
     return p
 
 
-def start_broker(workdir):
-    """-> (process, port) or (None, None) when no broker is installed."""
+def start_broker(workdir, certfile=None, keyfile=None):
+    """-> (process, plain port, TLS port) or (None, None, None) when no broker is installed.
+
+    The device side connects with TLS (the config carries the collector's CA in ca_pem,
+    which turns MQTT TLS on, as it would on a real network); the collector's subscriber
+    uses a second, plain listener on loopback."""
     exe = shutil.which("mosquitto") or ("/usr/sbin/mosquitto"
                                         if os.path.exists("/usr/sbin/mosquitto") else None)
     if exe is None:
-        return None, None
+        return None, None, None
     port = free_port()
+    tls_port = free_port() if certfile else None
+    if certfile:
+        # mosquitto started as root drops to its own user, which must read the demo's
+        # throwaway server key: give the broker its own readable copy
+        for name in ("certfile", "keyfile"):
+            src = certfile if name == "certfile" else keyfile
+            dst = os.path.join(workdir, "broker-" + os.path.basename(src))
+            shutil.copyfile(src, dst)
+            os.chmod(dst, 0o644)
+            if name == "certfile":
+                certfile = dst
+            else:
+                keyfile = dst
+        os.chmod(workdir, 0o755)
     conf = os.path.join(workdir, "mosquitto.conf")
     with open(conf, "w") as f:
-        f.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n" % port)
+        f.write("per_listener_settings false\nallow_anonymous true\npersistence false\n")
+        f.write("listener %d 127.0.0.1\n" % port)
+        if tls_port:
+            f.write("listener %d 127.0.0.1\ncertfile %s\nkeyfile %s\n"
+                    % (tls_port, certfile, keyfile))
     p = subprocess.Popen([exe, "-c", conf], stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL)
     end = time.time() + 10
     while time.time() < end:
         try:
             socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return p, port
+            if tls_port:
+                socket.create_connection(("127.0.0.1", tls_port), 0.2).close()
+            return p, port, tls_port
         except OSError:
             time.sleep(0.05)
     p.terminate()
-    return None, None
+    return None, None, None
 
 
 def replay(capture, cfg_path, report_path, micropython=True, timeout=60):
@@ -113,11 +137,11 @@ def main(argv=None):
     work = tempfile.mkdtemp(prefix="linky-demo-")
     key = binascii.hexlify(os.urandom(16)).decode()
     col = Collector(os.path.join(work, "collector"), default_key=binascii.unhexlify(key))
-    broker, mport = start_broker(work)
+    ca_pem, cert, kfile = ensure_pki(os.path.join(work, "collector"))
+    broker, mport, mtls = start_broker(work, cert, kfile)
     srv = sub = None
     summary = []
     try:
-        ca_pem, cert, kfile = ensure_pki(os.path.join(work, "collector"))
         srv = serve_https(col, "127.0.0.1", 0, cert, kfile)
         hport = srv.server_port
         print("collector: https://127.0.0.1:%d/ (own CA, printed into the device config)"
@@ -127,8 +151,9 @@ def main(argv=None):
         if broker is not None:
             sub = MqttSubscriber(col, "127.0.0.1", mport).start()
             sub.connected.wait(10)
-            cfg.update({"mqtt_host": "127.0.0.1", "mqtt_port": mport, "ha_discovery": True})
-            print("broker: mosquitto on 127.0.0.1:%d" % mport)
+            cfg.update({"mqtt_host": "127.0.0.1", "mqtt_port": mtls, "ha_discovery": True})
+            print("broker: mosquitto on 127.0.0.1:%d (TLS, device) and :%d (collector)"
+                  % (mtls, mport))
         else:
             print("broker: mosquitto not installed, MQTT sink left out")
         cfg_path = os.path.join(work, "config.json")
@@ -154,6 +179,10 @@ def main(argv=None):
                 print("  recorded %d, uploaded %d (firmware report), collector +%d, backlog %s"
                       % (rep.get("readings_recorded", 0), rep.get("readings_uploaded", 0),
                          got, rep.get("backlog")))
+                for c in rep.get("uploads", []):
+                    print("    %-6s %s %d records, %d bytes%s" % (
+                        c.get("sink"), "ok    " if c.get("ok") else "FAILED", c.get("records") or 0,
+                        c.get("bytes") or 0, "" if c.get("ok") else " (%s)" % c.get("error")))
             summary.append((os.path.basename(cap), rep, got))
         png = os.path.join(a.out, "load_curve.png")
         col.plot_png(png)

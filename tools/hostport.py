@@ -293,7 +293,7 @@ class HostPort:
 
     def __init__(self, capture=None, meter_baud=1200, meter_bits=7, meter_parity=0,
                  meter_invert=False, loop=False, repeat=1, period_ms=None, fs_root=None, flash=None, board="d1mini",
-                 clock=None, vcap_mv=5000, device_id="0a1b2c", wall_start=None,
+                 clock=None, vcap_mv=5400, device_id="0a1b2c", wall_start=None,
                  wifi_ok=True, scan=None, rtc_size=492, quiet=True):
         self.clock = clock or Clock()
         self.board = boards.BOARDS[board]

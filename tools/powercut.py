@@ -89,7 +89,9 @@ class Model:
         self.delivered = {}     # seqs peeked then covered by an ack() that returned
 
 
-def run(flash, script, model, cut=None, tear=True, drop=False):
+def run(flash, script, model, cut=None, tear=True, drop=False, max_backlog=None):
+    # max_backlog: the uplink catches up (peeks and acks everything) once the backlog
+    # passes it, so a session without drop_oldest never fills the store
     if cut is not None:
         flash.arm_cut(cut, tear)
     store = Store(flash, drop_oldest=drop)
@@ -125,6 +127,17 @@ def run(flash, script, model, cut=None, tear=True, drop=False):
             d["seq"] = None
             prev = d
             prev_seq = seq
+            if max_backlog is not None and store.count > max_backlog:
+                # the uplink catches up: everything peeked and acknowledged
+                peeked = store.peek(1 << 30)
+                upto = peeked[-1][0]
+                model.inflight = ("k", upto, [q for q, _ in peeked])
+                store.ack(upto)
+                model.inflight = None
+                model.acked = upto
+                for q, _ in peeked:
+                    model.delivered[q] = 1
+                peeked = []
         elif kind == "r":
             data = record.encode_relay(op[1], op[2], op[3], op[4], op[5], "meter")
             d = record.decode(data)
@@ -135,14 +148,15 @@ def run(flash, script, model, cut=None, tear=True, drop=False):
             model.committed[seq] = record.pack(d, None, seq)
             model.last_seq = seq
         elif kind == "p":
-            peeked = store.peek(op[1])
+            catch_up = max_backlog is not None and store.count > max_backlog
+            peeked = store.peek(1 << 30 if catch_up else op[1])
             for seq, data in peeked:
                 if seq <= model.acked or model.committed.get(seq) != data:
                     model.peek_errors += 1
         elif kind == "k":
-            if peeked and op[1] != 2:
+            if peeked and (op[1] != 2 or (max_backlog is not None and store.count > max_backlog)):
                 upto = peeked[(len(peeked) - 1) // 2][0] if op[1] == 1 else peeked[-1][0]
-                model.inflight = ("k", upto)
+                model.inflight = ("k", upto, [q for q, _ in peeked if q <= upto])
                 store.ack(upto)
                 model.inflight = None
                 if upto > model.acked:
@@ -181,6 +195,8 @@ def check(flash, model, drop=False):
     floor = model.acked
     if inf is not None and inf[0] == "k" and store.ack_seq == inf[1]:
         floor = inf[1]     # the ack in flight made it: allowed
+        for q in inf[2]:
+            model.delivered[q] = 1
     elif drop and store.ack_seq > model.acked:
         floor = store.ack_seq   # the oldest were dropped: counted below
     elif store.ack_seq != model.acked:
@@ -231,7 +247,8 @@ def sweep(sectors=5, sector_size=512, appends=400, seed=1, clean=False, step=1, 
     script = make_script(appends, seed, 40 if drop else 8)
     f = FaultFlash(sectors=sectors, sector_size=sector_size, seed=tear_seed)
     m = Model()
-    st = run(f, script, m, drop=drop)
+    mb = None if drop else max(8, (sectors - 4) * (sector_size - 54) // 12)
+    st = run(f, script, m, drop=drop, max_backlog=mb)
     total_ops = f.ops
     wraps = f.erases / sectors
     out = {"cut_points": 0, "committed": len(m.committed), "lost": 0, "corrupt": 0,
@@ -247,7 +264,7 @@ def sweep(sectors=5, sector_size=512, appends=400, seed=1, clean=False, step=1, 
             f = FaultFlash(sectors=sectors, sector_size=sector_size, seed=tear_seed + k)
             m = Model()
             try:
-                run(f, script, m, cut=k, tear=tear, drop=drop)
+                run(f, script, m, cut=k, tear=tear, drop=drop, max_backlog=mb)
                 out["errors"] += 1       # the cut never fired
                 continue
             except PowerLost:

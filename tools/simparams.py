@@ -103,10 +103,12 @@ ADC_SAMPLES = 8
 DT_MAX_S = 0.25          # integration step while a state lasts (voltage changes slowly)
 
 # -- the reference design's firmware (policy "paper") ----------------------------------
-# Arduino sketch on ESP8266: the radio is not switched off while reading, and the sketch
-# waits in a busy loop (no light sleep) after sending, until the supervisor cuts. So
-# listen and wait are charged at the "active" current for that policy.
-PAPER_STATE_MAP = {"listen": "active", "sleep": "active", "modem_sleep": "active"}
+# Paper §III-E: the module "wakes up from sleep mode and reads Linky data ... and stores it
+# ... before going back to sleep mode" -> it reads with the radio asleep (modem sleep,
+# like our firmware); then it joins Wi-Fi and sends, and (this issue's description of the
+# reference: one reading and one upload per power cycle) stays on with the radio
+# associated until the supervisor cuts. So its waiting is charged at the "active" current.
+PAPER_STATE_MAP = {"sleep": "active", "modem_sleep": "active"}
 
 # -- the meter line --------------------------------------------------------------------
 # Default capture replayed in a loop at wire speed: historic TIC (1200 bd 7E1,

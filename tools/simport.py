@@ -93,6 +93,7 @@ class SimPort(HostPort):
         self.trace = trace or Trace()
         self.energy_by_state = {}
         self.dead = False
+        self.joins = 0                    # Wi-Fi joins so far (upload windows)
 
     # -- physics -------------------------------------------------------------------
     def v_oc(self):
@@ -272,6 +273,7 @@ class SimPort(HostPort):
 
     def wifi_connect(self, ssid, password, timeout_ms=10000):
         self._alive()
+        self.joins += 1
         t = self.rng.uniform(*SP.T_WIFI_JOIN)
         ok = self.wifi_ok and t * 1000 <= timeout_ms
         self._enter("wifi_join", t if ok else timeout_ms / 1000.0)

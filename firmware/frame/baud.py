@@ -23,6 +23,10 @@ LIMIT_BYTES = {1200: 800, 9600: 3000}
 # garbled groups without a valid frame: garbage at the wrong speed rarely even forms
 # groups, a noisy line at the right speed still gives valid frames in between
 LIMIT_BAD = 12
+# bytes that no TIC stream contains (control characters other than STX ETX EOT HT LF
+# CR, 8-bit values): about one in five at the wrong speed, none on a clean line at the
+# right one. The quickest evidence.
+LIMIT_NOISE = 24
 # once locked, how much silence-of-valid-frames makes us search again (meter switched
 # mode, or the line went bad)
 LOST_FACTOR = 4
@@ -43,29 +47,29 @@ class BaudSearch:
     def _window(self):
         self.bytes = 0
         self.bad = 0
+        self.noise = 0
 
     def _limits(self):
-        n = LIMIT_BYTES[self.baud]
-        b = LIMIT_BAD
+        k = 1
         if self.locked:
-            n *= LOST_FACTOR
-            b *= LOST_FACTOR
+            k = LOST_FACTOR
         elif self.remembered:
             # the last known speed deserves patience before searching
-            n *= 2
-            b *= 2
-        return n, b
+            k = 2
+        return LIMIT_BYTES[self.baud] * k, LIMIT_BAD * k, LIMIT_NOISE * k
 
-    def observe(self, valid_frames, bad_groups, bytes_seen):
-        # counts for the window since the previous call (not cumulative)
+    def observe(self, valid_frames, bad_groups, bytes_seen, noise_bytes=0):
+        # counts for the window since the previous call (not cumulative); noise_bytes:
+        # the decoder's .noise delta (DecoderStats.window() gives all four)
         if valid_frames > 0:
             self.locked = True
             self._window()
             return "locked"
         self.bytes += bytes_seen
         self.bad += bad_groups
-        n, b = self._limits()
-        if self.bytes >= n or self.bad >= b:
+        self.noise += noise_bytes
+        n, b, z = self._limits()
+        if self.bytes >= n or self.bad >= b or self.noise >= z:
             self.baud = BAUDS[1] if self.baud == BAUDS[0] else BAUDS[0]
             self.locked = False
             self.remembered = False
@@ -92,9 +96,12 @@ class DecoderStats:
     def mark(self):
         self.r = self.dec.readings
         self.b = self._bad()
+        self.z = self.dec.noise
 
     def window(self):
+        # -> (valid_frames, bad_groups, noise_bytes) since the last call
         r = self.dec.readings - self.r
         b = self._bad() - self.b
+        z = self.dec.noise - self.z
         self.mark()
-        return r, b
+        return r, b, z

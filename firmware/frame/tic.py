@@ -74,6 +74,7 @@ class TicFramer:
         self.max_groups = max_groups
         self.frames = 0
         self.readings = 0
+        self.noise = 0      # bytes no TIC stream holds (baud search evidence)
         self.errors = {}
         self.reset()
 
@@ -215,7 +216,8 @@ class TicFramer:
                 g0 = -1
                 continue
             # any other control byte or a byte >= 0x7F: no group may hold it (7-bit
-            # ASCII, Enedis-NOI-CPT_54E 5.3.4): line noise
+            # ASCII, Enedis-NOI-CPT_54E 5.3.4): line noise, or the wrong baud rate
+            self.noise += 1
             if g0 >= 0:
                 self._bad = True
             elif self.in_frame:

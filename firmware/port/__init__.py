@@ -79,7 +79,7 @@ class DeepSleep(Exception):
     # Raised by host ports from deep_sleep(): the harness catches it and restarts the
     # app as the device would after waking up.
     def __init__(self, ms):
-        Exception.__init__(self, ms)
+        # (no Exception.__init__ call: MicroPython's Exception has no __init__ attribute)
         self.ms = ms
 
 

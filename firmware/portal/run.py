@@ -80,6 +80,7 @@ class Portal:
         self.done = None          # why the portal ends: "joined" / "finish"
         self.joined = None
         self.saved = False
+        self.paused = False
         self.dns = DnsServer(self.ip, dns_port, bind) if dns_port else None
         self.server = http.Server(self.handle, http_port, bind,
                                   (self.dns,) if self.dns else ())
@@ -238,13 +239,20 @@ class Portal:
 
     # -- loop -----------------------------------------------------------------------
     def pause(self, ms):
-        self.server.drop_clients()
-        self.port.ap_stop()
-        self.port.log("portal: access point paused %d ms (capacitor low)" % ms)
+        # AP off (clients dropped) and sleep ms; resume() brings it back
+        if not self.paused:
+            self.server.drop_clients()
+            self.port.ap_stop()
+            self.paused = True
+            self.port.log("portal: access point paused (capacitor low)")
         self.port.sleep_ms(ms)
+
+    def resume(self):
         self.ip = self.port.ap_start(self.ap_ssid, self.ap_password)
         if self.dns is not None:
             self.dns.set_ip(self.ip)
+        self.paused = False
+        self.port.log("portal: access point back")
 
     def serve(self, should_pause=None, max_ms=None):
         port = self.port
@@ -256,6 +264,8 @@ class Portal:
                 if ms:
                     self.pause(ms)
                     continue
+                if self.paused:
+                    self.resume()
             self.server.poll(POLL_MS)
             now = port.ticks_ms()
             if self.done:
@@ -281,6 +291,23 @@ class Portal:
             self.port.ap_stop()
         except Exception:
             pass
+
+
+def vcap_pauser(port, pause_mv=4350, resume_mv=4800, step_ms=2000):
+    # A should_pause for meter power: the AP (> 130 mW, more than the meter supplies)
+    # stops when the capacitor falls to pause_mv - above the supervisor's 4.1 V cut-off
+    # plus the 0.4 A TX dip (firmware/power/costs.py v_floor_mv) - and comes back once
+    # it has recharged to resume_mv, checked every step_ms of sleep.
+    state = [False]
+
+    def should_pause():
+        v = port.vcap_mv()
+        if v < pause_mv or (state[0] and v < resume_mv):
+            state[0] = True
+            return step_ms
+        state[0] = False
+        return 0
+    return should_pause
 
 
 def run(port, cfg_dir, status=None, dns_port=53, http_port=80, should_pause=None,

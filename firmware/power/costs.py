@@ -57,10 +57,14 @@ DEFAULTS = {
     "p_in_default_mw": 80,  # assumed incoming power until it is measured (cold start)
     "latency_target_ms": 60000,  # upload at least this often when energy allows
     "batch_records": 120,   # records per upload (arg of "upload")
+    # an HTTPS sink opens a new TLS connection per request: a further batch costs a
+    # handshake too (MQTT keeps its session: False would be enough there)
+    "batch_reconnects": True,
     "deep_sleep_min_ms": 60000,  # shorter waits use light sleep (a boot costs ~0.2 J)
-    "soc_tau_ms": 300000,   # how fast stored energy above/below target is spent/rebuilt
+    "soc_tau_ms": 60000,    # stored energy above the upload level is spent over this
+                            # (x4 to rebuild a shortfall)
     "retry_ms": 30000,      # first back-off after a failed upload (doubles, capped)
-    "retry_max_ms": 600000,
+    "retry_max_ms": 240000,  # (the uplink adds its own per-sink back-off in windows)
 }
 
 

@@ -73,6 +73,8 @@ class EnergyManager:
         self.p_in16 = p["p_in_default_mw"] * 16
         self.rd_cost = self.c["read_exp"]
         self.up_cost = self.c["upload_exp"]
+        p = self.p
+        self.up_ms = p["join_exp_ms"] + p["tls_exp_ms"] + p["batch_exp_ms"]
         self.fails = 0
         self.t_read = self.READ_TARGET
         self.t_up = p["latency_target_ms"]
@@ -101,13 +103,14 @@ class EnergyManager:
     def worst(self, what):
         c = self.c
         if what == "wifi_join" or what == "urgent" or what == "upload":
-            w = c["wifi_join"] + c["tls"] + c["batch"]
-            learned = self.up_cost * 5 // 4
-            return w if w > learned else learned
+            # a window's first batch: join + handshake + one batch (the uplink asks again
+            # before every further batch, so a long drain is not paid up front)
+            return c["wifi_join"] + c["tls"] + self.worst("batch")
         if what == "tls":
             return c["tls"] + c["batch"]
         if what == "batch":
-            return c["batch"]
+            # HTTPS: every request is a new connection and handshake (batch_reconnects)
+            return c["batch"] + (c["tls"] if self.p["batch_reconnects"] else 0)
         if what == "relay_pulse":
             return c["relay_pulse"]
         if what == "read":
@@ -167,6 +170,9 @@ class EnergyManager:
                     spent = self.p_in() * dt - de
                     if spent > 0:
                         self.up_cost = (3 * self.up_cost + spent) // 4
+                    d = _diff(self.act_end, self.act_t)
+                    if 0 < d < 120000:
+                        self.up_ms = (3 * self.up_ms + d) // 4
         self.last_t = now
         self.last_v = v
 
@@ -176,30 +182,37 @@ class EnergyManager:
         # a worst-case upload spent over soc_tau (or minus the shortfall, rebuilt)
         p = self.p
         target = self.worst("upload") + self.c["relay_pulse"] + self.c["read"]
-        budget = self.p_in() + (self.energy(v) - target) // p["soc_tau_ms"]
+        extra = self.energy(v) - target
+        # above the target the energy would soon be shed by the clamp: spend it fast;
+        # below it, rebuild slowly so the resolution does not swing after every upload
+        budget = self.p_in() + extra // (p["soc_tau_ms"] if extra > 0 else 4 * p["soc_tau_ms"])
         avail = budget - self.p_sleep
         rd = self.rd_cost
         up = self.up_cost
         ut = p["latency_target_ms"]
-        need5 = rd // self.READ_TARGET
+        # no reading while an upload runs: to average READ_TARGET between readings, the
+        # period between them must make up for that gap
+        rt = self.READ_TARGET * (ut - self.up_ms) // ut
+        if rt < self.READ_MIN:
+            rt = self.READ_MIN
+        need5 = rd // rt
         if avail <= 0:
             self.t_read, self.t_up = self.READ_MAX, self.UP_MAX
         elif avail >= need5 + up // ut:
             # everything at target, the rest buys finer readings
             spare = avail - up // ut
-            self.t_read = _clamp(rd // spare if spare > 0 else self.READ_MAX, self.READ_MIN,
-                                 self.READ_TARGET)
+            self.t_read = _clamp(rd // spare if spare > 0 else self.READ_MAX, self.READ_MIN, rt)
             # readings at their finest: what is left buys more frequent uploads
             spare = avail - rd // self.t_read
             self.t_up = _clamp(up // spare if spare > 0 else ut, self.UP_MIN, ut)
         elif avail >= need5 + up // self.UP_RELAX:
             # keep 5 s readings, stretch uploads towards UP_RELAX
-            self.t_read = self.READ_TARGET
+            self.t_read = rt
             self.t_up = _clamp(up // (avail - need5), ut, self.UP_RELAX)
         else:
             # coarser readings and rarer uploads, in proportion
             need = need5 + up // self.UP_RELAX
-            self.t_read = _clamp(self.READ_TARGET * need // avail, self.READ_TARGET, self.READ_MAX)
+            self.t_read = _clamp(rt * need // avail, rt, self.READ_MAX)
             self.t_up = _clamp(self.UP_RELAX * need // avail, self.UP_RELAX, self.UP_MAX)
 
     def next_action(self, now_ms, vcap_mv, backlog):

@@ -32,7 +32,8 @@
 # - Append: one write of one frame. Torn, it fails its CRC; on re-open the head sector is
 #   sealed and writing resumes in a fresh sector. Every write is read back (a failed or
 #   weak program seals the sector the same way).
-# - ack(): one meta frame. Each sector keeps META_RESERVE bytes that records may not use,
+# - ack(): one meta frame. Each sector keeps room for 8 of them (4 KB sectors) that records
+#   may not use,
 #   so an ack can be written even when the store is full of unacknowledged records.
 #   On open the newest counters are those of the newest sector (header, then its meta
 #   frames): every sector header copies the counters when it is opened.
@@ -77,8 +78,6 @@ HDR = const(24)
 META_LEN = const(12)
 FRAME_MAX = const(66)
 META_FRAME = const(15)
-# room kept in every sector for ack frames (see above)
-META_RESERVE = const(8 * 15)
 T_META = const(0)
 T_CODED = const(1)
 T_OPAQUE = const(2)
@@ -109,7 +108,8 @@ class Store:
         self.ns = flash.sectors
         if self.ns < 3:
             raise ValueError("the store needs at least 3 sectors")
-        self.data_end = self.ss - META_RESERVE
+        # room kept in every sector for ack frames (see above): 8 in a 4 KB sector
+        self.data_end = self.ss - META_FRAME * min(8, max(2, self.ss // 512))
         self.drop_oldest = drop_oldest
         self.agg_span = agg_span
         self.buf = bytearray(FRAME_MAX + 2)
@@ -421,16 +421,16 @@ class Store:
                 and d.get("ref_seq") is None:
             d["dt_s"] = None   # elapsed since an unknown record: no time at all
         if d is not None and d["kind"] == "reading":
-            self._in_prev = d
-            if self._pending is not None:
-                if not self._ensure(FRAME_MAX, False):
-                    return self._aggregate(d)
-                if not self.flush():
-                    return self._aggregate(d)
-            seq = self._store(d, None, False)
+            # the app encodes its next reading against this one (whatever became of it),
+            # unless this call raises: then it keeps its previous one, and so do we
+            if self._pending is None or (self._ensure(FRAME_MAX, False) and self.flush()):
+                seq = self._store(d, None, False)
+            else:
+                seq = None
             if seq is None:
-                return self._aggregate(d)
+                self._aggregate(d)
             d["seq"] = seq
+            self._in_prev = d
             return seq
         seq = self._store(d, None if d is not None else bytes(data), True)
         if seq is None:
@@ -545,14 +545,3 @@ class Store:
     @property
     def aggregated(self):
         return self._aggr
-
-    def capacity(self):
-        # -> (free bytes for readings, total data bytes): for status pages and benches
-        per = self.data_end - HDR
-        free = 0
-        for s in range(self.ns):
-            if self._free(s):
-                free += per
-        if not self.sealed and self.head >= 0:
-            free += max(0, self.data_end - self.off)
-        return free, per * self.ns

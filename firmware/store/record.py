@@ -15,7 +15,8 @@
 #                   unknown:   nothing. A time is never invented.
 #   reading / aggregate:
 #     [n] [span]    aggregate only: readings merged, t - t_first (if bit 7)
-#     mask          which fields follow, in FIELDS order
+#     mask          which fields follow, in FIELDS order (D: a field left out has the
+#                   previous reading's value; a field that disappears forces absolute)
 #     fields        energies: Wh (delta vs prev when D); powers W/VA; tariff index;
 #                   tariff period: code < 0x40 from PERIODS, else 0x80|len + ASCII
 #   relay:
@@ -23,8 +24,8 @@
 #                   code (31: length-prefixed text follows)
 #     [power]
 #
-# A historic TIC reading every 5 s in delta form is 6-7 bytes (flags, mask, dt, dE, VA,
-# period); absolute it is ~13. Energy is integer Wh throughout (the ESP8266's 30-bit
+# A historic TIC reading every 5 s in delta form is ~6 bytes (flags, mask, dt, dE, VA);
+# absolute it is ~13. Energy is integer Wh throughout (the ESP8266's 30-bit
 # floats cannot hold a meter index exactly).
 
 EPOCH = 1577836800  # 2020-01-01T00:00:00Z; 4 bytes reach 2156. A clock outside that range
@@ -153,13 +154,15 @@ def _can_delta(d, prev):
             return False
         if _tcode(prev.get("t_src"), prev.get("t")) == T_NONE:
             return False
-    for i in range(2):
+    for i in range(8):
         f = FIELDS[i]
         v = d.get(f)
-        if v is not None:
-            pv = prev.get(f)
-            if pv is None or v < pv:
-                return False
+        pv = prev.get(f)
+        if v is None:
+            if pv is not None:
+                return False     # a field that went away: only an absolute record says so
+        elif i < 2 and (pv is None or v < pv):
+            return False
     return True
 
 
@@ -200,6 +203,11 @@ def pack(d, prev=None, seq=None):
                 flags |= F_SPAN
                 _uv(out, _int(d["t"]) - _int(d["t_first"]))
         m = _fields_mask(d)
+        if delta:
+            # a value equal to the previous reading's is left out: decode inherits it
+            for i in range(8):
+                if (m >> i) & 1 and d[FIELDS[i]] == prev.get(FIELDS[i]):
+                    m &= ~(1 << i)
         out.append(m)
         for i in range(8):
             if not (m >> i) & 1:
@@ -357,7 +365,7 @@ def decode(data, prev=None, seq=None):
         for i in range(8):
             f = FIELDS[i]
             if not (m >> i) & 1:
-                d[f] = None
+                d[f] = prev.get(f) if delta else None
                 continue
             if i < 2:
                 v, p = _ruv(b, p)

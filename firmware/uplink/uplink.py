@@ -3,14 +3,14 @@
 #   up = Uplink(cfg, port, device_id, state=rtc_bytes_or_None)
 #   up.on_command = app.command            # relay commands from <prefix>/relay/set
 #   stats = up.send(store, latest_reading, can_afford=lambda what: em.can_afford(what, mv))
-#   rtc = up.dump()                        # <= 32 bytes for RTC memory (optional)
+#   rtc = up.dump()                        # 15 bytes for RTC memory (optional)
 #
 # Rules:
 #   * The store is acknowledged only up to the record every configured sink confirmed
 #     (MQTT: PUBACK of the QoS 1 batch; HTTPS: 2xx from the receiver; Influx: 204), so a
 #     failure anywhere leaves the records in flash for the next window. Per sink the last
-#     confirmed seq is remembered (RAM + RTC) so a retry does not resend to sinks that
-#     already have a record; receivers de-duplicate by (device, seq) anyway.
+#     confirmed seq is remembered (RAM) so a retry in the same boot does not resend to
+#     sinks that already have a record; receivers de-duplicate by (device, epoch, seq).
 #   * can_afford("batch") is asked before every batch; "tls" before a TLS handshake.
 #   * Every socket has a timeout (net_timeout_s, default 10 s); a sink that failed is
 #     retried every 2, 4 ... 16 windows (backoff), so a dead server does not drain the
@@ -37,7 +37,11 @@ STATE_FILE = "uplink.json"
 SINKS = ("mqtt", "https", "influx")
 SIGNED = ("mqtt", "https")
 RTC_MAGIC = b"U1"
-RTC_FMT = "<2siiiiiBBBH"   # magic, ctr mqtt/https next, done mqtt/https/influx, fails x3, window
+# magic, next counter mqtt/https, consecutive failures mqtt/https/influx, window number.
+# The per-sink "confirmed up to" seqs stay in RAM: after a deep sleep a record may go
+# again to a sink that had it (receivers de-duplicate), but a seq restart (store
+# re-formatted) can never make a sink skip a record it does not have.
+RTC_FMT = "<2siiBBBH"
 COMMANDS = ("ON", "OFF", "AUTO")
 MAX_BACKOFF_EXP = 4
 
@@ -81,7 +85,10 @@ class Uplink:
         self.can_verify = getattr(port, "chip", "host") != "esp8266"
         self.timeout_s = int(cfg.get("net_timeout_s") or 10)
         self.max_bytes = int(cfg.get("batch_max_bytes") or B.MAX_BYTES)
-        self.batch_records = int(cfg.get("batch_records") or 60)
+        # records decoded per peek: ~200 B each as dicts; the ESP8266 heap (~38 KB) takes
+        # fewer at a time (one 2 KB batch holds ~30 historic-TIC rows)
+        self.batch_records = int(cfg.get("batch_records") or (
+            24 if getattr(port, "chip", "") == "esp8266" else 60))
         self.sinks = []
         if cfg.get("mqtt_host"):
             self.sinks.append("mqtt")
@@ -141,17 +148,15 @@ class Uplink:
         self._write_file()
 
     def load(self, data):
-        # RTC bytes from dump() -> {sink: next counter}; restores done/fails/window
+        # RTC bytes from dump() -> {sink: next counter}; restores fails/window
         nxt = {}
         if data and len(data) >= struct.calcsize(RTC_FMT) and bytes(data[:2]) == RTC_MAGIC:
             v = struct.unpack(RTC_FMT, bytes(data[:struct.calcsize(RTC_FMT)]))
             nxt = {"mqtt": v[1], "https": v[2]}
-            for i, s in enumerate(SINKS):
-                if v[3 + i] >= 0:
-                    self.done[s] = v[3 + i]
-                if v[6 + i]:
-                    self.fails[s] = v[6 + i]
-            self.window = v[9]
+            for i in range(len(SINKS)):
+                if v[3 + i]:
+                    self.fails[SINKS[i]] = v[3 + i]
+            self.window = v[6]
         return nxt
 
     def dump(self):
@@ -159,8 +164,6 @@ class Uplink:
         return struct.pack(RTC_FMT, RTC_MAGIC,
                            c["mqtt"].next if "mqtt" in c else -1,
                            c["https"].next if "https" in c else -1,
-                           self.done.get("mqtt", -1), self.done.get("https", -1),
-                           self.done.get("influx", -1),
                            min(self.fails.get("mqtt", 0), 255),
                            min(self.fails.get("https", 0), 255),
                            min(self.fails.get("influx", 0), 255), self.window & 0xFFFF)
@@ -477,12 +480,16 @@ class Uplink:
                 has_relay = "relay_set" in (getattr(self.port, "board", None) or {})
                 h = discovery.config_hash(self.dev, self.prefix, reading, has_relay)
                 if h != self._file.get("disc"):
-                    msgs = list(discovery.messages(self.dev, self.prefix, reading, has_relay))
-                    for i in range(len(msgs)):
-                        t, p = msgs[i]
-                        # QoS 0 then one QoS 1: the broker handles one connection in order,
-                        # so the last PUBACK confirms all of them
-                        self._mq.publish(t.encode(), p, True, 1 if i == len(msgs) - 1 else 0)
+                    # QoS 0, then the last one QoS 1: the broker handles one connection in
+                    # order, so its PUBACK confirms them all. One payload in RAM at a time
+                    # (plus the one being sent).
+                    held = None
+                    for m in discovery.messages(self.dev, self.prefix, reading, has_relay):
+                        if held is not None:
+                            self._mq.publish(held[0].encode(), held[1], True, 0)
+                        held = m
+                    if held is not None:
+                        self._mq.publish(held[0].encode(), held[1], True, 1)
                     self._file["disc"] = h
                     self._write_file()
             if reading is not None:

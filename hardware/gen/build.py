@@ -148,7 +148,7 @@ LAYOUT = {
         "mains": {"/LOAD_COM": 4.0, "/LOAD_NO": 4.0},
         "mains_width": 2.5,
         "labels": [("MAINS 250VAC 10A", 14.0, 34.0, 1.2), ("COM", 7.5, 11.5, 1.0), ("NO", 8.0, 25.5, 1.0),
-                   ("no low-voltage copper within 6 mm", 16.0, 36.5, 0.8)],
+                   ("DANGER: mains voltage", 14.0, 36.6, 1.0)],
     },
 }
 

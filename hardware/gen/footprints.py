@@ -104,12 +104,12 @@ def render(fp):
         edges = [((x0, y0), (x1, y0)), ((x1, y0), (x1, y1)), ((x1, y1), (x0, y1)), ((x0, y1), (x0, y0))]
     for a, b in edges:
         for s in _clip_segment(a, b, boxes):
-            o.append(_line(s[0], s[1], "F.SilkS", 0.12))
+            o.append(_line(s[0], s[1], "F.SilkS", 0.15))
     for (a, b) in fp.extra_silk:
         for s in _clip_segment(a, b, boxes):
-            o.append(_line(s[0], s[1], "F.SilkS", 0.12))
+            o.append(_line(s[0], s[1], "F.SilkS", 0.15))
     if getattr(fp, "silk_circle", None):
-        o.append("  (fp_circle (center 0 0) (end %g 0) (stroke (width 0.12) (type solid)) (fill no) (layer \"F.SilkS\"))"
+        o.append("  (fp_circle (center 0 0) (end %g 0) (stroke (width 0.15) (type solid)) (fill no) (layer \"F.SilkS\"))"
                  % fp.silk_circle)
     if fp.pin1_mark:
         p1 = [p for p in fp.pads if p[0] in ("1", "A1")][0]
@@ -117,10 +117,10 @@ def render(fp):
         px, py, w, h = p1[3], p1[4], p1[5], p1[6]
         if abs(px) >= abs(py):   # pin on the left/right: mark above it
             yy = py - h / 2 - PAD_SILK_GAP - 0.2
-            o.append(_line((px - w / 2, yy), (px + w / 2, yy), "F.SilkS", 0.12))
+            o.append(_line((px - w / 2, yy), (px + w / 2, yy), "F.SilkS", 0.15))
         else:
             xx = px - w / 2 - PAD_SILK_GAP - 0.2
-            o.append(_line((xx, py - h / 2), (xx, py + h / 2), "F.SilkS", 0.12))
+            o.append(_line((xx, py - h / 2), (xx, py + h / 2), "F.SilkS", 0.15))
     # fab + courtyard
     bx0, by0, bx1, by1 = fp.body
     for a, b in [((bx0, by0), (bx1, by0)), ((bx1, by0), (bx1, by1)), ((bx1, by1), (bx0, by1)), ((bx0, by1), (bx0, by0))]:

@@ -59,8 +59,6 @@ def write_schematic(path, project, title, parts, pwr_flags, notes=(), rev="1", d
     out.append("  (paper \"A3\")")
     out.append("  (title_block (title %s) (rev %s) (company \"Open meter dongle - CERN-OHL-S-2.0\")"
                % (q(title), q(rev)))
-    for i, n in enumerate(notes[:4]):
-        out.append("    (comment %d %s)" % (i + 1, q(n)))
     out.append("  )")
     out.append("  (lib_symbols")
     for name in used:
@@ -68,7 +66,7 @@ def write_schematic(path, project, title, parts, pwr_flags, notes=(), rev="1", d
     out.append("  )")
 
     # --- layout: parts in groups, left to right, wrapping rows -------------------------
-    x0, y0 = 25.4, 38.1
+    x0, y0 = 25.4, 45.72
     x, y = x0, y0
     row_h = 0
     xmax = 400.0
@@ -116,7 +114,7 @@ def write_schematic(path, project, title, parts, pwr_flags, notes=(), rev="1", d
                    "(justify left bottom)) (uuid %s))" % (q(g), snap(gx), snap(gy), q(uid(project, "gt", g))))
     for i, n in enumerate(notes):
         out.append("  (text %s (exclude_from_sim no) (at 25.4 %g 0) (effects (font (size 1.6 1.6)) "
-                   "(justify left bottom)) (uuid %s))" % (q(n), 12.7 + 3.0 * i, q(uid(project, "note", i))))
+                   "(justify left bottom)) (uuid %s))" % (q(n), 22.86 + 3.0 * i, q(uid(project, "note", i))))
 
     flag_no = 0
     for kind, obj, sx, sy, lab_r in placed:
@@ -148,6 +146,8 @@ def write_schematic(path, project, title, parts, pwr_flags, notes=(), rev="1", d
                      ("LCSC", p.lcsc, (tx, sy - by1 + 6.35), True),
                      ("MPN", p.mpn, (tx, sy - by1 + 6.35), True),
                      ("Manufacturer", p.mfr, (tx, sy - by1 + 6.35), True)]
+            if getattr(p, "key", None):
+                props.append(("Role", p.key, (tx, sy - by1 + 6.35), True))
             if p.note:
                 props.append(("Note", p.note, (tx, sy - by1 + 6.35), True))
             inbom = onboard = "yes"

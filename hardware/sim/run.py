@@ -315,3 +315,190 @@ def p1(baud=115200, data=P1_SAMPLE, c_cable=200e-12, r_oc=30.0, c_rx=30e-12, val
         res["distortion_frac"] = (max(ds) - min(ds)) / tbit
         res["delay_max_us"] = max(ds) * 1e6
     return res
+
+
+# ------------------------------------------------------------------------------------------
+# TIC power harvest and the supervisor
+TIC_VOC_RMS = 13.0   # unloaded TIC supply (issue 11)
+TIC_P_MIN = 0.130    # Enedis-NOI-CPT_54E: >= 130 mW available (paper: 6 Vrms, 130 mW)
+TIC_RS = TIC_VOC_RMS ** 2 / (4 * TIC_P_MIN)  # Thevenin resistance whose maximum power is 130 mW
+R_PTC = 10.0         # 50 mA-hold 1206 PTC, cold resistance (datasheet range ~3.5-50 ohm), assumed
+
+
+def rectifier_point(vcap, voc_rms=TIC_VOC_RMS, rs=TIC_RS, r_ptc=R_PTC, diode="DBAT54", keep=None):
+    """Average charging current (A) into a supercapacitor held at vcap."""
+    period = 1.0 / TIC_CARRIER_HZ
+    params = {"vpk": voc_rms * math.sqrt(2), "fcarrier": TIC_CARRIER_HZ, "rs": float(rs),
+              "r_ptc": float(r_ptc), "vcap": float(vcap), "diode": diode, "tstep": period / 200, "tstop": 30 * period}
+    d = run_template("rectifier", params, keep=keep)
+    t, i = d["time"], d["i(vcap)"]
+    t_from = 10 * period  # skip the start-up cycles
+    pts = [(a, b) for a, b in zip(t, i) if a >= t_from]
+    area = sum((pts[k][0] - pts[k - 1][0]) * (pts[k][1] + pts[k - 1][1]) / 2 for k in range(1, len(pts)))
+    return area / (pts[-1][0] - pts[0][0])
+
+
+RECT_GRID = (0.0, 2.0, 3.0, 3.5, 4.0, 4.5, 5.0, 5.5, 6.0, 7.0)
+
+
+def rectifier_curve(grid=RECT_GRID, **kw):
+    return [(vc, rectifier_point(vc, **kw)) for vc in grid]
+
+
+def cap_params(values):
+    """Supercapacitor figures used by the simulations (and by the firmware energy model)."""
+    c1 = values["power"]["C1"]
+    return {"c_f": parse_value(c1["value"]), "esr_ohm": float(c1.get("esr_ohm", 0.2)),
+            "leak_a": float(c1.get("leakage_a", 20e-6))}
+
+
+def esp_profile(tstop, active_a=0.070, tx_a=0.170, tx_every=0.050, tx_len=0.005):
+    """ESP8266 wanting to run Wi-Fi all the time it is powered: 70 mA with 170 mA TX bursts
+    (ESP8266EX datasheet: RX 56 mA, TX 802.11n 120-170 mA). PWL text."""
+    pts = []
+    t = 0.0
+    while t < tstop:
+        pts += [(t, active_a), (t + 1e-5, tx_a), (t + tx_len, tx_a), (t + tx_len + 1e-5, active_a)]
+        t += tx_every
+    return " ".join("%s %s" % (spice_num(a), spice_num(b)) for a, b in pts)
+
+
+def supervisor(v0=4.0, tstop=150.0, profile=None, values=None, curve=None, tstep=2e-3, keep=None):
+    """Charge from v0 with the harvested current, let the supervisor switch the ESP load on
+    and off. Returns measured thresholds and the load current while switched off."""
+    v = values or load_values()
+    cp = cap_params(v)
+    curve = curve or rectifier_curve()
+    harv = ", ".join("%s, %s" % (spice_num(a), spice_num(b)) for a, b in curve)
+    params = {
+        "harv_pwl": harv, "csc": cp["c_f"], "esr": cp["esr_ohm"], "rleak": 5.0 / cp["leak_a"],
+        "v0": float(v0), "vref": 1.242,
+        "R10": val(v, "power", "R10"), "R11": val(v, "power", "R11"),
+        "R1": val(v, "power", "R1"), "R2": val(v, "power", "R2"), "R3": val(v, "power", "R3"),
+        "R4": val(v, "power", "R4"), "C3": val(v, "power", "C3"), "R5": val(v, "power", "R5"),
+        "prof_pwl": profile or esp_profile(tstop), "tstep": float(tstep), "tstop": float(tstop),
+    }
+    d = run_template("supervisor", params, keep=keep)
+    t, vc, vsw, v33, iesp, iq1 = (d["time"], d["v(vcap)"], d["v(vsw)"], d["v(v33)"], d["i(vesp)"],
+                                  d["i(vq1)"])
+    sout = d["v(sout)"]
+    vgs = [a - b for a, b in zip(vc, sout)]  # load switch |VGS|: on when the comparator pulls low
+    on, off = [], []
+    for tc, dirn in crossings(t, vgs, vc[0] / 2):
+        # VCAP just before the switch moves: afterwards ESR x load step shifts it
+        (on if dirn > 0 else off).append((tc, sample(t, vc, tc - 2 * tstep)))
+    # load current while the switch is open (after each switch-off + 50 ms for C4/C5 to drain)
+    off_load = []
+    for k, (toff, _) in enumerate(off):
+        nxt = [x for x, _ in on if x > toff]
+        end = nxt[0] if nxt else t[-1]
+        off_load += [(abs(i), abs(j), w) for tt, i, j, w in zip(t, iesp, iq1, vsw) if toff + 0.05 <= tt <= end]
+    # supply to the ESP while switched on and above the off threshold
+    on_v33 = []
+    for k, (ton, _) in enumerate(on):
+        nxt = [x for x, _ in off if x > ton]
+        end = nxt[0] if nxt else t[-1]
+        on_v33 += [x for tt, x in zip(t, v33) if ton + 0.01 <= tt <= end - 0.01]
+    on_time = []
+    for ton, _ in on:
+        nxt = [x for x, _ in off if x > ton]
+        if nxt:
+            on_time.append(nxt[0] - ton)
+    return {"v_on": [x for _, x in on], "v_off": [x for _, x in off], "t_on": [x for x, _ in on],
+            "t_off": [x for x, _ in off], "on_time_s": on_time,
+            "max_off_esp_a": max(x[0] for x in off_load) if off_load else None,
+            "max_off_switch_a": max(x[1] for x in off_load) if off_load else None,
+            "max_off_vsw": max(x[2] for x in off_load) if off_load else None,
+            "min_on_v33": min(on_v33) if on_v33 else None,
+            "vcap_max": max(vc), "vcap_min": min(vc), "curve": curve, "cap": cp}
+
+
+def ovp(v0=5.2, tstop=20.0, sleep_a=20e-6, values=None, curve=None, keep=None):
+    """ESP8266 in deep sleep (20 uA, ESP8266EX datasheet) while the TIC keeps charging: the
+    TL431 shunt must hold VCAP below the supercapacitor's 5.5 V rating."""
+    prof = "0 %s %s %s" % (spice_num(sleep_a), spice_num(tstop + 1), spice_num(sleep_a))
+    r = supervisor(v0=v0, tstop=tstop, profile=prof, values=values, curve=curve, tstep=10e-3, keep=keep)
+    return r
+
+
+def opto_calibration(rl=100.0, ic=2e-3, vce=2.0, keep=None):
+    """LTV-814 datasheet switching test (VCE = 2 V, IC = 2 mA, RL = 100 ohm): returns
+    (tr_us, tf_us) of the model, 10-90 %."""
+    vcc = vce + ic * rl
+    params = {"ifw": ic, "rl": float(rl), "vcc": float(vcc), "tstep": 0.02e-6, "tstop": 200e-6}
+    d = run_template("opto_cal", params, keep=keep)
+    t, vc = d["time"], d["v(c)"]
+    vlo = sample(t, vc, 90e-6)
+    rises, falls = edge_times(t, vc, vlo=vlo, vhi=vcc)
+    # output falls when the LED turns on (opto turn-on = datasheet tr), rises at turn-off (tf)
+    return falls[0] * 1e6, rises[0] * 1e6
+
+
+# ------------------------------------------------------------------------------------------
+D1MINI_A0_LOAD = 320e3  # LOLIN D1 mini: A0 -> 220k -> ADC pin -> 100k -> GND
+TL431_VREF, TL431_IREF_MAX, TLV3012_VREF = 2.495, 4e-6, 1.242
+
+
+def calc(values=None):
+    """Closed-form figures from values.json (hardware/README.md shows the same equations)."""
+    v = values or load_values()
+    g = lambda ref: val(v, "power", ref)
+    k = g("R2") / (g("R1") + g("R2"))
+    a = g("R3") / (g("R3") + g("R4"))
+    out = {"k": k, "a": a,
+           "v_on": TLV3012_VREF * (1 - a) / (k - a), "v_off": TLV3012_VREF * (1 - a) / k}
+    out["v_clamp"] = TL431_VREF * (1 + g("R10") / g("R11"))
+    out["v_clamp_max"] = 1.01 * TL431_VREF * (1 + g("R10") / g("R11")) * 1.01 + TL431_IREF_MAX * g("R10")
+    rt, rb = g("R8"), g("R9")
+    par = rb * D1MINI_A0_LOAD / (rb + D1MINI_A0_LOAD)
+    out["ratio_d1mini"] = (rt + par) / par
+    out["ratio_esp32"] = (rt + rb) / rb
+    out["divider_on_a"] = 4.5 / (rt + par)
+    out["sense_drain_a"] = 4.5 / (g("R1") + g("R2"))
+    out["ovp_divider_a"] = 4.5 / (g("R10") + g("R11"))
+    c = cap_params(v)["c_f"]
+    out["c_f"] = c
+    out["energy_window_j"] = {cf: 0.5 * cf * (out["v_on"] ** 2 - out["v_off"] ** 2) for cf in (1.5, 2.0, 2.5)}
+    out["energy_to_clamp_j"] = 0.5 * c * (out["v_clamp"] ** 2 - out["v_off"] ** 2)
+    d = lambda ref: val(v, "demod", ref)
+    fast = d("R2") * d("R3") / (d("R2") + d("R3"))
+    out["r_pullup_slow"], out["r_pullup_fast"] = d("R2"), fast
+    out["tau_slow_us"] = d("R2") * d("C1") * 1e6
+    out["tau_fast_us"] = fast * d("C1") * 1e6
+    out["rx_tau_us"] = d("R4") * 20e-12 * 1e6
+    return out
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    keep = argv[argv.index("--keep") + 1] if "--keep" in argv else None
+    v = load_values()
+    c = calc(v)
+    print("calculated: V_on %.3f V, V_off %.3f V, clamp %.3f V (max %.3f V), ADC ratio d1mini %.4f esp32 %.4f"
+          % (c["v_on"], c["v_off"], c["v_clamp"], c["v_clamp_max"], c["ratio_d1mini"], c["ratio_esp32"]))
+    print("energy 4.5->V_off: " + ", ".join("%.1f F %.2f J" % (k, e) for k, e in sorted(c["energy_window_j"].items()))
+          + "; %.1f F clamp->V_off %.2f J" % (c["c_f"], c["energy_to_clamp_j"]))
+    print("opto model tr/tf at RL=100 ohm: %.2f / %.2f us (datasheet 4 / 3 typ)" % opto_calibration(keep=keep))
+    for baud, fast in ((1200, False), (9600, True), (9600, False)):
+        for vpk, ctr in ((4.0, 0.5), (18.4, 1.5)):
+            r = demod(baud, vpk, ctr, fast=fast, keep=keep)
+            print("TIC %5d Bd tic_fast=%d %4.1f Vpk CTR %.1f: %s, distortion %.1f us (%.0f %% of bit), RX rise %.2f us"
+                  % (baud, fast, vpk, ctr, "OK" if r["received"] == r["sent"] else "BAD %r" % r["received"],
+                     r["distortion_us"] or -1, 100 * (r["distortion_frac"] or -1), r["rise_us"] or -1))
+    r = p1(keep=keep)
+    print("P1 115200 Bd: %s, RX rise %.2f us fall %.2f us, distortion %.2f us (%.1f %% of bit)"
+          % ("OK" if r["received"] == r["sent"] else "BAD", r["rise_us"], r["fall_us"], r["distortion_us"],
+             100 * r["distortion_frac"]))
+    curve = rectifier_curve()
+    print("harvest: " + ", ".join("%.1f V %.1f mA (%.0f mW)" % (vc, i * 1e3, vc * i * 1e3) for vc, i in curve
+                                  if vc in (4.0, 4.5, 5.0)))
+    s = supervisor(v0=4.3, tstop=90.0, tstep=5e-3, curve=curve, keep=keep)
+    print("supervisor: on at %s V, off at %s V, on-time %s s at 80 mA avg, switch current when off %.2g A"
+          % (["%.3f" % x for x in s["v_on"]], ["%.3f" % x for x in s["v_off"]],
+             ["%.1f" % x for x in s["on_time_s"]], s["max_off_switch_a"]))
+    o = ovp(curve=curve, keep=keep)
+    print("over-voltage: VCAP max %.3f V with the ESP asleep (rating 5.5 V)" % o["vcap_max"])
+
+
+if __name__ == "__main__":
+    main()

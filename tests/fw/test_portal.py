@@ -347,7 +347,7 @@ def test_status_server_for_normal_operation():
 def test_pause_stops_and_restarts_ap():
     r = Rig()
     try:
-        asks = [150, 0, 0]
+        asks = [150, 100, 0, 0]
 
         def should_pause():
             return asks.pop(0) if asks else 0
@@ -355,13 +355,29 @@ def test_pause_stops_and_restarts_ap():
         res = r.p.serve(should_pause, max_ms=100)
         assert res == {"saved": False, "joined": None, "reason": "timeout"}
         kinds = [c[0] for c in r.port.ap_calls]
-        assert kinds == ["start", "stop", "start"], kinds
+        assert kinds == ["start", "stop", "start"], kinds    # one pause, AP back once
         assert r.port.ap_calls[0][1] == "Linky-0a1b2c"
-        assert any("paused 150 ms" in ln for ln in r.port.logs)
+        assert any("paused" in ln for ln in r.port.logs)
         st, h, body = r.get("/")               # serving again after the pause
         assert st == 200
     finally:
         r.close()
+
+
+def test_vcap_pauser_hysteresis():
+    class P:
+        v = 5000
+
+        def vcap_mv(self):
+            return self.v
+
+    p = P()
+    sp = portal_run.vcap_pauser(p, 4350, 4800, 2000)
+    seq = ((5000, 0), (4400, 0), (4340, 2000), (4500, 2000), (4790, 2000), (4800, 0),
+           (4400, 0), (4000, 2000))
+    for v, want in seq:
+        p.v = v
+        assert sp() == want, (v, want)
 
 
 def test_ap_password_per_device_printed_once():

@@ -132,3 +132,17 @@ def test_every_truncation_and_bad_byte_is_refused():
         raises(ValueError, rec.decode, data + b"\x00", p)
     raises(ValueError, rec.decode, b"\x03\x00")            # kind 3 does not exist
     raises(ValueError, rec.decode, recs[1][0], None)       # a delta without its base
+
+
+def test_unchanged_fields_are_left_out_and_a_vanished_one_is_explicit():
+    a = rec.decode(rec.encode(standard(10 ** 6, 500, 3000, 0, 2), T0, "meter"))
+    data = rec.encode(standard(10 ** 6 + 4, 500, 3100, 0, 2), T0 + 5, "meter", a)
+    b = rec.decode(data, a)
+    # flags, dt, mask, import delta, VA: the rest is the previous reading's
+    assert len(data) <= 6, len(data)
+    assert b["energy_export_wh"] == 500 and b["tariff_index"] == 2 and b["apparent_power_va"] == 3100
+    r = standard(10 ** 6 + 9, 500, 3100, 0, 2)
+    del r["tariff_index"]                      # the frame lost NTARF: not inherited
+    data = rec.encode(r, T0 + 10, "meter", b)
+    c = rec.decode(data)                       # absolute: decodable alone
+    assert c["tariff_index"] is None and c["energy_import_wh"] == 10 ** 6 + 9

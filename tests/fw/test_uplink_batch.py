@@ -5,7 +5,7 @@ from firmware.uplink import batch as B
 from firmware.store.log import Store
 from firmware.store import record
 from tests.fw.util import raises
-from tests.fw.uplink_fixtures import RamFlash, fill, tic_like, dsmr_reading
+from tests.fw.uplink_fixtures import RamFlash, fill, dsmr_reading
 
 
 def _records(n, reading=None):

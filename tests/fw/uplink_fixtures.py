@@ -34,7 +34,7 @@ class RamFlash:
             self.mem[i] = 0xFF
 
 
-class TestPort:
+class FakePort:
     # the port methods the uplink uses (firmware/port/__init__.py names)
     chip = "host"
 

@@ -9,7 +9,7 @@ import sys
 import json
 
 sys.path.insert(0, ".")
-from tests.fw.uplink_fixtures import RamFlash, TestPort, fill, dsmr_reading, tic_like  # noqa
+from tests.fw.uplink_fixtures import RamFlash, FakePort, fill, dsmr_reading, tic_like  # noqa
 from firmware.store.log import Store  # noqa
 from firmware.uplink.uplink import Uplink  # noqa
 
@@ -17,7 +17,7 @@ from firmware.uplink.uplink import Uplink  # noqa
 def main():
     with open(sys.argv[1]) as f:
         cfg = json.load(f)
-    port = TestPort(cfg.get("fs_root", "/tmp"), cfg.get("chip", "host"))
+    port = FakePort(cfg.get("fs_root", "/tmp"), cfg.get("chip", "host"))
     store = Store(RamFlash(sectors=32))
     cmds = []
     up = [None]

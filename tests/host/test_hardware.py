@@ -72,6 +72,28 @@ def test_every_intended_net_is_present(report, board):
 
 @needs_kicad
 @pytest.mark.parametrize("board", BOARDS)
+def test_parts_carry_the_calculated_values(report, board):
+    assert report[board]["value_problems"] == []
+
+
+@needs_kicad
+def test_value_comparison_catches_a_stale_drawing(tmp_path):
+    nets, _ = check.netlist("relay", str(tmp_path))
+    comps = check.netlist.components
+    gate_pd = [c for c in comps.values() if c.get("Role") == "r_gate_pd_1"][0]
+    values = {"relay": {gate_pd["ref"]: {"role": "r_gate_pd_1", "value": gate_pd["value"],
+                                         "lcsc": gate_pd.get("LCSC", ""), "mpn": gate_pd.get("MPN", "")}}}
+    path = tmp_path / "values.json"
+    path.write_text(json.dumps(values))
+    assert check.compare_values("relay", comps, str(path)) == []
+    values["relay"][gate_pd["ref"]]["value"] = "1M"
+    path.write_text(json.dumps(values))
+    probs = check.compare_values("relay", comps, str(path))
+    assert len(probs) == 1 and gate_pd["ref"] in probs[0] and "1M" in probs[0]
+
+
+@needs_kicad
+@pytest.mark.parametrize("board", BOARDS)
 def test_fab_outputs_up_to_date(report, board):
     assert report[board]["fab_problems"] == []
     files = report[board]["fab_files"]
@@ -105,3 +127,26 @@ def test_fab_comparison_ignores_dates_but_not_content(tmp_path):
     assert check.compare_fab(str(a), str(b)) == []
     (b / "x.gtl").write_bytes((b / "x.gtl").read_bytes().replace(b"X1Y1", b"X2Y1"))
     assert check.compare_fab(str(a), str(b)) != []
+
+
+def _png(path, w, h, fill):
+    import struct
+    import zlib
+    raw = b"".join(b"\x00" + bytes(fill) * w for _ in range(h))
+
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 6, 0, 0, 0))
+                + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def test_render_comparison_tolerates_driver_noise_not_a_different_picture(tmp_path):
+    a, b, c = (str(tmp_path / n) for n in ("a.png", "b.png", "c.png"))
+    _png(a, 40, 30, (10, 120, 30, 255))
+    _png(b, 40, 30, (11, 120, 30, 255))      # last-bit difference
+    _png(c, 40, 30, (200, 20, 30, 255))      # another picture
+    assert check.png_close(a, b)
+    assert not check.png_close(a, c)
+    _png(c, 41, 30, (10, 120, 30, 255))      # another size
+    assert not check.png_close(a, c)

@@ -19,7 +19,7 @@ from selenium.webdriver.chrome.service import Service             # noqa: E402
 from selenium.webdriver.common.by import By                       # noqa: E402
 from selenium.common.exceptions import NoAlertPresentException    # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait           # noqa: E402
-from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
+from selenium.common.exceptions import WebDriverException         # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -86,11 +86,11 @@ def fill(d, values):
 def submit(d):
     # click, then wait until the browser has replaced the page (click() may return
     # before the navigation that a form submission starts)
-    old = d.find_element(By.TAG_NAME, "html")
+    d.execute_script("window.__old_page = 1")
     d.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    WebDriverWait(d, 15).until(EC.staleness_of(old))
-    WebDriverWait(d, 15).until(
-        lambda drv: drv.execute_script("return document.readyState") == "complete")
+    WebDriverWait(d, 15, ignored_exceptions=(WebDriverException,)).until(
+        lambda drv: drv.execute_script(
+            "return window.__old_page === undefined && document.readyState === 'complete'"))
 
 
 def test_probe_redirects_to_form_and_ssid_is_text(browser, portal):
@@ -213,7 +213,10 @@ def test_cross_origin_post_refused(browser, portal):
                   "<input name=password value='evil-password'></form>"
                   "<script>document.getElementById('f').submit()</script>"
                   % (portal.base(), tok)).encode()
-    srv = http.server.HTTPServer(("127.0.0.1", 0), _Evil)
+    # threaded: Chromium's speculative pre-connections must not block the evil server
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Evil)
+    srv.daemon_threads = True
+    srv.block_on_close = False
     t = threading.Thread(target=srv.serve_forever, daemon=True)
     t.start()
     try:

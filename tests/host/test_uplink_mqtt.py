@@ -154,3 +154,45 @@ def test_collector_refuses_forged_and_replayed_mqtt_batches(tmp_path, broker):
     finally:
         sub.close()
         col.close()
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("python", PY)
+def test_mqtt_over_tls_verifies_the_broker(tmp_path, python):
+    from tools.collector import make_pki
+    import os
+    import shutil
+    import tempfile
+    ca_pem, cert, key, _ = make_pki()
+    # mosquitto started as root drops to its own user: the files must be readable by it
+    # (pytest's tmp_path is 0700), so they go to a world-readable directory of their own
+    pub = tempfile.mkdtemp(prefix="uplink-mq-")
+    os.chmod(pub, 0o755)
+    paths = []
+    for name, data in (("ca.pem", ca_pem), ("srv.pem", cert), ("srv.key", key)):
+        p = os.path.join(pub, name)
+        with open(p, "wb") as f:
+            f.write(data)
+        os.chmod(p, 0o644)
+        paths.append(p)
+    m = Mosquitto(pub, tls=paths).start()
+    other_ca = make_pki()[0]
+    try:
+        for ca, ok in ((ca_pem, True), (other_ca, False)):
+            cfg = {"ssid": "x", "mqtt_host": "127.0.0.1", "mqtt_port": m.tls_port,
+                   "ca_pem": ca.decode(), "net_timeout_s": 3}
+            drv = Driver(python, cfg, str(tmp_path / ("ok" if ok else "bad")))
+            try:
+                drv.cmd("fill 20")
+                r = drv.cmd("send")
+                assert r["res"]["ok"] is ok, r
+                assert r["count"] == (0 if ok else 20)
+                if not ok:
+                    assert r["res"]["connections"][0]["error"].startswith("tls"), r
+            finally:
+                drv.close()
+        st = subscribe_all(m.port, "linky/0a1b2c/#")
+        assert json.loads(st["linky/0a1b2c/state"])["energy_import_wh"] is not None
+    finally:
+        m.stop()
+        shutil.rmtree(pub, ignore_errors=True)

@@ -42,19 +42,23 @@ class Mosquitto:
     def __init__(self, workdir, port=None, tls=None):
         self.dir = workdir
         self.port = port or free_port()
-        self.tls = tls          # (cafile, certfile, keyfile) or None
+        self.tls = tls          # (cafile, certfile, keyfile): adds a TLS listener
+        self.tls_port = free_port() if tls else None
         self.proc = None
 
     def start(self):
         conf = os.path.join(self.dir, "mosquitto.conf")
         with open(conf, "w") as f:
-            f.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                    % self.port)
+            f.write("per_listener_settings false\nallow_anonymous true\npersistence false\n"
+                    "listener %d 127.0.0.1\n" % self.port)
             if self.tls:
-                f.write("cafile %s\ncertfile %s\nkeyfile %s\n" % self.tls)
+                f.write("listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\n"
+                        % ((self.tls_port,) + tuple(self.tls)))
         self.proc = subprocess.Popen([MOSQUITTO, "-c", conf], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         wait_port(self.port)
+        if self.tls_port:
+            wait_port(self.tls_port)
         return self
 
     def stop(self):

@@ -19,14 +19,14 @@ READINGS_PER_HOUR = 720          # one every 5 s (reading_interval_s default)
 
 
 def _run(port, n, batch_records, key):
-    from tests.fw.uplink_fixtures import RamFlash, TestPort, fill, tic_like, tmpdir
+    from tests.fw.uplink_fixtures import RamFlash, FakePort, fill, tic_like, tmpdir
     from firmware.store.log import Store
     from firmware.uplink.uplink import Uplink
     st = Store(RamFlash(sectors=32))
     fill(st, n)
     cfg = {"mqtt_host": "127.0.0.1", "mqtt_port": port, "hmac_key": key,
            "batch_records": batch_records, "ha_discovery": False}
-    up = Uplink(cfg, TestPort(tmpdir("bench")), "0a1b2c")
+    up = Uplink(cfg, FakePort(tmpdir("bench")), "0a1b2c")
     t = time.time()
     res = up.send(st, tic_like(n))
     dt = time.time() - t

@@ -29,4 +29,9 @@ def wrap_socket(sock, server_side=False, key=None, cert=None, cert_reqs=CERT_NON
     s = ctx.wrap_socket(raw, server_side=server_side, server_hostname=server_hostname,
                         do_handshake_on_connect=do_handshake)
     s.settimeout(timeout)
+    if isinstance(sock, Stream):
+        # CPython's wrap_socket detaches the plain socket: the caller's Stream object
+        # (which others may still hold, e.g. for settimeout) now speaks TLS
+        sock._sock = s
+        return sock
     return Stream(s)

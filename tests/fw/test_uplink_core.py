@@ -1,0 +1,72 @@
+# Uplink decisions that need no server: refusing unsafe configurations before any byte
+# leaves, RTC state across deep sleep, relay commands (firmware/uplink/uplink.py).
+from firmware.uplink.uplink import Uplink
+from firmware.store.log import Store
+from tests.fw.uplink_fixtures import RamFlash, FakePort, fill, tmpdir
+
+
+def _store(n):
+    st = Store(RamFlash(sectors=8))
+    fill(st, n)
+    return st
+
+
+def test_bad_hmac_key_is_a_config_error_and_nothing_is_sent():
+    port = FakePort(tmpdir("core1"))
+    up = Uplink({"https_url": "https://127.0.0.1:9/x", "hmac_key": "nothex-secret"}, port, "ab")
+    st = _store(5)
+    res = up.send(st, None)
+    assert not res["ok"] and st.count == 5
+    assert res["connections"][0]["sink"] == "config"
+    assert "nothex-secret" not in repr(res) and "nothex-secret" not in repr(port.logs)
+
+
+def test_unverifiable_https_without_signing_is_refused_before_connecting():
+    # ESP8266 cannot verify the server: without hmac_key the batch would go to whoever
+    # answers. Port 9 (discard) is never contacted: the refusal comes first.
+    for chip, cfg in (("esp8266", {"ca_pem": ""}), ("esp32c3", {})):
+        port = FakePort(tmpdir("core2"), chip=chip)
+        cfg = dict(cfg, https_url="https://127.0.0.1:9/x")
+        up = Uplink(cfg, port, "ab")
+        st = _store(4)
+        res = up.send(st, None)
+        assert not res["ok"] and st.count == 4
+        assert res["connections"][0]["error"].startswith("config"), res
+        assert "tx" not in port.activities
+
+
+def test_rtc_state_keeps_counters_and_backoff_across_deep_sleep():
+    port = FakePort(tmpdir("core3"))
+    cfg = {"mqtt_host": "127.0.0.1", "https_url": "https://h/x", "hmac_key": "11" * 16}
+    up = Uplink(cfg, port, "ab")
+    for _ in range(3):
+        up.counters["mqtt"].take()
+    up.counters["https"].take()
+    up.done["https"] = 41
+    up.fails["mqtt"] = 2
+    up.window = 7
+    rtc = up.dump()
+    assert len(rtc) <= 16
+    up2 = Uplink(cfg, port, "ab", rtc)
+    assert up2.counters["mqtt"].take() == 3 and up2.counters["https"].take() == 1
+    assert up2.fails == {"mqtt": 2} and up2.window == 7
+    # what sinks confirmed is not trusted across a reboot: resent, de-duplicated
+    assert up2.done == {}
+    # no RTC (power loss): counters resume above anything used, never below
+    up3 = Uplink(cfg, port, "ab")
+    assert up3.counters["mqtt"].take() >= 3
+    assert up3.epoch == up.epoch          # same file system, same numbering epoch
+
+
+def test_relay_commands_reach_the_app_and_junk_does_not():
+    port = FakePort(tmpdir("core4"))
+    up = Uplink({"mqtt_host": "h", "mqtt_prefix": "home/linky"}, port, "ab")
+    got = []
+    up.on_command = got.append
+    up._res = {"commands": []}
+    up._on_message(b"home/linky/relay/set", b" on\n")
+    up._on_message(b"home/linky/relay/set", b"AUTO")
+    up._on_message(b"home/linky/relay/set", b"explode")
+    up._on_message(b"home/linky/relay/set", b"\xff\xfe")
+    up._on_message(b"other/relay/set", b"OFF")
+    assert got == ["ON", "AUTO"] and up._res["commands"] == ["ON", "AUTO"]
