@@ -18,6 +18,8 @@
 #   tic_fast     GPIO selecting the demodulator's 9600 bd time constant (high = fast); None if absent
 #   button       GPIO of the set-up button (active low, pull-up); long press -> access point
 #   safe_boot    GPIO that, held low at reset, keeps the REPL on UART0 (boot.py)
+#   wake         ESP8266 only: D0 (GPIO16) is wired to RST (solder jumper on the power
+#                board) so the RTC timer can wake the chip from deep sleep
 #   led          GPIO of the status LED (active low on the D1 mini)
 #   header       physical header pin names (board silkscreen) for each role, as on the PCB
 BOARDS = {
@@ -32,17 +34,23 @@ BOARDS = {
         "relay_reset": 4,     # D2: low at boot, no boot strap
         "vcap_adc": 0,        # A0 (ADC0)
         "vcap_en": 14,        # D5
-        "vcap_ratio": (2, 1), # 100k/100k divider on the dongle: A0 sees Vcap/2
-        "adc_full_mv": 3200,  # D1 mini's own 220k/100k divider: 1023 = 3.2 V at A0
+        # 10k/10k divider on the power board, loaded by the D1 mini's own 220k+100k A0
+        # divider (320k): Vcap / Vpin = (10 + 10||320) / (10||320) = 2.031 (hardware/README)
+        "vcap_ratio": (65, 32),
+        "adc_full_mv": 3200,  # D1 mini's own 220k/100k divider: 1023 = 3.2 V at the pin
         "adc_bits": 10,
-        "tic_fast": 16,       # D0
+        # D8 (GPIO15): pulled low at boot, so the demodulator starts in 1200 bd mode. Not
+        # D0: GPIO16 must be wired to RST for the timer wake-up from deep sleep.
+        "tic_fast": 15,
         "button": 0,          # D3 (FLASH button, pull-up on the module)
         "safe_boot": 13,      # D7
         "led": 2,             # D4, active low
+        "wake": 16,           # D0 -> RST jumper for deep-sleep wake-up
         "header": {
             "meter_rx": "RX", "p1_request": "D6", "relay_set": "D1", "relay_reset": "D2",
-            "vcap_adc": "A0", "vcap_en": "D5", "tic_fast": "D0", "button": "D3",
-            "safe_boot": "D7", "led": "D4", "3v3": "3V3", "5v": "5V", "gnd": "GND",
+            "vcap_adc": "A0", "vcap_en": "D5", "tic_fast": "D8", "button": "D3",
+            "safe_boot": "D7", "led": "D4", "wake": "D0", "3v3": "3V3", "5v": "5V",
+            "gnd": "GND",
         },
     },
     # ESP32-C3 super mini / LOLIN C3 mini footprint (ADC1 on GPIO0..4).

@@ -76,6 +76,17 @@ def esc(s):
         .replace('"', "&quot;").replace("'", "&#39;")
 
 
+def quote(s):
+    # percent-encode for a query string (everything but letters and digits)
+    out = []
+    for b in s.encode():
+        if 48 <= b <= 57 or 65 <= b <= 90 or 97 <= b <= 122:
+            out.append(chr(b))
+        else:
+            out.append("%%%02X" % b)
+    return "".join(out)
+
+
 def ssid_text(b):
     # scan results are bytes that need not be UTF-8: undecodable bytes shown as \xNN
     if isinstance(b, str):
@@ -206,8 +217,9 @@ def form_page(cfg, token, device_id, scan=None, values=None, errors=None, notice
         yield "<li>none found</li>"
     for t, r in nets:
         b = bars(r)
-        yield "<li><span>%s</span><span class=s title=\"%d dBm\">%s%s %d dBm</span></li>" % (
-            esc(t), r, "|" * b, "." * (4 - b), r)
+        # a tap on a network fills in its name (a link: no script needed)
+        yield ("<li><a href=\"/?ssid=%s\">%s</a><span class=s title=\"%d dBm\">%s%s %d dBm"
+               "</span></li>" % (quote(t), esc(t), r, "|" * b, "." * (4 - b), r))
     yield "</ul><a href=/scan>scan again</a></fieldset><datalist id=nets>"
     for t, r in nets:
         yield "<option value=\"%s\">" % esc(t)

@@ -151,7 +151,14 @@ class Portal:
             if path in PROBES or not self._our_host(req):
                 return self._redirect()
             if path == "/" or path == "/index.html":
-                return self._form()
+                values = None
+                if req.query.startswith("ssid="):
+                    # a tapped network: its name prefilled (a bad query is just ignored)
+                    try:
+                        values = http.parse_form(req.query.encode(), ("ssid",))
+                    except http.HttpError:
+                        values = None
+                return self._form(values)
             if path == "/status":
                 return self._status()
             if path == "/scan":

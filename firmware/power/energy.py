@@ -52,7 +52,6 @@ class EnergyManager:
     READ_MIN = 2500
     READ_TARGET = 5000
     READ_MAX = 300000
-    UP_MIN = 20000
     UP_RELAX = 100000     # uploads may stretch to this before readings get coarser
     UP_MAX = 3600000
 
@@ -105,7 +104,7 @@ class EnergyManager:
         if what == "wifi_join" or what == "urgent" or what == "upload":
             # a window's first batch: join + handshake + one batch (the uplink asks again
             # before every further batch, so a long drain is not paid up front)
-            return c["wifi_join"] + c["tls"] + self.worst("batch")
+            return c["wifi_join"] + c["tls"] + c["batch"]
         if what == "tls":
             return c["tls"] + c["batch"]
         if what == "batch":
@@ -202,9 +201,9 @@ class EnergyManager:
             # everything at target, the rest buys finer readings
             spare = avail - up // ut
             self.t_read = _clamp(rd // spare if spare > 0 else self.READ_MAX, self.READ_MIN, rt)
-            # readings at their finest: what is left buys more frequent uploads
-            spare = avail - rd // self.t_read
-            self.t_up = _clamp(up // spare if spare > 0 else ut, self.UP_MIN, ut)
+            # uploads stay at the latency target: more frequent ones would take listening
+            # time (no reading during an upload) and make the resolution coarser
+            self.t_up = ut
         elif avail >= need5 + up // self.UP_RELAX:
             # keep 5 s readings, stretch uploads towards UP_RELAX
             self.t_read = rt

@@ -116,12 +116,26 @@ def test_form_lists_networks_escaped_with_signal():
         assert "<script" not in text
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
         assert "Caf\u00e9 &amp; &quot;Co&quot;" in text
-        assert text.count("<span>HomeNet</span>") == 1           # one entry per name
+        assert text.count(">HomeNet</a>") == 1                   # one entry per name
+        assert 'href="/?ssid=%3Cscript%3Ealert%281%29%3C%2Fscript%3E"' in text
         assert "-48 dBm" in text and "-60 dBm" not in text        # the strongest kept
         assert text.index("HomeNet") < text.index("&lt;script")  # strongest first
         for k in page.fields():
             assert (" name=%s " % k) in text or (" name=%s>" % k) in text, k
         assert text.endswith("</html>\n")
+    finally:
+        r.close()
+
+
+def test_tapped_network_prefills_ssid_escaped():
+    r = Rig()
+    try:
+        st, h, body = r.get("/?ssid=%3Cscript%3Ealert%281%29%3C%2Fscript%3E")
+        assert st == 200
+        assert b'name=ssid list=nets autocapitalize=none value="&lt;script&gt;alert(1)' in body
+        assert b"<script" not in body
+        st, h, body = r.get("/?ssid=%FF")                        # invalid: ignored
+        assert st == 200 and b'name=ssid list=nets autocapitalize=none value=""' in body
     finally:
         r.close()
 
@@ -155,6 +169,29 @@ def test_good_form_saves_and_joins():
         assert r.port.joins == [("HomeNet", True)]
         for line in r.port.logs:
             assert "correct horse" not in line
+    finally:
+        r.close()
+
+
+def test_largest_valid_form_fits_the_body_cap():
+    # every field at its maximum and a CA bundle close to PEM_MAX: the 7 KB body cap
+    # (firmware/portal/http.py BODY_MAX) must still take it
+    pem = CA_PEM * (config.PEM_MAX // len(CA_PEM))
+    assert len(pem) > config.PEM_MAX - len(CA_PEM)
+    r = Rig()
+    try:
+        f = r.form(ssid="s" * 32, password="p/+" * 21, mqtt_host="h" * 200,
+                   mqtt_user="u/" * 32, mqtt_password="w+" * 64, mqtt_prefix="p/" * 31 + "pp",
+                   https_url="https://c.example/" + "x" * 230, hmac_key="ab" * 64,
+                   ca_pem=pem.replace("\n", "\r\n"), influx_url="http://i/" + "y" * 240,
+                   influx_token="t=" * 64, influx_org="o" * 64, influx_bucket="b" * 64,
+                   meter_key="cd" * 16, meter_aak="ef" * 16, relay_threshold_va="1000000",
+                   reading_interval_s="86400")
+        n = len(form_body(f))
+        st, h, body = r.post("/save", f)
+        assert st == 200, (n, st, body[:300])
+        assert config.load(r.dir)["ca_pem"] == pem
+        assert 6000 < n <= 7168, n
     finally:
         r.close()
 

@@ -108,12 +108,12 @@ def test_server_caps():
         st, h, body = exchange(s, p, b"GET / HTTP/1.1\r\n" + b"X-Pad: aaaaaaaaaa\r\n" * 150
                                + b"\r\n")
         assert st == 431
-        st, h, body = exchange(s, p, b"POST /echo HTTP/1.1\r\nContent-Length: 6145\r\n\r\n"
-                               + b"a" * 6145)
-        assert st == 413 and b"6144" in body
-        st, h, body = exchange(s, p, b"POST /echo HTTP/1.1\r\nContent-Length: 6144\r\n\r\n"
-                               + b"a" * 6144, max_turns=2000)
-        assert st == 200 and body == b"a" * 6144
+        st, h, body = exchange(s, p, b"POST /echo HTTP/1.1\r\nContent-Length: 7169\r\n\r\n"
+                               + b"a" * 7169)
+        assert st == 413 and b"7168" in body
+        st, h, body = exchange(s, p, b"POST /echo HTTP/1.1\r\nContent-Length: 7168\r\n\r\n"
+                               + b"a" * 7168, max_turns=2000)
+        assert st == 200 and body == b"a" * 7168
         st, h, body = exchange(s, p, b"POST /echo HTTP/1.1\r\n\r\nabc")
         assert st == 411
         st, h, body = exchange(s, p, b"POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"

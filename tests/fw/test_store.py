@@ -268,3 +268,49 @@ def test_open_reads_headers_and_one_sector_only():
     Store(f)
     per_sector = 4096 // 9   # at most ~2 reads per frame of the head sector
     assert f.reads <= 16 + 2 * per_sector, f.reads
+
+
+class FlakyFlash(FaultFlash):
+    # writes that fail (OSError) or silently do not program (a weak, worn cell)
+    def __init__(self, **kw):
+        FaultFlash.__init__(self, **kw)
+        self.fail = 0
+        self.weak = 0
+
+    def write(self, addr, data):
+        if self.fail:
+            self.fail -= 1
+            raise OSError(5)
+        if self.weak:
+            self.weak -= 1
+            data = bytes(data[:-1]) + b"\xff"    # the last byte never programmed
+        FaultFlash.write(self, addr, data)
+
+
+def test_weak_write_is_caught_by_read_back_and_rewritten_elsewhere():
+    f = FlakyFlash(sectors=4, sector_size=512)
+    s = Store(f)
+    m = Meter(11)
+    s.append(m.next())
+    f.weak = 1
+    assert s.append(m.next()) == 2       # verified, sealed, written again in a new sector
+    s.append(m.next())
+    got = drain(Store(f))
+    assert [q for q, _ in got] == [1, 2, 3]
+    for (q, data), want in zip(got, m.sent):
+        assert same(rec.decode(data), want)
+
+
+def test_failed_append_keeps_the_delta_chain_of_the_caller():
+    f = FlakyFlash(sectors=4, sector_size=512)
+    s = Store(f)
+    m = Meter(12)
+    s.append(m.next())
+    keep = m.prev
+    f.fail = 2                           # the write and its retry both fail
+    raises(OSError, s.append, m.next())
+    m.sent.pop()
+    m.prev = keep                        # the app keeps its previous reading, as app.py does
+    assert s.append(m.next()) == 2
+    got = drain(Store(f))
+    assert len(got) == 2 and same(rec.decode(got[1][1]), m.sent[1])

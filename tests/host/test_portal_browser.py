@@ -107,6 +107,13 @@ def test_probe_redirects_to_form_and_ssid_is_text(browser, portal):
     assert d.execute_script("return document.scripts.length") == 0
     # mobile-first: nothing wider than the phone
     assert d.execute_script("return document.documentElement.scrollWidth") <= 390
+    # a tap on a network fills in its name
+    d.find_element(By.LINK_TEXT, "<script>alert(1)</script>").click()
+    WebDriverWait(d, 10).until(
+        lambda drv: drv.find_element(By.NAME, "ssid").get_attribute("value")
+        == "<script>alert(1)</script>")
+    with pytest.raises(NoAlertPresentException):
+        d.switch_to.alert.text
     d.get(portal.base() + "/hotspot-detect.html")
     assert d.current_url == portal.base() + "/"
     os.makedirs(os.path.dirname(ARTIFACT), exist_ok=True)

@@ -170,7 +170,7 @@ def micropython_figures():
         print("MicroPython unix port (%s modules):" % ("mpy-cross -march=x64" if compiled
                                                        else "source"))
         print("  heap after importing the portal        %6d B" % m_import)
-        print("  heap with the portal listening         %6d B (incl. the 6 KB body buffer)"
+        print("  heap with the portal listening         %6d B (incl. the 7 KB body buffer)"
               % m_ready)
         print("  peak heap in use serving GET /         %6d B (page %d B, %d ms)" % (
             peak_get, n, dt_get))
