@@ -39,6 +39,7 @@ class App:
         }
         self.latest = None
         self.prev_record = None
+        self.last_rec_ticks = None
         self.last_upload = None
         self.line = None          # line setting locked by the search (meter.LINES key)
         self.search_i = 0
@@ -53,7 +54,8 @@ class App:
 
         if store is None:
             from firmware.store.log import Store
-            store = Store(port.flash)
+            # full store: aggregate the newest readings (default) or drop the oldest
+            store = Store(port.flash, drop_oldest=bool(cfg.get("store_drop_oldest")))
         self.store = store
         if energy is None:
             from firmware.power.energy import EnergyManager
@@ -234,6 +236,11 @@ class App:
         t = self.port.wall_time()
         if t is not None:
             return t, "ntp"
+        # no clock: seconds since the previous record of this boot, which the store
+        # chains back to the last record with a known time (never an invented time)
+        if self.last_rec_ticks is not None:
+            dt = self.port.ticks_diff(self.port.ticks_ms(), self.last_rec_ticks) // 1000
+            return (dt if dt > 0 else 0), "elapsed"
         return None, "elapsed"
 
     def record(self, reading):
@@ -252,6 +259,7 @@ class App:
             # the store could not keep it (flash failure): counted, visible in status
             self._err("store_write")
             return
+        self.last_rec_ticks = self.port.ticks_ms()
         try:
             self.prev_record = rec.decode(data, self.prev_record)
         except Exception:
@@ -402,22 +410,31 @@ def meter_power(reading):
     return p
 
 
+def _portal(port, app=None):
+    # The set-up access point. On meter power it pauses the AP before the capacitor's
+    # cut-off and resumes once recharged; /status shows the app's state if it runs.
+    from firmware.portal import run as portal_run
+    res = portal_run.run(port, port.fs_root, status=app.status if app else None,
+                         should_pause=portal_run.vcap_pauser(port))
+    port.log("portal: %s" % res.get("reason"))
+    port.reset()
+
+
 def main(port):
     # Device entry point (main.py): configuration, set-up portal when needed, then the loop.
     from firmware import config
     cfg = config.load(port.fs_root)
-    need_portal = (not cfg.get("ssid")) or port.button_ms() > 3000
-    if need_portal:
-        from firmware.portal import run as portal_run
-        portal_run.run(port, port.fs_root)
-        port.reset()
+    # first boot, a missing or invalid config.json, or a long press of the set-up button
+    if cfg.get(config.ERROR_KEY) or not cfg.get("ssid") or port.button_ms() > 3000:
+        if cfg.get(config.ERROR_KEY):
+            port.log("config: %s, opening the set-up access point" % cfg.get(config.ERROR_KEY))
+        _portal(port)
         return
     app = App(port, cfg)
     if app.wifi_fails >= WIFI_FAILS_FOR_AP:
-        from firmware.portal import run as portal_run
+        # after many failed joins the network probably changed: let the user fix it
         app.wifi_fails = 0
         app.save_rtc()
-        portal_run.run(port, port.fs_root)
-        port.reset()
+        _portal(port, app)
         return
     app.run()

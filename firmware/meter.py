@@ -84,13 +84,13 @@ class AutoDecoder:
     def _pick(self):
         if self.chosen is not None:
             return self.chosen
-        # before any reading: the one that saw frames (an encrypted frame without key
-        # counts: it must be reported as such, not as garbage)
-        best = self.subs[0]
-        for d in self.subs:
-            if d.frames > best.frames:
-                best = d
-        return best
+        # before any reading: a DSMR telegram or encrypted frame is a strong signature
+        # (an encrypted frame without key or with a wrong key must be reported as such,
+        # not as garbage), while STX bytes turn up in any binary data
+        tic, dsmr = self.subs
+        if dsmr.frames:
+            return dsmr
+        return tic
 
     @property
     def frames(self):

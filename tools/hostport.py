@@ -12,7 +12,8 @@
 import os
 import sys
 
-from firmware.port import DeepSleep, PowerLost, RESET_POWER_ON, RESET_DEEP_SLEEP
+from firmware.port import DeepSleep, PowerLost, Reset, RESET_POWER_ON, RESET_DEEP_SLEEP
+from firmware.port import RESET_SOFT
 from firmware.port import boards
 
 
@@ -315,7 +316,7 @@ class HostPort:
         self.scan = scan or []
         self.rtc = b""
         self.rtc_size = rtc_size
-        self.reset = RESET_POWER_ON
+        self.reset_kind = RESET_POWER_ON
         self.uart = None
         self.events = []      # (ms, what, detail) hardware events: pulses, wifi, sleeps
         self.pulses = []      # (ms, pin name, ms)
@@ -343,16 +344,22 @@ class HostPort:
         self.close_uart()
         self.wifi_up = False
         self.clock.advance_ms(ms)
-        self.reset = RESET_DEEP_SLEEP
+        self.reset_kind = RESET_DEEP_SLEEP
         self.events.append((self.clock.ms, "deep_sleep", ms))
         raise DeepSleep(ms)
+
+    def reset(self):
+        self.close_uart()
+        self.wifi_up = False
+        self.reset_kind = RESET_SOFT
+        raise Reset()
 
     def power_lost(self):
         # the supervisor cut the regulator: RAM and RTC memory are gone
         self.close_uart()
         self.rtc = b""
         self.wifi_up = False
-        self.reset = RESET_POWER_ON
+        self.reset_kind = RESET_POWER_ON
         self._wall_base = None
         raise PowerLost()
 
@@ -411,7 +418,7 @@ class HostPort:
         self.state = state
 
     def reset_cause(self):
-        return self.reset
+        return self.reset_kind
 
     def rtc_read(self):
         return self.rtc

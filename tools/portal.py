@@ -118,14 +118,21 @@ def parse_args(argv):
 
 
 def _reexec_micropython(argv):
-    import subprocess
+    # replace this process (so a signal to it reaches the portal) with the unix port
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     mp = os.path.join(root, ".venv", "bin", "micropython")
     env = dict(os.environ)
     env["MICROPYPATH"] = root + ":" + os.path.join(root, ".mplib")
-    args = [a for a in argv if a != "--micropython"]
-    return subprocess.call([mp, "-X", "heapsize=256K", "-m", "tools.portal"] + args,
-                           cwd=root, env=env)
+    args = []
+    for i, a in enumerate(argv):
+        if a == "--micropython":
+            continue
+        if i > 0 and argv[i - 1] in ("--config-dir", "--scan", "--status"):
+            a = os.path.abspath(a)     # the unix port runs from the repository root
+        args.append(a)
+    os.chdir(root)
+    sys.stdout.flush()
+    os.execve(mp, [mp, "-X", "heapsize=256K", "-m", "tools.portal"] + args, env)
 
 
 def main(argv):

@@ -1,7 +1,12 @@
 # Power-cut sweep of the record store on the fault-injecting flash model.
 #
 #   python -m tools.powercut --json [--sectors 5 --sector-size 512 --appends 400 --seed 1]
+#                                   [--drop] [--clean] [--step N]
 #   micropython -m tools.powercut --json          (MICROPYPATH=<repo>:<repo>/.mplib)
+#
+# --drop: the store configured to drop the oldest, acks rare so the ring overflows (drops
+# must then all be counted in `dropped`). --clean: also cut *before* each op. Exit status
+# 0 when lost == corrupt == duplicated_after_ack == errors == 0 with >= 2 sector wraps.
 #
 # A long scripted session (appends of readings and relay events, peeks, acks, reboots)
 # runs once without faults to count its flash operations K (and must wrap the sector ring

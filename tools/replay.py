@@ -11,7 +11,7 @@ import json
 import os
 import sys
 
-from firmware.port import DeepSleep, PowerLost
+from firmware.port import DeepSleep, PowerLost, Reset
 
 # how the meter sends each protocol on the wire (baud, bits, parity, inverted)
 WIRE = {
@@ -128,6 +128,9 @@ def run(capture_path, cfg, meter=None, repeat=None, fs_root=None, quiet=True, ma
         except DeepSleep:
             merge(app.stats)
             totals["deep_sleeps"] += 1
+        except Reset:
+            merge(app.stats)
+            totals["resets"] = totals.get("resets", 0) + 1
         except PowerLost:
             merge(app.stats)
             totals["power_losses"] += 1

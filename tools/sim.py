@@ -178,8 +178,11 @@ class Collector:
 # -- statistics --------------------------------------------------------------------------
 def _stats(xs):
     if not xs:
-        return {"mean": None, "min": None, "max": None}
-    return {"mean": round(sum(xs) / len(xs), 2), "min": round(min(xs), 2), "max": round(max(xs), 2)}
+        return {"mean": None, "min": None, "max": None, "p50": None, "p95": None, "n": 0}
+    ys = sorted(xs)
+    n = len(ys)
+    return {"mean": round(sum(ys) / n, 2), "min": round(ys[0], 2), "max": round(ys[-1], 2),
+            "p50": round(ys[n // 2], 2), "p95": round(ys[min(n - 1, (95 * n) // 100)], 2), "n": n}
 
 
 def _diffs(ts):

@@ -66,7 +66,10 @@ I_STATE_A = {
     "tls": 0.080,         # handshake: CPU at 160 MHz + radio associated
     "tx": 0.170,          # 802.11b +17 dBm transmit (datasheet Table 5-2)
     "ap": 0.080,
-    "sleep": 0.0009,      # light sleep (datasheet Table 5-2)
+    # port.sleep_ms(): firmware/port/device.py idles the ESP8266 in modem sleep
+    # (time.sleep_ms, UART kept receiving) because its lightsleep stops the UART
+    "sleep": 0.015,
+    "light_sleep": 0.0009,  # light sleep (datasheet Table 5-2), ESP32 ports only
     "deep_sleep": 20e-6,  # deep sleep (datasheet Table 5-2)
     "off": 0.0,
 }

@@ -186,7 +186,7 @@ class SimPort(HostPort):
         self._integrate()
         self.on = True
         self.dead = False
-        self.reset = RESET_POWER_ON
+        self.reset_kind = RESET_POWER_ON
         self.trace.sample(self.clock.us / 1e6, self.v_oc(), force=True)
         self.trace.mark(self.clock.us / 1e6, "on")
         return True
@@ -237,6 +237,8 @@ class SimPort(HostPort):
         self.state = "sleep"
         self.clock.advance_ms(ms)
         self._integrate()
+        # the UART keeps receiving into its ring buffer meanwhile (device.py idles the
+        # ESP8266 in modem sleep with the UART on); the ring keeps the oldest rxbuf bytes
 
     def deep_sleep(self, ms):
         self._alive()
@@ -246,7 +248,7 @@ class SimPort(HostPort):
         self.events.append((self.clock.ms, "deep_sleep", ms))
         self.clock.advance_ms(ms)
         self._integrate()
-        self.reset = RESET_DEEP_SLEEP
+        self.reset_kind = RESET_DEEP_SLEEP
         raise DeepSleep(ms)
 
     def uart_open(self, baud, bits=7, parity=0, stop=1, rxbuf=1024, invert=False, timeout=50):

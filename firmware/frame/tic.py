@@ -123,20 +123,9 @@ class TicFramer:
         g0 = self.g0
         s = self._gs
         for b in data:
-            if b > SP and b < 0x7F:
+            if SP <= b < 0x7F:
                 if g0 >= 0:
-                    if w < cap:
-                        buf[w] = b
-                        w += 1
-                        s += b
-                    else:
-                        self._full = True
-                elif self.in_frame:
-                    self.dirty = True
-                continue
-            if b == SP:
-                if g0 >= 0:
-                    if self._sp1 < 0:
+                    if b == SP and self._sp1 < 0:
                         self._sp1 = w
                     if w < cap:
                         buf[w] = b

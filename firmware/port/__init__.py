@@ -41,6 +41,7 @@
 #                           ms then low. Exactly one pin at a time.
 #     led(on)
 #     button_ms()           how long the set-up button has been held now (0 if released)
+#     reset()               restart the chip (host: raises port.Reset)
 #
 #   Network
 #     wifi_connect(ssid, password, timeout_ms) -> True/False
@@ -81,6 +82,11 @@ class DeepSleep(Exception):
     def __init__(self, ms):
         # (no Exception.__init__ call: MicroPython's Exception has no __init__ attribute)
         self.ms = ms
+
+
+class Reset(Exception):
+    # Raised by host ports from reset(): the harness restarts the app (RTC memory kept).
+    pass
 
 
 class PowerLost(Exception):

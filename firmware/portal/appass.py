@@ -51,3 +51,8 @@ def get(fs_root, log=None):
     if log is not None:
         log("set-up access point password (write it on the label): " + pw)
     return pw
+
+
+def get_or_create(fs_root, log=None):
+    # the name tools/flash.py uses (prints the password for the label after flashing)
+    return get(fs_root, log)

@@ -199,7 +199,7 @@ class Server:
         self.conns = []
         self.body = bytearray(BODY_MAX)     # one shared body buffer: preallocated
         self.body_owner = None
-        self.stats = {"requests": 0, "refused": 0, "timeouts": 0, "evicted": 0}
+        self.stats = {"requests": 0, "refused": 0, "timeouts": 0, "evicted": 0, "errors": 0}
         self.req_ms = REQ_MS      # instance copies so tests can shorten them
         self.send_ms = SEND_MS
         self.max_conns = MAX_CONNS
@@ -295,6 +295,11 @@ class Server:
             status, headers, body = self.handler(req)
         except HttpError as e:
             self._error(c, e.status, e.msg)
+            return
+        except Exception:
+            # a bug or bad data in a page must not take the portal down
+            self.stats["errors"] += 1
+            self._error(c, 500, "internal error")
             return
         self._respond(c, status, headers, body)
 
@@ -422,6 +427,10 @@ class Server:
         except OSError as e:
             if not _eagain(e):
                 self._close(c)
+        except Exception:
+            # the page generator failed half-way: the truncated response ends here
+            self.stats["errors"] += 1
+            self._close(c)
 
     def _timeouts(self, now):
         for c in list(self.conns):

@@ -19,7 +19,10 @@ I_LISTEN_MA = 16      # modem sleep (radio off, CPU on): 15 mA + regulator IQ
 I_JOIN_MA = 110       # scan/auth/DHCP: RX 56 mA with TX bursts of 170 mA; 0.5 W at 4.5 V
 I_TLS_MA = 80         # handshake crypto at 160 MHz with the radio associated
 I_TX_MA = 170         # 802.11b +17 dBm transmit
-I_LIGHT_SLEEP_MA = 1  # 0.9 mA light sleep + 0.12 mA regulator IQ
+# port.sleep_ms() on ESP8266 idles in modem sleep (firmware/port/device.py: its
+# lightsleep stops the UART): 15 mA + IQ. ESP32 ports light-sleep at ~1 mA (pass
+# {"i_light_ma": 1}).
+I_SLEEP_MA = 16
 I_DEEP_SLEEP_UA = 160  # 20 uA deep sleep + 120 uA regulator IQ + divider leakage
 
 DEFAULTS = {
@@ -51,16 +54,19 @@ DEFAULTS = {
     "i_join_ma": I_JOIN_MA,
     "i_tls_ma": I_TLS_MA,
     "i_tx_ma": I_TX_MA,
-    "i_light_ma": I_LIGHT_SLEEP_MA,
+    "i_light_ma": I_SLEEP_MA,
     "i_deep_ua": I_DEEP_SLEEP_UA,
     # planning
     "p_in_default_mw": 80,  # assumed incoming power until it is measured (cold start)
-    "latency_target_ms": 60000,  # upload at least this often when energy allows
+    "latency_target_ms": 80000,  # upload period when energy allows (mean latency ~ half + upload time)
     "batch_records": 120,   # records per upload (arg of "upload")
     # an HTTPS sink opens a new TLS connection per request: a further batch costs a
     # handshake too (MQTT keeps its session: False would be enough there)
     "batch_reconnects": True,
-    "deep_sleep_min_ms": 60000,  # shorter waits use light sleep (a boot costs ~0.2 J)
+    # shorter waits use port.sleep_ms (a deep-sleep wake-up costs a boot, ~0.2 J, and
+    # the UART's partial frame); in low-power mode deep sleep from this length on
+    "deep_sleep_min_ms": 60000,
+    "deep_sleep_low_ms": 1000,
     "soc_tau_ms": 60000,    # stored energy above the upload level is spent over this
                             # (x4 to rebuild a shortfall)
     "retry_ms": 30000,      # first back-off after a failed upload (doubles, capped)

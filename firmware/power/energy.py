@@ -50,9 +50,10 @@ class EnergyManager:
     # interval bounds (ms): a historic TIC frame lasts ~2.3 s, so reading more often
     # than READ_MIN gains nothing; coarsest plans when power is nearly gone
     READ_MIN = 2500
-    READ_TARGET = 5000
+    READ_TARGET = 4500   # aim below the 5 s resolution goal (jitter, upload gaps)
     READ_MAX = 300000
-    UP_RELAX = 100000     # uploads may stretch to this before readings get coarser
+    UP_RELAX = 90000      # uploads stretch to this (mean latency ~ half + upload)
+    UP_AWAKE = 300000     # uploads may stretch to this before readings get coarser
     UP_MAX = 3600000
 
     def __init__(self, params=None):
@@ -64,13 +65,16 @@ class EnergyManager:
         self.c = costs.table(p)
         self.cap = p["cap_mf"]
         self.floor = p["v_floor_mv"]
-        self.p_sleep = p["i_light_ma"] * costs.PLAN_MV // 1000 or 1   # mW
+        self.p_sleep = p["i_light_ma"] * costs.PLAN_MV // 1000 or 1   # mW, awake idle
+        self.p_deep = p["i_deep_ua"] * costs.PLAN_MV // 1000000 or 1  # mW, deep sleep
         self._cold()
 
     def _cold(self):
         p = self.p
         self.p_in16 = p["p_in_default_mw"] * 16
         self.rd_cost = self.c["read_exp"]
+        self.rd_ms = self.p["listen_exp_ms"]
+        self.low = False
         self.up_cost = self.c["upload_exp"]
         p = self.p
         self.up_ms = p["join_exp_ms"] + p["tls_exp_ms"] + p["batch_exp_ms"]
@@ -86,6 +90,8 @@ class EnergyManager:
         self.act_v = 0
         self.act_end = None
         self.rebase = 0            # after load(): ms slept in deep sleep before now
+        self.slept = 0
+        self.slept_v = 0
         self.loaded = False
         self.cold_starts = 1
         self.surplus = False
@@ -144,6 +150,17 @@ class EnergyManager:
                 self.next_up = base + self.next_up
             self.rebase = 0
             self.last_t = None
+            if self.slept and self.slept_v:
+                # incoming power over the deep sleep and the boot that followed (what
+                # they drew is known: deep-sleep current, the boot's table cost)
+                dt = self.slept + self.p["boot_ms"]
+                de = self.energy(v) - self.energy(self.slept_v)
+                if v < self.p["v_max_mv"] - 40 and dt > 0:
+                    meas16 = (de + self.p_deep * self.slept + self.c["boot"]) * 16 // dt
+                    if meas16 < 0:
+                        meas16 = 0
+                    self.p_in16 += (meas16 - self.p_in16) * dt // (dt + 60000)
+            self.slept = 0
         if self.last_t is not None and self.act is not None:
             dt = _diff(now, self.act_t)
             if dt > 0:
@@ -185,7 +202,7 @@ class EnergyManager:
         # above the target the energy would soon be shed by the clamp: spend it fast;
         # below it, rebuild slowly so the resolution does not swing after every upload
         budget = self.p_in() + extra // (p["soc_tau_ms"] if extra > 0 else 4 * p["soc_tau_ms"])
-        avail = budget - self.p_sleep
+        ps = self.p_sleep
         rd = self.rd_cost
         up = self.up_cost
         ut = p["latency_target_ms"]
@@ -194,23 +211,36 @@ class EnergyManager:
         rt = self.READ_TARGET * (ut - self.up_ms) // ut
         if rt < self.READ_MIN:
             rt = self.READ_MIN
-        need5 = rd // rt
+        # awake, a reading costs only what listening draws above idling meanwhile
+        # (on ESP8266 both are modem sleep: readings are nearly free once awake)
+        rd_inc = rd - ps * self.rd_ms
+        if rd_inc < rd // 8:
+            rd_inc = rd // 8
+        # stay awake while the incoming power (not the momentary budget: no flapping
+        # after every upload) pays for idling plus uploads at least every UP_AWAKE
+        self.low = self.p_in() < ps + rd_inc // rt + up // self.UP_AWAKE
+        if not self.low:
+            avail = budget - ps
+            need5 = rd_inc // rt
+            if avail >= need5 + up // ut:
+                # everything at target, the rest buys finer readings; uploads stay at the
+                # latency target (more frequent ones take listening time: no reading
+                # during an upload, so the resolution would get coarser)
+                spare = avail - up // ut
+                self.t_read = _clamp(rd_inc // spare, self.READ_MIN, rt)
+                self.t_up = ut
+            else:
+                # keep the target resolution, stretch uploads towards UP_RELAX
+                self.t_read = rt
+                self.t_up = _clamp(up // (avail - need5), ut, self.UP_RELAX)
+            return
+        # not enough to stay awake: deep sleep between readings, each one paying a
+        # boot; coarser readings and rarer (larger) uploads, in proportion
+        avail = budget - self.p_deep
+        need = (self.c["boot"] + rd) // rt + up // self.UP_RELAX
         if avail <= 0:
             self.t_read, self.t_up = self.READ_MAX, self.UP_MAX
-        elif avail >= need5 + up // ut:
-            # everything at target, the rest buys finer readings
-            spare = avail - up // ut
-            self.t_read = _clamp(rd // spare if spare > 0 else self.READ_MAX, self.READ_MIN, rt)
-            # uploads stay at the latency target: more frequent ones would take listening
-            # time (no reading during an upload) and make the resolution coarser
-            self.t_up = ut
-        elif avail >= need5 + up // self.UP_RELAX:
-            # keep 5 s readings, stretch uploads towards UP_RELAX
-            self.t_read = rt
-            self.t_up = _clamp(up // (avail - need5), ut, self.UP_RELAX)
         else:
-            # coarser readings and rarer uploads, in proportion
-            need = need5 + up // self.UP_RELAX
             self.t_read = _clamp(rt * need // avail, rt, self.READ_MAX)
             self.t_up = _clamp(self.UP_RELAX * need // avail, self.UP_RELAX, self.UP_MAX)
 
@@ -236,26 +266,34 @@ class EnergyManager:
             return self._start("upload", now, v, p["batch_records"] * (1 + extra))
         rd_due = _diff(now, self.next_read) >= 0
         rd_need = self.c["read"] + reserve
+        if up_due and _diff(now, self.next_up) >= self.t_up // 2:
+            # the upload is long overdue and readings keep eating the energy it waits
+            # for: pause them until the capacitor holds the upload's worst case
+            rd_due = False
+            rd_wait = 0
+        else:
+            rd_wait = None
         if rd_due and e >= rd_need:
             return self._start("read", now, v, p["listen_ms"])
         # nothing to do now (or not affordable yet): sleep until the next due time, or
         # until the deficit has come in at the learned incoming power
-        pin = self.p_in() - self.p_sleep
+        pin = self.p_in() - (self.p_deep if self.low else self.p_sleep)
         if pin < 1:
             pin = 1
         waits = []
         if rd_due:
-            waits.append((rd_need - e) // pin + 1)
-        else:
+            waits.append((rd_need + (self.c["boot"] if self.low else 0) - e) // pin + 1)
+        elif rd_wait is None:
             waits.append(_diff(self.next_read, now))
+        boot = self.c["boot"] if self.low else 0   # a deep-sleep wake-up pays a boot
         if backlog > 0:
             if up_due:
-                waits.append((up_need - e) // pin + 1)
+                waits.append((up_need + boot - e) // pin + 1)
             else:
                 waits.append(_diff(self.next_up, now))
         ms = min(waits)
         ms = _clamp(ms, 100, self.UP_MAX)
-        if ms >= p["deep_sleep_min_ms"]:
+        if ms >= (p["deep_sleep_low_ms"] if self.low else p["deep_sleep_min_ms"]):
             return self._start("deep_sleep", now, v, ms)
         return self._start("sleep", now, v, ms)
 
@@ -273,6 +311,9 @@ class EnergyManager:
         self.act_end = now_ms
         self.act_ok = bool(ok)
         if what == "read":
+            d = _diff(now_ms, self.act_t)
+            if self.act == "read" and 0 < d < 60000:
+                self.rd_ms = (3 * self.rd_ms + d) // 4
             # the next reading is due t_read after this one started
             self.next_read = self.act_t + self.t_read if self.act == "read" else now_ms + self.t_read
         elif what == "upload":
@@ -304,7 +345,7 @@ class EnergyManager:
         return struct.pack(_DUMP_FMT, _VERSION, flags, p16, min(self.fails, 255),
                            _clamp(self.rd_cost, 0, 0xFFFFFFFF), _clamp(self.up_cost, 0, 0xFFFFFFFF),
                            nr, nu, self.t_read, self.t_up, min(self.cold_starts, 0xFFFFFFFF),
-                           sl, 0)
+                           sl, self.act_v if sl else 0)
 
     def load(self, rtc_bytes):
         # True when the state was restored; anything else (b"" after a power loss, a
@@ -314,7 +355,7 @@ class EnergyManager:
             if not rtc_bytes or len(rtc_bytes) != struct.calcsize(_DUMP_FMT):
                 return False
             (ver, flags, p16, fails, rd, up, nr, nu, tr, tu, cs, sl,
-             _r) = struct.unpack(_DUMP_FMT, rtc_bytes)
+             vs) = struct.unpack(_DUMP_FMT, rtc_bytes)
         except (ValueError, TypeError):
             return False
         if ver != _VERSION or p16 == 0 or rd == 0 or up == 0:
@@ -330,6 +371,8 @@ class EnergyManager:
         self.next_read = nr if flags & 1 else None
         self.next_up = nu if flags & 2 else None
         self.cold_starts = cs
+        self.slept = sl            # deep sleep just ended: learn the input over it
+        self.slept_v = vs
         self.rebase = 1
         self.loaded = True
         return True

@@ -18,24 +18,24 @@
 #
 # Derived keys (energy_import_wh, current_a, ...) appear only when every group they
 # need is valid in that frame; a value is never inferred from a missing group unless
-# the frame was received whole (STX..ETX, nothing rejected): overload=False on a
-# historic frame, or a standard frame being single-phase.
+# the frame was received whole (STX, ADCO/ADSC first, nothing rejected, ETX) and got
+# past the place where that group would be: overload=False on a historic frame with
+# PAPP and no ADPS, a standard frame single-phase once STGE came without any phase 2/3
+# label. A frame cut by a lost or inserted STX/ETX never counts as whole.
 #
 # Memory: the frame lives in the reader's fixed buffer; value strings are kept from one
 # frame to the next and reused while the meter repeats them, so a steady stream
 # allocates little more than the reading itself. Readings must be treated as
 # read-only: unchanged values (and the "stge" dict) are shared between readings.
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+import array
 
+# tic_build first: the largest module is compiled while the heap is emptiest (matters
+# when running from source in a small heap, e.g. tools.decode on the unix port)
+from firmware.reading import tic_build as _b
 from firmware.frame import tic as _f
 from firmware.reading import tic_labels as L
 
 from firmware.reading import tic_values as V
-from firmware.reading import tic_build as _b
 from firmware.reading.tic_values import decode_stge  # noqa: F401 (public)
 
 _MODES = {"auto": _f.MODE_AUTO, "historic": _f.MODE_HIST, "standard": _f.MODE_STD,
@@ -47,9 +47,17 @@ class TicDecoder(_f.TicFramer):
     # "tic-standard"). fields: True keeps every valid group in reading["fields"];
     # False keeps only DATE (the season flag the clock code needs), which saves RAM on
     # the ESP8266.
-    def __init__(self, mode="auto", fields=True, frame_size=1600, max_groups=96):
+    # frame_size / max_groups: buffer for the groups of one frame; by default 1600 B /
+    # 96 groups (three-phase standard frames), 512 B / 40 groups in historic mode
+    # (frames of ~170..330 bytes, 11..23 groups).
+    def __init__(self, mode="auto", fields=True, frame_size=None, max_groups=None):
         if mode not in _MODES:
             raise ValueError("unknown TIC mode " + str(mode))
+        hist = _MODES[mode] == _f.MODE_HIST
+        if frame_size is None:
+            frame_size = 512 if hist else 1600
+        if max_groups is None:
+            max_groups = 40 if hist else 96
         n = L.COUNT
         self.keep_fields = fields
         self._seen = bytearray(n)
@@ -59,6 +67,7 @@ class TicDecoder(_f.TicFramer):
         self._left = 0
         self._raw = [None] * n    # last raw value bytes per label (also text candidates)
         self._str = [None] * n    # its str, made on first use
+        self._ival = array.array("l", [0] * n)   # value of fixed-length digit fields
         self._names = [None] * n
         self._stge_src = None
         self._stge = None
@@ -74,6 +83,7 @@ class TicDecoder(_f.TicFramer):
         # the app may persist and restore it
         self.phases = None
         _f.TicFramer.__init__(self, _MODES[mode], frame_size, max_groups)
+        self._mv = memoryview(self.buf)
 
     # -- early stop --------------------------------------------------------------------
     def want(self, labels):
@@ -153,13 +163,24 @@ class TicDecoder(_f.TicFramer):
         return True
 
     def _text(self, e, a, b):
-        # str of buf[a:b], reused from the last frame when the bytes are the same
+        # str of buf[a:b], reused from the last frame when the value is the same
+        k = 7 * e
+        at = L.ATTRS
+        if at[k + 2] == L.T_DIG and at[k + 1] == 0 and at[k + 3] == at[k + 4] <= 9:
+            # fixed-length digits: the number itself tells whether the text changed, so
+            # no copy of the bytes is kept (small int, no allocation)
+            v = V.int_of(self.buf, a, b)
+            s = self._str[e]
+            if s is None or self._ival[e] != v:
+                self._ival[e] = v
+                s = self._str[e] = str(self._mv[a:b], "ascii")
+            return s
         if self._same(e, a, b):
             s = self._str[e]
             if s is None:
                 s = self._str[e] = self._raw[e].decode()
             return s
-        r = self._raw[e] = bytes(self.buf[a:b])
+        r = self._raw[e] = bytes(self._mv[a:b])
         s = self._str[e] = r.decode()
         return s
 

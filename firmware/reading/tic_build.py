@@ -16,6 +16,10 @@ _STR_ROLE = bytes([1 if r in (L.R_ID, L.R_OPTARIF, L.R_PERIOD, L.R_DEMAIN, L.R_S
                               L.R_DATE) else 0 for r in range(20)])
 
 
+# where the 12 digits of a horodate go in "2000-00-00T00:00:00"
+_TS = b"\x02\x03\x05\x06\x08\x09\x0b\x0c\x0e\x0f\x11\x12"
+
+
 def _same_list(old, new):
     if old is None or new is None or len(old) != len(new):
         return new
@@ -141,18 +145,8 @@ def build(self, how):
             # SAAMMJJhhmmss -> 20AA-MM-JJThh:mm:ss (one str, built in a fixed buffer)
             a = p1 + 2
             t = self._ts
-            t[2] = buf[a]
-            t[3] = buf[a + 1]
-            t[5] = buf[a + 2]
-            t[6] = buf[a + 3]
-            t[8] = buf[a + 4]
-            t[9] = buf[a + 5]
-            t[11] = buf[a + 6]
-            t[12] = buf[a + 7]
-            t[14] = buf[a + 8]
-            t[15] = buf[a + 9]
-            t[17] = buf[a + 10]
-            t[18] = buf[a + 11]
+            for k in range(12):
+                t[_TS[k]] = buf[a + k]
             timestamp = t.decode()
         elif role == L.R_STGE:
             if s is not self._stge_src:

@@ -126,27 +126,32 @@ def value_ok(t, buf, a, b, lo, hi):
     return 0
 
 
+# STGE status register, Enedis-NOI-CPT_54E 6.2.3.14: (name, first bit, bit count,
+# kind) with kind 0 = bool, 1 = number, 2 = index (number + 1), 3 = Tempo colour,
+# 4 = cut-off device state name
+_STGE = (("dry_contact_open", 0, 1, 0), ("cutoff", 1, 3, 4), ("cutoff_code", 1, 3, 1),
+         ("cover_open", 4, 1, 0), ("overvoltage", 6, 1, 0),
+         ("over_reference_power", 7, 1, 0), ("producer", 8, 1, 0),
+         ("export_direction", 9, 1, 0), ("supplier_index", 10, 4, 2),
+         ("distributor_index", 14, 2, 2), ("clock_degraded", 16, 1, 0),
+         ("tic_standard", 17, 1, 0), ("euridis", 19, 2, 1), ("cpl_status", 21, 2, 1),
+         ("cpl_synchronised", 23, 1, 0), ("tempo_today", 24, 2, 3),
+         ("tempo_tomorrow", 26, 2, 3), ("mobile_peak_notice", 28, 2, 1),
+         ("mobile_peak", 30, 2, 1))
+
+
 def decode_stge(v):
-    # STGE status register (Enedis-NOI-CPT_54E 6.2.3.14) into named flags
-    cut = (v >> 1) & 7
-    return {
-        "dry_contact_open": bool(v & 1),
-        "cutoff": _CUTOFF[cut],
-        "cutoff_code": cut,
-        "cover_open": bool(v & 0x10),
-        "overvoltage": bool(v & 0x40),
-        "over_reference_power": bool(v & 0x80),
-        "producer": bool(v & 0x100),
-        "export_direction": bool(v & 0x200),
-        "supplier_index": ((v >> 10) & 15) + 1,
-        "distributor_index": ((v >> 14) & 3) + 1,
-        "clock_degraded": bool(v & 0x10000),
-        "tic_standard": bool(v & 0x20000),
-        "euridis": (v >> 19) & 3,
-        "cpl_status": (v >> 21) & 3,
-        "cpl_synchronised": bool(v & 0x800000),
-        "tempo_today": COLOURS[(v >> 24) & 3],
-        "tempo_tomorrow": COLOURS[(v >> 26) & 3],
-        "mobile_peak_notice": (v >> 28) & 3,
-        "mobile_peak": (v >> 30) & 3,
-    }
+    # STGE value (int) into named flags; the decoder keeps the dict while STGE repeats
+    out = {}
+    for name, bit, n, kind in _STGE:
+        x = (v >> bit) & ((1 << n) - 1)
+        if kind == 0:
+            x = bool(x)
+        elif kind == 2:
+            x += 1
+        elif kind == 3:
+            x = COLOURS[x]
+        elif kind == 4:
+            x = _CUTOFF[x]
+        out[name] = x
+    return out

@@ -53,8 +53,9 @@
 # after agg_span readings, the span doubling with every aggregate (so the reserve lasts
 # for weeks); relay events still go to the reserve. When even the reserve is used up the
 # newest record is dropped and counted. Readings merged but not yet written live in RAM:
-# flush() writes them (call it before a deep sleep); a power cut loses their resolution,
-# not their energy (the indexes are cumulative), and they are already counted.
+# rtc_dump()/rtc_load() carry them across a deep sleep (RTC memory), flush() writes them
+# now; a power cut loses their resolution, not their energy (the indexes are cumulative),
+# and they are already counted.
 #
 # RAM: a 68-byte buffer, two small lists per sector (gen, seq_base), the last decoded
 # reading. Opening reads the sector headers and walks the newest sector's frames only.
@@ -201,18 +202,20 @@ class Store:
         ss = self.ss
         if off >= ss:
             return _END, 0
-        a = s * ss + off
         mv = self.mv
         b = self.buf
-        self.f.readinto(a, mv[0:1])
+        # one read of the longest frame (or up to the sector end) instead of two
+        k = ss - off
+        if k > FRAME_MAX:
+            k = FRAME_MAX
+        self.f.readinto(s * ss + off, mv[0:k])
         h = b[0]
         if h == 0xFF:
             return _END, 0
         t = h >> 6
         ln = h & 0x3F
-        if t == 3 or ln == 0 or (t == T_META and ln != META_LEN) or off + ln + 3 > ss:
+        if t == 3 or ln == 0 or (t == T_META and ln != META_LEN) or ln + 3 > k:
             return _BAD, 0
-        self.f.readinto(a + 1, mv[1:ln + 3])
         if b[ln + 2] == 0xFF:
             return _BAD, 0
         c = _crc16(mv[0:ln + 1])
@@ -456,6 +459,35 @@ class Store:
         if self._store(p, None, True) is None:
             return False
         self._pending = None
+        return True
+
+    def rtc_dump(self):
+        # The pending aggregate for RTC memory across a deep sleep (b"" when none):
+        # next_seq u32 | aggregated u32 | span u32 | aggregate record. <= 60 bytes.
+        p = self._pending
+        if p is None:
+            return b""
+        return struct.pack("<III", self.next_seq, self._aggr, self._span) + record.pack(p, None)
+
+    def rtc_load(self, data):
+        # Take back a pending aggregate after a deep sleep, if it belongs to this log as
+        # it is now (same next seq: nothing was appended in between). -> True if taken.
+        if not data or len(data) < 13 or self._pending is not None:
+            return False
+        nxt, aggr, span = struct.unpack("<III", data[0:12])
+        if nxt != self.next_seq:
+            return False
+        try:
+            p = record.decode(data[12:])
+        except ValueError:
+            return False
+        if p["kind"] != "aggregate":
+            return False
+        p["seq"] = None
+        self._pending = p
+        self._span = span
+        if aggr > self._aggr:
+            self._aggr = aggr
         return True
 
     # -- acknowledging -------------------------------------------------------------------

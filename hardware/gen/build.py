@@ -116,9 +116,14 @@ def pack(fps, parts, regions, gap=1.4, row_gap=2.0):
 
 LAYOUT = {
     "power": {
-        "fixed": {"J1": (10.0, 6.5, 0), "C1": (18.0, 36.0, 0)},
+        # SW1 and JP2 outside the D1 mini's shadow (the module covers the header area and
+        # its antenna end, above pin 1): they must stay reachable with the module fitted
+        "fixed": {"J1": (10.0, 6.5, 0), "C1": (18.0, 36.0, 0), "SW1": (53.0, 41.7, 0), "JP2": (31.0, 40.5, 0)},
+        "title_at": (22.0, 44.4),
+        "back_at": (30.0, 44.85, 0.7),
         "regions": [(23.5, 1.2, 34.2, 10.6), (1.0, 13.2, 34.2, 29.6), (41.6, 10.6, 53.3, 31.2),
-                    (30.5, 33.0, 58.0, 37.6)],
+                    (30.5, 33.0, 58.0, 37.6), (35.0, 1.2, 56.5, 7.2)],
+        "part_labels": {"SW1": "SETUP", "JP2": "SAFE"},
         "power_nets": ["/VCAP", "/VSW", "/+3V3", "/GND", "/TIC_I1", "/TIC_A", "/AC1"],
         "labels": [("I1", 10.0, 12.0, 1.0), ("I2", 15.08, 12.0, 1.0), ("A", 20.16, 12.0, 1.0),
                    ("TIC", 4.2, 9.8, 1.0), ("SUPERCAP 5.5V", 18.0, 39.0, 1.0)],
@@ -204,13 +209,19 @@ def build(name):
     for sl in lay.get("slots", []):
         bb.slot(*sl)
     failed = bb.route(power_nets=set(lay["power_nets"]), extra_clear=mains, skip=set(mains))
-    common = [("%s board rev 1" % name.upper(), 31.0, 44.3, 1.0),
+    tx, ty = lay.get("title_at", (31.0, 44.3))
+    common = [("%s board rev 1" % name.upper(), tx, ty, 1.0),
               ("M1: D1 mini", 47.4, 8.6, 1.0), ("M2: ESP32-C3 mini", 47.4, 33.5, 0.8),
               ("I1 I2 VC GND", 43.8, 38.6, 0.8)]
     for (txt, x, y, sz) in common + lay.get("labels", []):
         bb.label(txt, x, y, sz)
+    for ref, txt in sorted(lay.get("part_labels", {}).items()):
+        x, y, rot = pos[ref]
+        w_, h_ = crtyd_size(fps, bb.fps[ref].GetFPID().GetLibItemName().wx_str(), rot)
+        bb.label(txt, x - w_ / 2 - 2.5, y, 0.8)
+    bx, by, bs = lay.get("back_at", (32.0, 44.0, 1.0))
     for (txt, x, y, sz) in lay.get("back_labels", []) + [
-            ("Open meter dongle - %s - CERN-OHL-S-2.0" % name, 32.0, 44.0, 1.0)]:
+            ("Open meter dongle - %s - CERN-OHL-S-2.0" % name, bx, by, bs)]:
         bb.label(txt, x, y, sz, layer=PCB.pcbnew.B_SilkS)
     bb.place_refs()
     for (x, y) in HOLES:

@@ -175,8 +175,20 @@ def power():
     b.P("div_top", "R8", "R", R0805, "100k", {"1": "DIV_TOP", "2": "VCAP_ADC"}, group=g)
     b.P("div_bot", "R9", "R", R0805, "100k", {"1": "VCAP_ADC", "2": "GND"}, group=g)
     b.P("div_cap", "C6", "C", C0805, "1nF", {"1": "VCAP_ADC", "2": "GND"}, group=g)
-    headers(b, {"A0": "VCAP_ADC", "D5": "VCAP_EN", "3V3": "+3V3", "GND": "GND"},
-            {"GPIO3": "VCAP_ADC", "GPIO1": "VCAP_EN", "3V3": "+3V3", "GND": "GND"})
+    g = "Deep-sleep wake-up (ESP8266)"
+    # ESP8266 timer wake-up: GPIO16 (D0) pulses RST low. Through 470 ohm so the reset
+    # button and the USB auto-reset can still pull RST low against a high D0.
+    b.P("r_wake", "R12", "R", R0805, "470", {"1": "WAKE", "2": "RST"}, group=g)
+    g = "Set-up button and safe-boot jumper"
+    b.P("sw_setup", "SW1", "SW_Push", "SW_Push_TS-1187A", "SETUP", {"1": "BUTTON", "2": "GND"},
+        "C318884", "TS-1187A-B-A-B", "XKB Connectivity", group=g,
+        note="long press: configuration access point (firmware); pull-up on the module")
+    b.P("jp_safe", "JP2", "Conn_1x02", "PinHeader_1x02", "SAFE BOOT", {"1": "SAFE_BOOT", "2": "GND"},
+        "", "PZ254V-11-02P", "XFCN", group=g, note="jumper fitted at reset: firmware stays in the REPL (boot.py)")
+    headers(b, {"A0": "VCAP_ADC", "D5": "VCAP_EN", "3V3": "+3V3", "GND": "GND", "D0": "WAKE", "RST": "RST",
+                "D3": "BUTTON", "D7": "SAFE_BOOT"},
+            {"GPIO3": "VCAP_ADC", "GPIO1": "VCAP_EN", "3V3": "+3V3", "GND": "GND", "GPIO9": "BUTTON",
+             "GPIO5": "SAFE_BOOT"})
     aux(b, ["TIC_I1", "TIC_I2", "VCAP", "GND"])
     b.flags = ["VCAP", "GND", "VSW"]
     b.notes = ["Supply from the meter's TIC (A-I1, 130 mW, Enedis-NOI-CPT_54E); I1/I2 passed to the demodulator on J9.",
@@ -226,7 +238,8 @@ def demod():
     b.P("jp_p1", "JP1", "SolderJumper_3", "SolderJumper_3", "P1 polarity", {"1": "P1_INV", "2": "METER_RX",
         "3": "P1_DATA"}, "", "", "", group=g,
         note="bridge 1-2 for ESP8266 (inverted by Q4), 2-3 for ESP32 (UART inverts RX)")
-    headers(b, {"RX": "METER_RX", "D6": "P1_REQ_EN", "D0": "TIC_FAST", "3V3": "+3V3", "GND": "GND"},
+    # tic_fast on D8 (GPIO15, pulled low at boot: 1200 Bd mode); D1 keeps D8 low at boot
+    headers(b, {"RX": "METER_RX", "D6": "P1_REQ_EN", "D8": "TIC_FAST", "3V3": "+3V3", "GND": "GND"},
             {"GPIO20": "METER_RX", "GPIO10": "P1_REQ_EN", "GPIO4": "TIC_FAST", "3V3": "+3V3", "GND": "GND"})
     aux(b, ["TIC_I1", "TIC_I2", None, "GND"])
     b.flags = ["+3V3", "GND"]

@@ -218,6 +218,13 @@ _add(Fp("SolderJumper_3", "Three-pad solder jumper, open (bridge 1-2 or 2-3 by h
         (-2.0, -1.0, 2.0, 1.0), silk_body=(-2.1, -1.1, 2.1, 1.1), pin1_mark=False))
 
 
+_add(Fp("SW_Push_TS-1187A", "SMD tactile switch 5.1 x 5.1 mm, XKB TS-1187A (pads 1-1 and 2-2 joined inside)",
+        [("1", "smd", "rect", -3.0, -1.875, 1.0, 0.75, None), ("1", "smd", "rect", 3.0, -1.875, 1.0, 0.75, None),
+         ("2", "smd", "rect", -3.0, 1.875, 1.0, 0.75, None), ("2", "smd", "rect", 3.0, 1.875, 1.0, 0.75, None)],
+        (-2.55, -2.55, 2.55, 2.55), silk_body=(-2.66, -2.66, 2.66, 2.66), pin1_mark=False,
+        courtyard=(-3.75, -2.8, 3.75, 2.8)))
+
+
 def header(name, n, pitch=2.54, descr=""):
     pads = []
     for i in range(n):

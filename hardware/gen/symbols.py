@@ -152,6 +152,9 @@ _add(_two("D_TVS_Bidir", "D", "Bidirectional TVS diode",
           [poly([(-1.27, 0), (1.27, 0)]), poly([(-1.27, 2.032), (1.27, 2.032), (0, 0), (-1.27, 2.032)]),
            poly([(-1.27, -2.032), (1.27, -2.032), (0, 0), (-1.27, -2.032)]),
            poly([(0, 2.54), (0, 2.032)]), poly([(0, -2.54), (0, -2.032)])]))
+_add(_two("SW_Push", "SW", "Push button, normally open (pins 1 and 2; the 4-pad part joins pads in pairs)",
+          [circle(0, 2.032, 0.508), circle(0, -2.032, 0.508), poly([(0, 2.54), (0, 2.54)]),
+           poly([(1.27, 2.286), (1.27, -2.286)]), poly([(1.27, 0), (2.54, 0)])]))
 _add(_two("LED", "D", "LED (pin 1 = K)", _diode_up([poly([(-1.27, 1.016), (1.27, 1.016)]),
                                                      poly([(1.524, 0), (2.54, 1.016)])]),
           names=("K", "A")))

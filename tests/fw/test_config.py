@@ -274,7 +274,7 @@ def test_power_cut_at_every_point_leaves_old_or_new():
     new = _cfg(ssid="Other network", password="another password", ca_pem=CA_PEM,
                mqtt_port=8883)
     size = len(config.dumps(new))
-    step = 1 if not is_micropython() else 37
+    step = 1 if not is_micropython() else 11
     d = tmpdir()
     try:
         seen = {"old": 0, "new": 0}

@@ -109,12 +109,12 @@ class Rig:
             em.done("upload", b.t, ok)
         elif name == "sleep":
             assert 0 < arg <= 3600000
-            b.run(1, arg)
+            b.run(costs.DEFAULTS["i_light_ma"], arg)
             em.done("sleep", b.t, True)
         elif name == "deep_sleep":
             data = em.dump()
             assert len(data) <= 64
-            b.run(0, arg)
+            b.run(0, arg)            # 160 uA: below the model's 1 mA resolution
             self.em = EnergyManager()
             assert self.em.load(data)
             b.run(75, 600)           # boot
@@ -182,7 +182,8 @@ def test_steady_130mw_five_second_readings_no_cut():
     ri = r.read_interval(after=minutes(3))
     assert ri is not None and ri <= 5000, ri
     ui = r.upload_interval(after=minutes(3))
-    assert ui is not None and ui <= 75000, ui
+    # uploads every latency_target_ms (80 s): mean latency about half of it + upload time
+    assert ui is not None and ui <= costs.DEFAULTS["latency_target_ms"] + 5000, ui
     # every reading older than one upload interval has been acknowledged
     assert all(t > r.b.t - 2 * ui for t in r.pending)
     lat = sum(r.latency) // len(r.latency)
@@ -389,38 +390,47 @@ def test_rtc_roundtrip_across_deep_sleep():
     assert em2.fails == em.fails
     # due times survive the clock restart of a deep-sleep wake-up: a read that was due
     # in 3 s before a 2 s deep sleep is due 1 s after waking (new time base at 0)
-    em3 = EnergyManager()
+    em3 = EnergyManager({"p_in_default_mw": 130})   # awake: waits are port sleeps
     em3.next_action(10000, 5000, 0)            # a read, due now
     em3.done("read", 13000, True)
     due = em3.next_read
     name, arg = em3.next_action(13000, 5000, 0)
     assert name == "sleep" and arg == due - 13000
     em3._start("deep_sleep", 13000, 5000, 1000)
-    em4 = EnergyManager()
+    em4 = EnergyManager({"p_in_default_mw": 130})
     assert em4.load(em3.dump())
     name, arg = em4.next_action(0, 5000, 0)
     assert name == "sleep" and arg == due - 13000 - 1000, (name, arg)
 
 
-def test_deep_sleep_only_when_power_is_very_low():
+def test_deep_sleep_only_when_staying_awake_does_not_pay():
+    # awake, the ESP8266 idles in modem sleep (~80 mW at the capacitor): at 130 mW it
+    # stays awake once the input is measured (the cold-start default assumes 80 mW)
     r = Rig(130, seed=9)
+    r.run_for(minutes(5))
+    d = r.deep
     r.run_for(minutes(10))
-    assert r.deep == 0
-    r = Rig(8, v_mv=4700, seed=9)
-    r.run_for(minutes(hours_scale(60, 30)))
-    assert r.deep > 0
+    assert r.deep == d
+    assert r.em.low is False
+    # at 60 mW idling costs more than comes in: deep sleep between readings, still
+    # reading and uploading, never cut
+    r = Rig(60, seed=9)
+    r.run_for(minutes(30))
+    assert r.deep > 10
     assert r.b.cuts == 0
+    assert len(r.uploads) >= 2
+    assert r.delivered + len(r.pending) == len(r.reads)
 
 
 def test_more_power_finer_resolution():
     # energy near the clamp is spent rather than wasted: at 250 mW readings come faster
-    # than the 5 s target and than at 130 mW, uploads keep the 60 s latency target
+    # than the 5 s target and than at 130 mW, uploads keep the latency target
     r = Rig(250, seed=10)
     r.run_for(minutes(hours_scale(20, 10)))
     ri = r.read_interval(after=minutes(3))
     ui = r.upload_interval(after=minutes(3))
     assert ri < 5000, ri
-    assert ui <= 61000, ui
+    assert ui <= costs.DEFAULTS["latency_target_ms"] + 3000, ui
     r130 = Rig(130, seed=10)
     r130.run_for(minutes(hours_scale(20, 10)))
     assert ri < r130.read_interval(after=minutes(3))
@@ -430,7 +440,7 @@ def test_more_power_finer_resolution():
 def test_ticks_wrap():
     assert _diff(5, (1 << 30) - 5) == 10
     assert _diff((1 << 30) - 5, 5) == -10
-    em = EnergyManager()
+    em = EnergyManager({"p_in_default_mw": 130})
     t = (1 << 30) - 2000
     name, _ = em.next_action(t, 5000, 0)
     assert name == "read"

@@ -9,7 +9,16 @@ from tests.fw.util import raises, Rng, is_micropython
 from tests.fw.portal_util import exchange, free_port
 
 
+def _broken_page():
+    yield "<p>first part"
+    raise ValueError("bad status value")
+
+
 def _handler(req):
+    if req.path == "/crash":
+        raise KeyError("bug")
+    if req.path == "/broken":
+        return 200, (), _broken_page()
     if req.path == "/echo":
         return 200, (("Content-Type", "text/plain"),), bytes(req.body)
     if req.path == "/big":
@@ -96,6 +105,20 @@ def test_server_get_post_and_streamed_response():
         assert st == 200
         st, h, body = exchange(s, p, b"GET /big HTTP/1.0\r\n\r\n", max_turns=3000)
         assert st == 200 and len(body) == 30000 and body[:10] == b"0123456789"
+    finally:
+        s.close()
+
+
+def test_server_survives_handler_and_page_errors():
+    s, p = _server()
+    try:
+        st, h, body = exchange(s, p, b"GET /crash HTTP/1.0\r\n\r\n")
+        assert st == 500
+        st, h, body = exchange(s, p, b"GET /broken HTTP/1.0\r\n\r\n")
+        assert st == 200 and body == b"<p>first part"
+        assert s.stats["errors"] == 2
+        st, h, body = exchange(s, p, b"GET / HTTP/1.0\r\n\r\n")
+        assert st == 200 and body == b"hello GET"
     finally:
         s.close()
 

@@ -506,3 +506,29 @@ def test_fields_false_keeps_date_only():
     assert r["fields"] == {"DATE": "H230301091834"}
     assert r["energy_import_wh"] == 11887649 and r["tariff_period"] == "BASE"
     assert r["stge"]["supplier_index"] == 1
+
+
+def test_accepted_groups_match_index_counts():
+    # captures that start at STX and end at ETX: every group INDEX.json counts as valid
+    # is accepted (the one-frame hcwe capture's NGTF waits for a second copy)
+    idx = _index()
+    for name, pending in (("hist_hchp_mono_pyteleinfo.txt", 0),
+                          ("hist_tempo_mono_pyteleinfo.txt", 0),
+                          ("std_mono_hcwe_goteleinfo.txt", 1)):
+        notes = idx[TIC + name]["notes"]
+        valid = int(notes.split("valid_checksum=")[1].split()[0])
+        d, rs = decode(corpus(TIC + name))
+        assert sum(len(r["fields"]) for r in rs) + pending == valid, name
+        assert d.errors == {}, name
+
+
+def test_frame_larger_than_buffer_keeps_what_fits():
+    # groups that do not fit are dropped and counted; what fits is still right
+    f = _hist_frame()
+    d, rs = decode(f, frame_size=100)
+    assert d.errors.get("oversize", 0) > 0
+    r = rs[0]
+    assert r["meter_id"] == "021800000001" and r["fields"]["OPTARIF"] == "HC.."
+    assert r["apparent_power_va"] is None and r["overload"] is None
+    d, rs = decode(f, max_groups=3)
+    assert len(rs[0]["fields"]) == 3 and d.errors["oversize"] == 8

@@ -6,7 +6,7 @@
 # mutation kind below) and the standard ones at every position for the dangerous
 # kinds; on the MicroPython unix port a deterministic random sample is used.
 from tests.fw.util import corpus, Rng, is_micropython, chunks
-from tests.fw.tic_helpers import grp_h, grp_s, frame, decode, subset_error
+from tests.fw.tic_helpers import grp_h, frame, decode, subset_error
 from firmware.reading.tic import TicDecoder
 
 

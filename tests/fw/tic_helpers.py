@@ -1,7 +1,7 @@
 # Helpers for the TIC tests: build groups/frames with right checksums, an independent
 # reference split of frames into groups, and the "no wrong value" comparison.
 # Runs on CPython and MicroPython.
-from tests.fw.util import corpus, chunks
+from tests.fw.util import chunks
 from firmware.reading.tic import TicDecoder
 
 

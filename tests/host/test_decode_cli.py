@@ -13,7 +13,7 @@ from tests.host import mpy
 CORPUS = os.path.join(mpy.ROOT, "..", "shared", "corpus")
 FILES = ["tic/hist_tempo_mono_pyteleinfo.txt", "tic/std_mono_base_ticdecodecpp.bin",
          "tic/hist_tri_base_rxerrors_ticdecodecpp.bin", "dsmr/nl_v5_athom_iskra_am550.txt",
-         "dsmr/be_emucs_athom_spec_1.txt"]
+         "dsmr/be_fluvius_ndokter_2.txt"]
 SMARTY_KEY = None
 
 
@@ -73,8 +73,13 @@ def test_cli_smarty_key_decrypts_and_wrong_key_is_reported():
     assert ok.returncode == 0, ok.stderr
     rows = lines(ok.stdout)
     assert len(rows) == 1 and rows[0]["protocol"] == "dsmr"
+    assert rows[0].get("encrypted") is True
     plain = cpython([os.path.join(CORPUS, "dsmr/lu_smarty_real.plain.txt")])
-    assert lines(plain.stdout) == rows
+    # the decrypted frame gives the same reading as its plaintext, marked encrypted
+    same = [dict(r) for r in rows]
+    for r in same:
+        r.pop("encrypted", None)
+    assert [{k: v for k, v in r.items() if k != "encrypted"} for r in lines(plain.stdout)] == same
     mp = mpy.run(["-m", "tools.decode", "--key", "D491470F47126332B07D1923B3504188", path],
                  heap="256K")
     assert mp.returncode == 0 and [json.loads(ln) for ln in mp.stdout.splitlines()] == rows

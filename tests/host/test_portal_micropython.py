@@ -122,3 +122,12 @@ def test_save_then_bad_inputs_leave_file_unchanged(portal):
 def test_status_page_served(portal):
     st, h, body = get(portal, "/status")
     assert st == 200 and b"Last reading" in body and b"none yet" in body
+
+
+def test_micropython_flag_reruns_on_the_unix_port(tmp_path):
+    p = PortalProc(tmp_path, "cpython", extra=["--micropython"])
+    try:
+        assert any("(micropython)" in ln for ln in p.lines), p.lines
+        assert get(p, "/generate_204")[0] == 302
+    finally:
+        p.stop()

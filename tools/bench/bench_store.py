@@ -221,7 +221,7 @@ def micropython_figures():
               "(encode + decode + append, acks every 60); open %s us"
               % ("mpy-cross bytecode" if ok else "source", vals.get("store_heap"),
                  vals.get("us_per_reading"), vals.get("open_us")))
-        print("(x86 host speed: an ESP8266 at 80 MHz is ~30-50x slower)")
+        print("(host CPU figures: the ESP8266 is far slower; compare runs, not devices)")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,8 @@ TIC = os.path.join(SHARED, "corpus", "tic")
 VENV = os.path.join(ROOT, ".venv", "bin")
 MODULES = ("firmware/__init__", "firmware/frame/__init__", "firmware/frame/tic",
            "firmware/reading/__init__", "firmware/reading/tic",
-           "firmware/reading/tic_labels")
+           "firmware/reading/tic_labels", "firmware/reading/tic_values",
+           "firmware/reading/tic_build")
 CASES = (("historic mono Tempo", "hist_tempo_mono_pyteleinfo.txt"),
          ("historic tri BASE", "hist_tri_base_ticdecodecpp.bin"),
          ("standard mono", "std_mono_base_ticdecodecpp.bin"),
