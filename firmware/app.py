@@ -12,7 +12,7 @@ from firmware import meter
 from firmware.relay.policy import RelayPolicy, ON
 from firmware.relay.driver import RelayDriver
 
-RTC_MAGIC = b"LK3"
+RTC_MAGIC = b"LK4"
 # After this many failed Wi-Fi joins in a row the device opens the set-up access point.
 WIFI_FAILS_FOR_AP = 20
 # How long the app listens at one line setting before it tries the next (autodetect):
@@ -65,16 +65,19 @@ class App:
         self.relay = RelayDriver(port, cfg.get("relay_pulse_ms", 30))
         self._uplink = uplink
         self._uplink_rtc = None
+        self._rtc_early_stop = None
+        self.early_stop = None
         self._restore()
 
     # -- state across deep sleep / power loss ------------------------------------
     def _restore(self):
         data = self.port.rtc_read()
         ok = False
-        if data and data[:3] == RTC_MAGIC and len(data) >= 9:
+        if data and data[:3] == RTC_MAGIC and len(data) >= 10:
             try:
-                line_i, wifi_fails, n_em, n_rl, n_up = struct.unpack("<bBBBB", data[3:8])
-                p = 8
+                line_i, wifi_fails, n_em, n_rl, n_up, n_es = struct.unpack("<bBBBBB",
+                                                                          data[3:9])
+                p = 9
                 if line_i >= 0:
                     self.line = tuple(meter.LINES)[line_i] if line_i < len(meter.LINES) else None
                 self.wifi_fails = wifi_fails
@@ -83,6 +86,9 @@ class App:
                 self.relay.load_rtc(bytes(data[p:p + n_rl]))
                 p += n_rl
                 self._uplink_rtc = bytes(data[p:p + n_up]) or None
+                p += n_up
+                es = bytes(data[p:p + n_es]).decode()
+                self._rtc_early_stop = es.split(",") if es else None
                 ok = True
             except Exception:
                 ok = False
@@ -107,8 +113,11 @@ class App:
             up = self._uplink.dump() or b""
         elif self._uplink_rtc:
             up = self._uplink_rtc
-        data = RTC_MAGIC + struct.pack("<bBBBB", li, min(self.wifi_fails, 255), len(em),
-                                       len(rl), len(up)) + em + rl + up
+        es = ",".join(self.early_stop).encode() if self.early_stop else b""
+        if len(es) > 160:
+            es = b""
+        data = RTC_MAGIC + struct.pack("<bBBBBB", li, min(self.wifi_fails, 255), len(em),
+                                       len(rl), len(up), len(es)) + em + rl + up + es
         self.port.rtc_write(data)
 
     # -- meter -------------------------------------------------------------------
@@ -133,9 +142,19 @@ class App:
         except ValueError:
             key = aak = None
             self._err("config_key")
-        self.decoder = meter.decoder_for_line(line, key, aak)
+        self.decoder = meter.decoder_for_line(line, key, aak,
+                                              fields=bool(self.cfg.get("keep_fields")))
         self.decoder_line = line
         self.decoder_frames = 0
+        self.early_stop = None
+        if self._rtc_early_stop and line == self.line:
+            # woken from deep sleep: the meter's groups are known already
+            try:
+                self.decoder.want(self._rtc_early_stop)
+                self.early_stop = self._rtc_early_stop
+            except (ValueError, AttributeError):
+                pass
+            self._rtc_early_stop = None
 
     def _err(self, kind, n=1):
         e = self.stats["errors"]
@@ -200,6 +219,8 @@ class App:
             if line.startswith("dsmr"):
                 port.data_request(False)   # high-Z: the meter stops sending
         spent = port.ticks_diff(port.ticks_ms(), t0)
+        if got is not None and self.early_stop is None and not got.get("partial"):
+            self._set_early_stop(line, got)
         if got is not None and self.line is None:
             self._lock_line(line)
             self.stats["frames_seen"] += 1
@@ -215,6 +236,18 @@ class App:
                 self.listened_ms = 0
                 self.decoder = None
         return got
+
+    def _set_early_stop(self, line, reading):
+        # Once a whole frame has shown which groups this meter sends, later reads stop
+        # as soon as the groups a record needs have arrived (a historic frame lasts
+        # 2.3 s: stopping after PAPP saves the tail of every listen on supercap energy).
+        want = early_stop_labels(line, reading)
+        self.early_stop = want or ()
+        if want:
+            try:
+                self.decoder.want(want)
+            except (ValueError, AttributeError):
+                self.early_stop = ()
 
     def _lock_line(self, line):
         self.line = line
@@ -401,6 +434,35 @@ class App:
                 return
             self.step()
             self.save_rtc()
+
+
+def early_stop_labels(line, reading):
+    # The TIC labels a record needs, in the order the meter sends them
+    # (Enedis-NOI-CPT_02E §6 historic, Enedis-NOI-CPT_54E §6.2 standard); None for P1.
+    regs = list((reading.get("registers") or {}).keys())
+    if line == "tic-historic":
+        if not regs or reading.get("apparent_power_va") is None:
+            return None
+        want = ["OPTARIF", "ISOUSC"] + regs + ["PTEC", "PAPP"]
+        if reading.get("subscribed_current_a") is None:
+            want.remove("ISOUSC")
+        if reading.get("tariff_period") is None:
+            want.remove("PTEC")
+        return want
+    if line == "tic-standard":
+        if reading.get("energy_import_wh") is None or reading.get("apparent_power_va") is None:
+            return None
+        want = ["EAST", "SINSTS"]
+        if reading.get("energy_export_wh") is not None:
+            want.append("EAIT")
+        if reading.get("apparent_power_export_va") is not None:
+            want.append("SINSTI")
+        if reading.get("tariff_index") is not None:
+            want.append("NTARF")
+        if reading.get("subscribed_power_kva") is not None:
+            want.append("PREF")
+        return want
+    return None
 
 
 def meter_power(reading):

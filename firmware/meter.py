@@ -27,14 +27,16 @@ SEARCH = {
 }
 
 
-def decoder_for_line(line, key=None, aak=None):
-    # The decoder that matches a line setting found by the search.
+def decoder_for_line(line, key=None, aak=None, fields=True):
+    # The decoder that matches a line setting found by the search. fields=False (the
+    # device) keeps only the raw groups the firmware uses (DATE), which holds the TIC
+    # decoder's allocation under 1 KB per frame.
     if line == "tic-historic":
         from firmware.reading.tic import TicDecoder
-        return TicDecoder("historic")
+        return TicDecoder("historic", fields=fields)
     if line == "tic-standard":
         from firmware.reading.tic import TicDecoder
-        return TicDecoder("standard")
+        return TicDecoder("standard", fields=fields)
     from firmware.reading.dsmr import DsmrDecoder
     return DsmrDecoder(key=key, aak=aak)
 

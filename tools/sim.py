@@ -344,29 +344,41 @@ def run(policy="firmware", tls=True, power_mw=130.0, hours=6.0, seed=1, outage=N
     return report, trace
 
 
-def plot(trace, path, title):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(12, 4.5))
-    t0 = 0.0
-    ax.plot([(t - t0) / 60 for t in trace.t], trace.v, lw=0.8, color="tab:blue", label="V capacitor")
+def _panel(ax, trace, title, t_from=0.0, t_to=None):
+    t_to = t_to if t_to is not None else (trace.t[-1] if trace.t else 0.0)
+    pts = [(t, v) for t, v in zip(trace.t, trace.v) if t_from <= t <= t_to]
+    ax.plot([(t - t_from) / 60 for t, _ in pts], [v for _, v in pts], lw=0.8, color="tab:blue",
+            label="capacitor voltage")
     style = {"read": ("|", "tab:green", 4.2), "upload": ("v", "tab:red", 5.5),
              "relay": ("*", "tab:purple", 5.45), "cut": ("x", "black", 4.05)}
     for kind in ("read", "upload", "relay", "cut"):
-        xs = [(t - t0) / 60 for t, k in trace.marks if k == kind]
+        xs = [(t - t_from) / 60 for t, k in trace.marks if k == kind and t_from <= t <= t_to]
         if xs:
             m, c, y = style[kind]
-            ax.scatter(xs, [y] * len(xs), marker=m, color=c, s=12, label=kind + " (%d)" % len(xs))
+            ax.scatter(xs, [y] * len(xs), marker=m, color=c, s=14, label="%s (%d)" % (kind, len(xs)))
     ax.axhline(SP.V_ON, color="gray", ls="--", lw=0.6)
     ax.axhline(SP.V_OFF, color="gray", ls=":", lw=0.6)
-    ax.set_xlabel("minutes")
     ax.set_ylabel("V")
-    ax.set_ylim(3.9, 5.6)
-    ax.set_title(title)
-    ax.legend(loc="lower right", fontsize=8, ncol=5)
+    ax.set_ylim(3.95, 5.6)
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="lower right", fontsize=7, ncol=5)
+
+
+def plot(trace, path, title, t_from=0.0, t_to=None):
+    # capacitor voltage over time, readings / uploads / relay pulses / cuts marked
+    plot_panels([(trace, title)], path, t_from, t_to)
+
+
+def plot_panels(items, path, t_from=0.0, t_to=None):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(len(items), 1, figsize=(12, 3.6 * len(items)), squeeze=False)
+    for ax, (trace, title) in zip([a[0] for a in axes], items):
+        _panel(ax, trace, title, t_from, t_to)
+    axes[-1][0].set_xlabel("minutes")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 

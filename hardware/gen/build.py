@@ -120,7 +120,7 @@ LAYOUT = {
         # its antenna end, above pin 1): they must stay reachable with the module fitted
         "fixed": {"J1": (10.0, 6.5, 0), "C1": (18.0, 36.0, 0), "SW1": (53.0, 41.7, 0), "JP2": (31.0, 40.5, 0)},
         "title_at": (22.0, 44.4),
-        "back_at": (30.0, 44.85, 0.7),
+        "back_at": (31.0, 1.45, 0.8),
         "regions": [(23.5, 1.2, 34.2, 10.6), (1.0, 13.2, 34.2, 29.6), (41.6, 10.6, 53.3, 31.2),
                     (30.5, 33.0, 58.0, 37.6), (35.0, 1.2, 56.5, 7.2)],
         "part_labels": {"SW1": "SETUP", "JP2": "SAFE"},

@@ -404,7 +404,8 @@ class BoardBuilder:
         obs = []
         for fp in self.board.GetFootprints():
             for pad in fp.Pads():
-                obs.append(self._box(pad.GetBoundingBox(), 0.25))
+                if pad.IsOnLayer(pcbnew.B_Cu) or pad.IsOnLayer(pcbnew.B_Mask) or pad.GetAttribute() == pcbnew.PAD_ATTRIB_NPTH:
+                    obs.append(self._box(pad.GetBoundingBox(), 0.25))
         return obs
 
     def place_refs(self, size=0.8):

@@ -55,3 +55,16 @@ def test_app_finds_the_meter_line_by_itself(capture, line, tmp_path):
     rep, rows = replay(capture, tmp_path)
     assert rep["line"] == line
     assert rows and all(r["protocol"].startswith(line[:4]) for r in rows)
+
+
+def test_early_stop_after_the_first_whole_frame(tmp_path):
+    # the first whole frame shows which groups the meter sends; later listens stop once
+    # the groups a record needs arrived (also across deep sleeps: kept in RTC memory)
+    rep, rows = replay("tic/hist_tempo_mono_pyteleinfo.txt", tmp_path)
+    assert len(rows) >= 3
+    assert rows[0]["partial"] is False
+    later = rows[1:]
+    assert all(r["partial"] is True for r in later)
+    for r in later:
+        assert r["energy_import_wh"] == sum(r["registers"].values())
+        assert r["apparent_power_va"] is not None and r["tariff_period"] == "HCJB"
