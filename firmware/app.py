@@ -45,6 +45,7 @@ class App:
         self.search_i = 0
         self.listened_ms = 0
         self.wifi_fails = 0
+        self.status_srv = None
         self.decoder = None
         self.decoder_line = None
         self.decoder_frames = 0
@@ -384,7 +385,34 @@ class App:
             self.last_upload = port.ticks_ms()
             return bool(res.get("ok", sent > 0)) if isinstance(res, dict) else sent > 0
         finally:
-            port.wifi_disconnect()
+            if self._status_wanted():
+                self._start_status()   # stay on the LAN: /status (USB power only)
+            else:
+                self._stop_status()
+                port.wifi_disconnect()
+
+    def _status_wanted(self):
+        # The status page needs the radio on between uploads (~15-70 mA): only when the
+        # user asked for it (status_page) and the capacitor is at its clamp voltage,
+        # i.e. the dongle is on USB power or the meter supplies more than it spends.
+        if not self.cfg.get("status_page"):
+            return False
+        return self.port.vcap_mv() >= int(self.cfg.get("status_min_mv") or 5200)
+
+    def _start_status(self):
+        if self.status_srv is None:
+            try:
+                from firmware.portal.run import StatusServer
+                self.status_srv = StatusServer(self.port, self.status,
+                                               int(self.cfg.get("status_http_port") or 80))
+            except OSError:
+                self._err("status_page")
+                self.status_srv = None
+
+    def _stop_status(self):
+        if self.status_srv is not None:
+            self.status_srv.close()
+            self.status_srv = None
 
     # -- the loop ------------------------------------------------------------------
     def status(self):
@@ -414,10 +442,16 @@ class App:
             ok = self.upload(arg)
             self.em.done("upload", port.ticks_ms(), ok)
         elif name == "sleep":
-            port.activity("sleep")
-            port.sleep_ms(arg)
+            if self.status_srv is not None:
+                # on plentiful power (USB) the /status page is served while idle
+                port.activity("modem_sleep")
+                self.status_srv.poll(arg)
+            else:
+                port.activity("sleep")
+                port.sleep_ms(arg)
             self.em.done("sleep", port.ticks_ms(), True)
         elif name == "deep_sleep":
+            self._stop_status()
             # a pending aggregate (full store) lives in RAM: write it before RAM goes
             flush = getattr(self.store, "flush", None)
             if flush is not None:

