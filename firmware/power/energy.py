@@ -1,5 +1,5 @@
 # The energy manager: decides, from the supercapacitor voltage, what the app loop does
-# next (read the meter, upload, light sleep, deep sleep) so that the capacitor never
+# next (read the meter, upload, sleep, deep sleep) so that the capacitor never
 # falls to the supervisor's cut-off (4.1 V) in normal operation.
 #
 #   em = EnergyManager(params)            params: overrides of costs.DEFAULTS
@@ -18,12 +18,24 @@
 # - Incoming power is learned from the voltage slope between two observations, with
 #   what the chip drew in between (sleep / listen currents are steady and known).
 # - The read and upload intervals follow the power budget: incoming power plus a
-#   proportional term that spends stored energy above the upload threshold (more power
-#   -> finer resolution and more frequent uploads) or rebuilds it (less power ->
-#   coarser readings, rarer but larger batches; readings are stored, never dropped).
+#   proportional term that spends stored energy above the upload threshold fast (the
+#   clamp would shed it) or rebuilds a shortfall slowly.
+# - Two regimes. Awake: the input pays for idling (on ESP8266 port.sleep_ms idles in
+#   modem sleep, as expensive as listening, so readings are nearly free) plus uploads
+#   at least every UP_AWAKE: read back to back down to READ_MIN, upload every
+#   latency_target_ms, stretched towards UP_RELAX when power is short. Low power: deep
+#   sleep between readings (each pays a boot), intervals stretched in proportion to
+#   the shortfall; an overdue upload pauses readings until it is affordable. More
+#   power -> finer resolution, then earlier uploads (also whenever the capacitor sits
+#   at the clamp); less power -> coarser readings, rarer but larger batches; readings
+#   are stored, never dropped.
+# - Upload failures back off (retry_ms doubling, capped at retry_max_ms).
 # - Cold start after a full discharge, brown-out and an interrupted upload all look
-#   the same here: no RTC state, so start from the conservative defaults; what was
-#   not acknowledged is still in the store and goes with the next upload.
+#   the same here: no RTC state, so start from the conservative defaults (incoming
+#   power assumed p_in_default_mw until measured); what was not acknowledged is still
+#   in the store and goes with the next upload. Across deep sleep the state (learned
+#   power and costs, due times relative to the wake-up) is in RTC memory (dump/load),
+#   and the voltage before/after the sleep measures the input during it.
 import struct
 
 from firmware.power import costs
@@ -53,7 +65,7 @@ class EnergyManager:
     READ_TARGET = 4500   # aim below the 5 s resolution goal (jitter, upload gaps)
     READ_MAX = 300000
     UP_RELAX = 90000      # uploads stretch to this (mean latency ~ half + upload)
-    UP_AWAKE = 300000     # uploads may stretch to this before readings get coarser
+    UP_AWAKE = 300000     # awake while the input pays idling + uploads this often
     UP_MAX = 3600000
 
     def __init__(self, params=None):

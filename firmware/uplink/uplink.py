@@ -30,8 +30,9 @@ import struct
 from firmware.uplink import batch as B
 from firmware.uplink import sign
 from firmware.uplink import discovery
-from firmware.uplink import influx
-from firmware.uplink import https
+# https (and influx) are imported where a sink that needs them runs: an MQTT-only
+# device never holds their functions and constants in its ~38 KB heap (measured by
+# tools/bench/bench_heap.py: ~7 KB on the 64-bit unix port).
 
 STATE_FILE = "uplink.json"
 SINKS = ("mqtt", "https", "influx")
@@ -75,7 +76,10 @@ class Uplink:
             self.key = None
             self.config_error = str(e)
         try:
-            self.ca_der = https.pem_to_der(cfg.get("ca_pem") or "") or None
+            self.ca_der = None
+            if cfg.get("ca_pem"):
+                from firmware.uplink import https
+                self.ca_der = https.pem_to_der(cfg["ca_pem"]) or None
         except Exception:
             self.ca_der = None
             self.config_error = "ca_pem: not a PEM certificate"
@@ -343,11 +347,13 @@ class Uplink:
             return None    # unverified TLS, every batch signed (ESP8266 / no CA given)
         if sink == "influx" and not self.can_verify:
             return None    # ESP8266: cannot do better; documented
+        from firmware.uplink import https
         raise https.NetError("config", "https needs ca_pem" + (
             "" if sink == "influx" else " or hmac_key"))
 
     def _https(self, body, last, n):
         # -> (records confirmed, counter hint from a 409 or None)
+        from firmware.uplink import https
         url = self.cfg["https_url"]
         ent = _entry("https", False, 0, 0, None)
         self._res["connections"].append(ent)
@@ -381,6 +387,7 @@ class Uplink:
     def _influx(self, recs, hold_tail=False):
         if hold_tail and len(recs) < 40:
             return -1
+        from firmware.uplink import https, influx
         chunk = recs[:40]
         body, written, skipped = influx.lines(self.dev, chunk, self._times)
         while len(body) > self.max_bytes * 2 and len(chunk) > 1:
