@@ -12,7 +12,7 @@ from firmware import meter
 from firmware.relay.policy import RelayPolicy, ON
 from firmware.relay.driver import RelayDriver
 
-RTC_MAGIC = b"LK4"
+RTC_MAGIC = b"LK5"
 # After this many failed Wi-Fi joins in a row the device opens the set-up access point.
 WIFI_FAILS_FOR_AP = 20
 # How long the app listens at one line setting before it tries the next (autodetect):
@@ -67,6 +67,7 @@ class App:
         self._uplink = uplink
         self._uplink_rtc = None
         self._rtc_early_stop = None
+        self._rtc_policy = None
         self.early_stop = None
         self._restore()
 
@@ -74,11 +75,11 @@ class App:
     def _restore(self):
         data = self.port.rtc_read()
         ok = False
-        if data and data[:3] == RTC_MAGIC and len(data) >= 10:
+        if data and data[:3] == RTC_MAGIC and len(data) >= 11:
             try:
-                line_i, wifi_fails, n_em, n_rl, n_up, n_es = struct.unpack("<bBBBBB",
-                                                                          data[3:9])
-                p = 9
+                line_i, wifi_fails, n_em, n_rl, n_up, n_es, n_rp = struct.unpack(
+                    "<bBBBBBB", data[3:10])
+                p = 10
                 if line_i >= 0:
                     self.line = tuple(meter.LINES)[line_i] if line_i < len(meter.LINES) else None
                 self.wifi_fails = wifi_fails
@@ -90,6 +91,8 @@ class App:
                 p += n_up
                 es = bytes(data[p:p + n_es]).decode()
                 self._rtc_early_stop = es.split(",") if es else None
+                p += n_es
+                self._rtc_policy = bytes(data[p:p + n_rp])
                 ok = True
             except Exception:
                 ok = False
@@ -101,10 +104,12 @@ class App:
             last = self.relay.load_file()
             if last is not None:
                 self.policy.state = last
+        if ok and self._rtc_policy:
+            self.policy.load(self._rtc_policy, self.port.ticks_ms() // 1000)
         if self.relay.position in (0, 1):
             self.policy.state = self.relay.position
 
-    def save_rtc(self):
+    def save_rtc(self, sleep_ms=0):
         em = self.em.dump()
         rl = self.relay.dump()
         names = tuple(meter.LINES)
@@ -117,8 +122,9 @@ class App:
         es = ",".join(self.early_stop).encode() if self.early_stop else b""
         if len(es) > 160:
             es = b""
-        data = RTC_MAGIC + struct.pack("<bBBBBB", li, min(self.wifi_fails, 255), len(em),
-                                       len(rl), len(up), len(es)) + em + rl + up + es
+        rp = self.policy.dump(self.port.ticks_ms() // 1000, sleep_ms // 1000)
+        data = RTC_MAGIC + struct.pack("<bBBBBBB", li, min(self.wifi_fails, 255), len(em),
+                                       len(rl), len(up), len(es), len(rp)) + em + rl + up + es + rp
         self.port.rtc_write(data)
 
     # -- meter -------------------------------------------------------------------
@@ -456,7 +462,7 @@ class App:
             flush = getattr(self.store, "flush", None)
             if flush is not None:
                 flush()
-            self.save_rtc()
+            self.save_rtc(arg)
             port.deep_sleep(arg)   # device: does not return; host: raises DeepSleep
         return name
 

@@ -42,11 +42,13 @@ def load_config(path):
         with open(path) as f:
             raw = json.load(f)
         if hasattr(config, "validate"):
-            cfg, errors = config.validate(raw)
+            # the same validation as the set-up page; a replay needs no Wi-Fi network
+            cfg, errors = config.validate(raw, required=())
             if errors:
                 keys = sorted(errors)
-                raise SystemExit("config %s: invalid %s" % (path, ", ".join(
+                sys.stderr.write("config %s: invalid %s\n" % (path, ", ".join(
                     "%s (%s)" % (k, errors[k]) for k in keys)))
+                raise SystemExit(2)
         else:
             cfg = raw
     return cfg

@@ -384,7 +384,8 @@ def plot_panels(items, path, t_from=0.0, t_to=None):
 
 def main(argv=None):
     import argparse
-    ap = argparse.ArgumentParser(prog="python -m tools.sim", description="Energy simulator of the meter-powered dongle")
+    ap = argparse.ArgumentParser(prog="python -m tools.sim",
+                                 description="Energy simulator of the meter-powered dongle")
     ap.add_argument("--policy", choices=("paper", "firmware"), default="firmware")
     ap.add_argument("--tls", dest="tls", action="store_true", default=True)
     ap.add_argument("--no-tls", dest="tls", action="store_false")

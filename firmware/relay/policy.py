@@ -11,8 +11,11 @@
 #   restore  when power < restore threshold (hysteresis) for restore_after_s
 #   minimum  on/off times against chattering (an overload sheds regardless of min_on)
 #   remote   "ON"/"OFF" override until "AUTO"
+import struct
+
 ON = 1
 OFF = 0
+_MODES = ("auto", "on", "off")
 
 DEFAULTS = {
     "relay_mode": "auto",
@@ -159,3 +162,27 @@ class RelayPolicy:
         else:
             self.below_since = None
         return None
+
+    # -- across deep sleep (RTC memory) ------------------------------------------------
+    # The ticks clock restarts after a deep sleep, so the timers are kept as ages (s) at
+    # the moment of sleeping plus the sleep itself, and rebuilt on the new time base.
+    def dump(self, now_s, sleep_s=0):
+        def age(t):
+            return -1 if t is None else max(0, now_s - t) + sleep_s
+        return struct.pack("<BBiii", _MODES.index(self.mode) if self.mode in _MODES else 0,
+                           self.state, age(self.since_s), age(self.above_since),
+                           age(self.below_since))
+
+    def load(self, data, now_s):
+        try:
+            m, st, a, b, c = struct.unpack("<BBiii", data)
+        except (ValueError, TypeError):
+            return False
+        if m >= len(_MODES) or st not in (ON, OFF):
+            return False
+        self.mode = _MODES[m]
+        self.state = st
+        self.since_s = None if a < 0 else now_s - a
+        self.above_since = None if b < 0 else now_s - b
+        self.below_since = None if c < 0 else now_s - c
+        return True

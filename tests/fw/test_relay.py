@@ -188,3 +188,19 @@ def test_cut_during_pulse_is_reasserted_once():
     assert d2.apply(lambda: True) == (OFF, "relay_reset")
     assert d2.apply(lambda: True) is None
     assert len(port2.pulses) == 1
+
+
+def test_policy_timers_survive_a_deep_sleep():
+    # the ticks clock restarts after a deep sleep: the timers are kept as ages and
+    # rebuilt on the new time base, so a long overload still sheds after waking up
+    p = RelayPolicy(FAST)
+    assert p.update(R(5600), 100) is None            # above the threshold since t=100
+    data = p.dump(103, sleep_s=3)                     # sleeps 3 s at t=103
+    q = RelayPolicy(FAST)
+    assert q.load(data, 0)                            # woken: clock restarted at 0
+    assert q.update(R(5600), 0) == (OFF, "threshold")  # 6 s above in total
+    # a remote override survives too
+    q.command("ON")
+    r = RelayPolicy(FAST)
+    assert r.load(q.dump(50), 50) and r.mode == "on"
+    assert not RelayPolicy(FAST).load(b"\x09" * 14, 0)   # garbage is refused

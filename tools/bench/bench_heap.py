@@ -57,8 +57,8 @@ HOST_FILES = [
 SCENARIOS = {
     # name: (capture, meter line, frames sent, period ms, needs mosquitto)
     "tic-historic": ("tic/hist_tempo_mono_pyteleinfo.txt", "tic-historic", 6, None, False),
-    "tic-standard": ("tic/std_mono_base_ticdecodecpp.bin", "tic-standard", 3, None, False),
-    "dsmr": ("dsmr/nl_v5_athom_iskra_am550.txt", "dsmr", 40, 1000, False),
+    "tic-standard": ("tic/std_mono_base_ticdecodecpp.bin", "tic-standard", 15, None, False),
+    "dsmr": ("dsmr/nl_v5_athom_iskra_am550.txt", "dsmr", 200, 1000, False),
     "tic-historic+mqtt": ("tic/hist_tempo_mono_pyteleinfo.txt", "tic-historic", 6, None, True),
 }
 
@@ -109,7 +109,7 @@ import micropython
 micropython.qstr_info()
 import heap_app
 res = heap_app.run(%(capture)r, %(meter)r, %(frames)d, cfg=%(cfg)r, fs_root=%(fs)r,
-                   period_ms=%(period)r)
+                   period_ms=%(period)r, until_readings=%(until)r)
 res["image"] = n
 res["rom"] = heap_app.__file__
 micropython.qstr_info()
@@ -122,12 +122,12 @@ def to_json(s):
     return ast.literal_eval(s)
 
 
-def run_child(img, scenario, heap, cfg=None, timeout=300, frames=None):
+def run_child(img, scenario, heap, cfg=None, timeout=300, frames=None, until=None):
     capture, meter, n, period, _ = SCENARIOS[scenario]
     fs = tempfile.mkdtemp(prefix="heap-fs-")
     try:
         code = CHILD % {"img": img, "capture": os.path.join(CORPUS, capture), "meter": meter,
-                        "frames": frames or n, "cfg": cfg or {}, "fs": fs, "period": period}
+                        "frames": frames or n, "cfg": cfg or {}, "fs": fs, "period": period, "until": until}
         env = dict(os.environ)
         env["MICROPYPATH"] = ""   # nothing from the file system: everything from the image
         r = subprocess.run([MP, "-X", "heapsize=%d" % heap, "-c", code], cwd=fs, env=env,
@@ -167,6 +167,14 @@ def bisect(img, scenario, want, cfg=None, lo=8 * 1024, hi=512 * 1024, step=512,
         else:
             lo = mid
     return hi
+
+
+def host_only(res):
+    # heap that only the unix-port setup holds: the interpreter's start-up objects, the
+    # mount, heap_app, tools.hostport, the HostPort with its copy of the capture
+    m = dict(res["marks"])
+    return (m["start"] - res["image"]) + (m["tools.hostport"] - m["port/config modules"]) + \
+        (m["port + capture"] - m["tools.hostport"])
 
 
 def free_port():
@@ -228,7 +236,7 @@ def main(argv=None):
                        "mqtt_port": mosq[1]}
             res, r = run_child(img, name, 2 * 1024 * 1024, cfg, frames=a.frames)
             if res is None:
-                print("%s: run failed\n%s" % (name, r.stderr[-2000:]))
+                print("%s: run failed\n%s" % (name, (r.stdout + r.stderr)[-2000:]))
                 continue
             assert res["rom"].startswith("/rom"), res["rom"]
             steady = res["steady"]
@@ -236,7 +244,7 @@ def main(argv=None):
                 name, res["recorded"], res["uploaded"], res["uploads_ok"], res["uploads"],
                 res["errors"] or "none"))
             print("  base (capture + host port + image + interpreter): %s" % kb(res["base"]))
-            print("  app above base: peak after a step %s, steady after gc %s..%s, "
+            print("  app above base: retained after a step %s, steady after gc %s..%s, "
                   "after the run %s" % (kb(res["peak_step"]),
                                         kb(min(steady)) if steady else "-",
                                         kb(max(steady)) if steady else "-", kb(res["after"])))
@@ -244,23 +252,36 @@ def main(argv=None):
             m = res["marks"]
             print("  heap in use (gc.mem_alloc): " + ", ".join(
                 "%s %s" % (k, kb(v - res["image"])) for k, v in m) + " (minus the image)")
+            probe, _ = run_child(img, name, 2 * 1024 * 1024, cfg, frames=a.frames,
+                                 until=res["recorded"] // 2 + 1)
+            if probe:
+                print("  held by the App's attributes mid-run (bytes, 64-bit): " + ", ".join(
+                    "%s %d" % (k, v) for k, v in probe.get("holders", ())))
             print("  qstrs interned by the run (in flash when frozen): %s" % kb(res["qstr_bytes"]))
             need = None
             if not a.quick:
                 need = bisect(img, name, res["recorded"], cfg, frames=a.frames)
+            fw = None
             if need is not None:
-                print("  smallest heapsize that completes: %s -> minus image: %s "
-                      "(64-bit); ESP8266 estimate %s..%s" % (
-                          kb(need), kb(need - size), kb((need - size) / 2), kb(need - size)))
-            rows.append((name, res, need))
+                host = host_only(res)
+                fw = need - size - host - res["qstr_bytes"]
+                print("  smallest heapsize that completes: %s; minus image: %s (64-bit)" % (
+                    kb(need), kb(need - size)))
+                print("  minus host-only (interpreter+mount, host port, capture, loop) %s and "
+                      "qstrs %s: firmware %s on 64-bit -> ESP8266 (32-bit) ~%s..%s" % (
+                          kb(host), kb(res["qstr_bytes"]), kb(fw), kb(fw / 2), kb(fw)))
+            rows.append((name, res, need, fw))
         print("\nsummary (64-bit unix port; KB = 1024 bytes)")
-        print("%-18s %8s %10s %10s %12s %12s" % ("scenario", "readings", "peak/step",
-                                                  "steady", "heap N", "N - image"))
-        for name, res, need in rows:
+        print("%-18s %8s %10s %10s %10s %10s %10s %12s" % (
+            "scenario", "readings", "retained", "steady", "heap N", "N - image", "firmware",
+            "ESP8266 ~"))
+        for name, res, need, fw in rows:
             st = res["steady"]
-            print("%-18s %8d %10s %10s %12s %12s" % (
+            print("%-18s %8d %10s %10s %10s %10s %10s %12s" % (
                 name, res["recorded"], kb(res["peak_step"]), kb(max(st)) if st else "-",
-                kb(need) if need else "-", kb(need - size) if need else "-"))
+                kb(need) if need else "-", kb(need - size) if need else "-",
+                kb(fw) if fw else "-",
+                "%.0f-%.0f KB" % (fw / 2048, fw / 1024) if fw else "-"))
     finally:
         if mosq is not None:
             mosq[0].terminate()

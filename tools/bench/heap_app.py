@@ -28,13 +28,18 @@ def _peak():
 
 def run(capture_path, meter, frames, cfg=None, fs_root="/tmp", flash_path=None,
         period_ms=None, sectors=16, until_readings=None, max_boots=200):
+    # until_readings: stop after that many readings and report the App's holders
     gc.collect()
     marks = [("start", gc.mem_alloc())]
-    from tools.hostport import HostPort
+    # firmware modules the device has too (main.py loads the config; port, flash)
     from firmware.port.flash import FileFlash
     from firmware import config
+    import firmware.port.boards
     gc.collect()
-    marks.append(("host port imported", gc.mem_alloc()))
+    marks.append(("port/config modules", gc.mem_alloc()))
+    from tools.hostport import HostPort
+    gc.collect()
+    marks.append(("tools.hostport", gc.mem_alloc()))
     with open(capture_path, "rb") as f:
         data = f.read()
     baud, bits, parity, inv = WIRE[meter]
@@ -70,7 +75,9 @@ def run(capture_path, meter, frames, cfg=None, fs_root="/tmp", flash_path=None,
                     break
                 if until_readings is not None and \
                         out["recorded"] + app.stats["readings_recorded"] >= until_readings:
-                    break
+                    # probe run: what each part of the live app holds, mid-run
+                    out["holders"] = holders(app)
+                    raise StopIteration
                 app.step()
                 app.save_rtc()
                 gc.collect()
@@ -94,21 +101,42 @@ def run(capture_path, meter, frames, cfg=None, fs_root="/tmp", flash_path=None,
                 if r >= 5 * (len(out["steady"]) + 1):
                     out["steady"].append(a - base)
             _merge(out, app.stats)
+            out["backlog"] = app.store.count
             break
         except DeepSleep:
             _merge(out, app.stats)
             out["deep_sleeps"] += 1
         except (Reset, PowerLost):
             _merge(out, app.stats)
+        except StopIteration:
+            _merge(out, app.stats)
+            break
         app = None
         gc.collect()
     out["boots"] = boots
-    out["backlog"] = app.store.count if app is not None else None
     app = None
     gc.collect()
     out["after"] = gc.mem_alloc() - base
     out["peak_step"] = peak_step
     out["modules"] = sorted(k for k in sys.modules)
+    return out
+
+
+def holders(app):
+    # -> [(attribute, bytes)]: heap freed by dropping each of the App's attributes in
+    # turn (what each part of the application holds between steps), biggest first
+    out = []
+    names = sorted(app.__dict__)
+    gc.collect()
+    a = gc.mem_alloc()
+    for k in names:
+        setattr(app, k, None)
+        gc.collect()
+        b = gc.mem_alloc()
+        if a - b >= 64:
+            out.append((k, a - b))
+        a = b
+    out.sort(key=lambda x: -x[1])
     return out
 
 
