@@ -22,6 +22,9 @@ WIFI_FAILS_FOR_AP = 20
 SEARCH_LISTEN_MS = {"tic-historic": 5000, "tic-standard": 2500, "dsmr": 11000,
                     "dsmr-22": 11000}
 BUF_SIZE = 128
+# A read starting this long after the previous one ended follows a sleep: what the rx
+# buffer holds is stale.
+STALE_MS = 300
 
 
 class App:
@@ -46,6 +49,7 @@ class App:
         self.listened_ms = 0
         self.wifi_fails = 0
         self.status_srv = None
+        self._last_read_end = None
         self.decoder = None
         self.decoder_line = None
         self.decoder_frames = 0
@@ -199,19 +203,29 @@ class App:
         if line.startswith("dsmr"):
             port.data_request(True)
         t0 = port.ticks_ms()
-        # Bytes that waited in the rx buffer while the app slept are stale, and the
-        # buffer may have overflowed: drop them and the decoder's partial frame, and
-        # listen from the next frame start (a reading is stamped when it is heard).
-        k = 0
-        while self.uart.any() and k < 64:
-            self.uart.readinto(self.buf)
-            k += 1
-        if k:
-            self.decoder.reset()
+        # After a sleep, bytes that waited in the rx buffer are stale and the buffer may
+        # have overflowed (it keeps the oldest bytes, then a gap): drop them and the
+        # decoder's partial frame, and listen from the next frame start (a reading is
+        # stamped when it is heard). Back to back, the frame in progress is kept: the
+        # decoder already holds its beginning.
+        last = self._last_read_end
+        if last is None or port.ticks_diff(t0, last) > STALE_MS:
+            k = 0
+            while self.uart.any() and k < 64:
+                self.uart.readinto(self.buf)
+                k += 1
+            if k:
+                self.decoder.reset()
         got = None
         try:
+            uart = self.uart
             while port.ticks_diff(port.ticks_ms(), t0) < max_ms:
-                n = self.uart.readinto(self.buf)
+                # only what has arrived: machine.UART.readinto(buf) would wait until buf
+                # is full, up to 1 s after the frame's end at 1200 bd; with nothing there,
+                # wait (UART timeout) for a few characters
+                n = uart.any()
+                n = uart.readinto(self.mv[:n if 0 < n < BUF_SIZE else
+                                          (BUF_SIZE if n else 8)])
                 if not n:
                     if getattr(port, "meter_exhausted", None) and port.meter_exhausted():
                         break
@@ -225,6 +239,7 @@ class App:
         finally:
             if line.startswith("dsmr"):
                 port.data_request(False)   # high-Z: the meter stops sending
+            self._last_read_end = port.ticks_ms()
         spent = port.ticks_diff(port.ticks_ms(), t0)
         if got is not None and self.early_stop is None and not got.get("partial"):
             self._set_early_stop(line, got)
@@ -366,7 +381,10 @@ class App:
         if not self.network_configured():
             return False
         port.activity("wifi_join")
-        ok = port.wifi_connect(self.cfg.get("ssid"), self.cfg.get("password") or "", 10000)
+        # the join timeout is the energy manager's worst case for a join (a failing AP
+        # must not cost more than was budgeted)
+        join_ms = getattr(self.em, "p", {}).get("join_ms", 10000)
+        ok = port.wifi_connect(self.cfg.get("ssid"), self.cfg.get("password") or "", join_ms)
         if not ok:
             self.wifi_fails += 1
             self._err("wifi_join")

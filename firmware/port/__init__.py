@@ -30,7 +30,7 @@
 #                           ADC, switches it off)
 #     activity(state)       tells the power model what the chip is doing now: one of
 #                           "active", "listen", "flash", "wifi_join", "tls", "tx",
-#                           "modem_sleep", "ap"; the device ignores it, the simulator
+#                           "modem_sleep", "ap", "sleep", "deep_sleep"; the device ignores it, the simulator
 #                           integrates energy per state
 #     reset_cause()         one of the RESET_* constants below
 #     rtc_read()            bytes kept across deep sleep (b"" after power loss)
@@ -73,7 +73,8 @@ RESET_OTHER = 5
 RTC_SIZE_ESP8266 = 492
 RTC_SIZE_ESP32 = 2048
 
-ACTIVITIES = ("active", "listen", "flash", "wifi_join", "tls", "tx", "modem_sleep", "ap")
+ACTIVITIES = ("active", "listen", "flash", "wifi_join", "tls", "tx", "modem_sleep", "ap", "sleep",
+              "deep_sleep")
 
 
 class DeepSleep(Exception):

@@ -64,6 +64,7 @@ class EnergyManager:
     READ_MIN = 2500
     READ_TARGET = 4500   # aim below the 5 s resolution goal (jitter, upload gaps)
     READ_MAX = 300000
+    UP_MIN = 20000        # most frequent upload windows (draining a backlog)
     UP_RELAX = 90000      # uploads stretch to this (mean latency ~ half + upload)
     UP_AWAKE = 300000     # awake while the input pays idling + uploads this often
     UP_MAX = 3600000
@@ -205,7 +206,7 @@ class EnergyManager:
         self.last_v = v
 
     # -- planning ----------------------------------------------------------------
-    def _plan(self, v):
+    def _plan(self, v, backlog=0):
         # budget (mW): incoming power, plus stored energy above the level that pays for
         # a worst-case upload spent over soc_tau (or minus the shortfall, rebuilt)
         p = self.p
@@ -234,7 +235,13 @@ class EnergyManager:
         if not self.low:
             avail = budget - ps
             need5 = rd_inc // rt
-            if avail >= need5 + up // ut:
+            if avail >= need5 + up // ut and backlog > 2 * p["batch_records"]:
+                # a backlog (after an outage): the spare energy drains it first, with
+                # more frequent upload windows at the target resolution
+                spare = avail - need5
+                self.t_read = rt
+                self.t_up = _clamp(up // spare, self.UP_MIN, ut)
+            elif avail >= need5 + up // ut:
                 # everything at target, the rest buys finer readings; uploads stay at the
                 # latency target (more frequent ones take listening time: no reading
                 # during an upload, so the resolution would get coarser)
@@ -260,7 +267,7 @@ class EnergyManager:
         now = now_ms
         v = vcap_mv
         self._observe(now, v)
-        self._plan(v)
+        self._plan(v, backlog)
         p = self.p
         e = self.energy(v)
         reserve = self.c["relay_pulse"]

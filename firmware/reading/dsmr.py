@@ -440,7 +440,7 @@ def parse_telegram(buf, start, end, strict=True, errors=None, country=None, keep
                 code, chn, name = ent
             pend = None
             kind = code & 31
-            if keep_fields:
+            if keep_fields is True or (keep_fields and ks in keep_fields):
                 fields[ks] = inner if groups is None else groups
             if kind == _UNK:
                 continue
@@ -712,7 +712,9 @@ class DsmrDecoder:
     # Readings carry "crc": True (valid), False (only in diagnostic mode, or when a
     # GCM-authenticated Smarty plaintext has a wrong inner CRC), None (DSMR 2.2/3).
     # keep_fields=False leaves out the raw "fields" dict (about half of a
-    # reading's RAM; for the ESP8266 when nothing downstream needs raw lines).
+    # reading's RAM; for the ESP8266 when nothing downstream needs raw lines); a
+    # tuple of OBIS codes keeps only those raw lines (the app keeps 0-0:17.0.0, the
+    # threshold its relay policy reads).
     def __init__(self, key=None, aak=None, max_len=DEFAULT_MAX_LEN, check_crc=True, country=None,
                  keep_fields=True):
         self.framer = DsmrFramer(max_len, self._on_frame)

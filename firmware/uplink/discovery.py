@@ -18,80 +18,59 @@ from firmware.uplink.batch import dumps
 
 DISCOVERY_PREFIX = "homeassistant"
 
-# (object id, component, reading key, phase index or None, extra config)
+# (object id, component, reading key, phase index or None, name, device_class,
+#  state_class, unit, diagnostic?, options): tuples of constants, which a frozen build
+#  keeps in flash; dicts would be built in the heap at import (25 of them, ~4 KB on the
+#  ESP8266). The config dict of one entity is made when its message is sent.
 _M = "measurement"
-_DIAG = "diagnostic"
+_TI = "total_increasing"
 ENTITIES = (
-    ("energy_import", "sensor", "energy_import_wh", None,
-     {"name": "Energy imported", "device_class": "energy", "state_class": "total_increasing",
-      "unit_of_measurement": "Wh"}),
-    ("energy_export", "sensor", "energy_export_wh", None,
-     {"name": "Energy exported", "device_class": "energy", "state_class": "total_increasing",
-      "unit_of_measurement": "Wh"}),
-    ("apparent_power", "sensor", "apparent_power_va", None,
-     {"name": "Apparent power", "device_class": "apparent_power", "state_class": _M,
-      "unit_of_measurement": "VA"}),
+    ("energy_import", "sensor", "energy_import_wh", None, "Energy imported", "energy", _TI,
+     "Wh", 0, None),
+    ("energy_export", "sensor", "energy_export_wh", None, "Energy exported", "energy", _TI,
+     "Wh", 0, None),
+    ("apparent_power", "sensor", "apparent_power_va", None, "Apparent power",
+     "apparent_power", _M, "VA", 0, None),
     ("apparent_power_export", "sensor", "apparent_power_export_va", None,
-     {"name": "Apparent power exported", "device_class": "apparent_power", "state_class": _M,
-      "unit_of_measurement": "VA"}),
-    ("active_power", "sensor", "active_power_w", None,
-     {"name": "Active power", "device_class": "power", "state_class": _M,
-      "unit_of_measurement": "W"}),
-    ("active_power_export", "sensor", "active_power_export_w", None,
-     {"name": "Active power exported", "device_class": "power", "state_class": _M,
-      "unit_of_measurement": "W"}),
-    ("average_demand", "sensor", "average_demand_w", None,
-     {"name": "Quarter-hour average demand", "device_class": "power", "state_class": _M,
-      "unit_of_measurement": "W"}),
-    ("peak_demand", "sensor", "peak_demand_w", None,
-     {"name": "Month peak demand", "device_class": "power", "state_class": _M,
-      "unit_of_measurement": "W"}),
-    ("current_l1", "sensor", "current_a", 0,
-     {"name": "Current L1", "device_class": "current", "state_class": _M,
-      "unit_of_measurement": "A"}),
-    ("current_l2", "sensor", "current_a", 1,
-     {"name": "Current L2", "device_class": "current", "state_class": _M,
-      "unit_of_measurement": "A"}),
-    ("current_l3", "sensor", "current_a", 2,
-     {"name": "Current L3", "device_class": "current", "state_class": _M,
-      "unit_of_measurement": "A"}),
-    ("voltage_l1", "sensor", "voltage_v", 0,
-     {"name": "Voltage L1", "device_class": "voltage", "state_class": _M,
-      "unit_of_measurement": "V"}),
-    ("voltage_l2", "sensor", "voltage_v", 1,
-     {"name": "Voltage L2", "device_class": "voltage", "state_class": _M,
-      "unit_of_measurement": "V"}),
-    ("voltage_l3", "sensor", "voltage_v", 2,
-     {"name": "Voltage L3", "device_class": "voltage", "state_class": _M,
-      "unit_of_measurement": "V"}),
-    ("tariff_period", "sensor", "tariff_period", None, {"name": "Tariff period"}),
-    ("tariff_index", "sensor", "tariff_index", None, {"name": "Tariff index"}),
-    ("tomorrow", "sensor", "tomorrow", None,
-     {"name": "Tempo tomorrow", "device_class": "enum", "options": ["BLEU", "BLAN", "ROUG"]}),
-    ("overload", "binary_sensor", "overload", None,
-     {"name": "Overload", "device_class": "problem"}),
-    ("gas", "sensor", "gas_m3", None,
-     {"name": "Gas", "device_class": "gas", "state_class": "total_increasing",
-      "unit_of_measurement": "m\u00b3"}),
+     "Apparent power exported", "apparent_power", _M, "VA", 0, None),
+    ("active_power", "sensor", "active_power_w", None, "Active power", "power", _M, "W", 0,
+     None),
+    ("active_power_export", "sensor", "active_power_export_w", None, "Active power exported",
+     "power", _M, "W", 0, None),
+    ("average_demand", "sensor", "average_demand_w", None, "Quarter-hour average demand",
+     "power", _M, "W", 0, None),
+    ("peak_demand", "sensor", "peak_demand_w", None, "Month peak demand", "power", _M, "W", 0,
+     None),
+    ("current_l1", "sensor", "current_a", 0, "Current L1", "current", _M, "A", 0, None),
+    ("current_l2", "sensor", "current_a", 1, "Current L2", "current", _M, "A", 0, None),
+    ("current_l3", "sensor", "current_a", 2, "Current L3", "current", _M, "A", 0, None),
+    ("voltage_l1", "sensor", "voltage_v", 0, "Voltage L1", "voltage", _M, "V", 0, None),
+    ("voltage_l2", "sensor", "voltage_v", 1, "Voltage L2", "voltage", _M, "V", 0, None),
+    ("voltage_l3", "sensor", "voltage_v", 2, "Voltage L3", "voltage", _M, "V", 0, None),
+    ("tariff_period", "sensor", "tariff_period", None, "Tariff period", None, None, None, 0,
+     None),
+    ("tariff_index", "sensor", "tariff_index", None, "Tariff index", None, None, None, 0,
+     None),
+    ("tomorrow", "sensor", "tomorrow", None, "Tempo tomorrow", "enum", None, None, 0,
+     ("BLEU", "BLAN", "ROUG")),
+    ("overload", "binary_sensor", "overload", None, "Overload", "problem", None, None, 0,
+     None),
+    ("gas", "sensor", "gas_m3", None, "Gas", "gas", _TI, "m\u00b3", 0, None),
     # diagnostics: always present (the dongle's own state)
-    ("vcap", "sensor", "vcap_mv", None,
-     {"name": "Capacitor voltage", "device_class": "voltage", "state_class": _M,
-      "unit_of_measurement": "mV", "entity_category": _DIAG}),
-    ("backlog", "sensor", "backlog", None,
-     {"name": "Upload backlog", "state_class": _M, "unit_of_measurement": "records",
-      "entity_category": _DIAG}),
-    ("uploaded", "sensor", "up_records", None,
-     {"name": "Records uploaded (last window)", "state_class": _M,
-      "unit_of_measurement": "records", "entity_category": _DIAG}),
-    ("upload_bytes", "sensor", "up_bytes", None,
-     {"name": "Bytes sent (last window)", "device_class": "data_size", "state_class": _M,
-      "unit_of_measurement": "B", "entity_category": _DIAG}),
-    ("upload_errors", "sensor", "up_errors", None,
-     {"name": "Upload errors (last window)", "state_class": _M, "entity_category": _DIAG}),
-    ("dropped", "sensor", "dropped", None,
-     {"name": "Records dropped (flash full)", "state_class": "total_increasing",
-      "entity_category": _DIAG}),
+    ("vcap", "sensor", "vcap_mv", None, "Capacitor voltage", "voltage", _M, "mV", 1, None),
+    ("backlog", "sensor", "backlog", None, "Upload backlog", None, _M, "records", 1, None),
+    ("uploaded", "sensor", "up_records", None, "Records uploaded (last window)", None, _M,
+     "records", 1, None),
+    ("upload_bytes", "sensor", "up_bytes", None, "Bytes sent (last window)", "data_size", _M,
+     "B", 1, None),
+    ("upload_errors", "sensor", "up_errors", None, "Upload errors (last window)", None, _M,
+     None, 1, None),
+    ("dropped", "sensor", "dropped", None, "Records dropped (flash full)", None, _TI, None, 1,
+     None),
 )
+_RELAY = (("relay", "switch", "relay", None, "Relay", None, None, None, 0, None),
+          ("relay_mode", "select", "relay_mode", None, "Relay mode", None, None, None, 0,
+           ("AUTO", "ON", "OFF")))
 DIAG_KEYS = ("vcap_mv", "backlog", "up_records", "up_bytes", "up_errors", "dropped")
 # reading keys the state payload carries (the ones entities point at)
 STATE_KEYS = ("energy_import_wh", "energy_export_wh", "apparent_power_va",
@@ -122,16 +101,14 @@ def _present(reading, key, index):
 
 
 def entities(reading, has_relay=False):
-    """-> list of (object id, component, key, index, extra) the device announces."""
+    """-> list of the ENTITIES rows (object id, component, key, index, ...) the device
+    announces."""
     out = []
     for e in ENTITIES:
-        obj, comp, key, idx, extra = e
-        if key in DIAG_KEYS or _present(reading, key, idx):
+        if e[2] in DIAG_KEYS or _present(reading, e[2], e[3]):
             out.append(e)
     if has_relay:
-        out.append(("relay", "switch", "relay", None, {"name": "Relay"}))
-        out.append(("relay_mode", "select", "relay_mode", None,
-                    {"name": "Relay mode", "options": ["AUTO", "ON", "OFF"]}))
+        out.extend(_RELAY)
     return out
 
 
@@ -147,13 +124,22 @@ def messages(dev, prefix, reading, has_relay=False, model=None):
               "manufacturer": "open Linky/P1 dongle",
               "model": model or (reading.get("protocol") if reading else None) or "meter"}
     state_t = prefix + "/state"
-    for obj, comp, key, idx, extra in entities(reading, has_relay):
+    for obj, comp, key, idx, name, dclass, sclass, unit, diag, options in entities(
+            reading, has_relay):
         cfg = {"unique_id": node + "_" + obj, "object_id": node + "_" + obj,
                "state_topic": state_t, "availability_topic": prefix + "/status",
                "payload_available": "online", "payload_not_available": "offline",
-               "device": device}
-        for k in extra:
-            cfg[k] = extra[k]
+               "device": device, "name": name}
+        if dclass:
+            cfg["device_class"] = dclass
+        if options:
+            cfg["options"] = list(options)
+        if sclass:
+            cfg["state_class"] = sclass
+        if unit:
+            cfg["unit_of_measurement"] = unit
+        if diag:
+            cfg["entity_category"] = "diagnostic"
         if comp == "switch":
             cfg["command_topic"] = prefix + "/relay/set"
             cfg["value_template"] = "{{ value_json.relay }}"

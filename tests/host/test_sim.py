@@ -22,7 +22,7 @@ RUNS = {
     "fw_130": ["--policy", "firmware", "--tls", "--power-mw", "130", "--hours", "6"],
     "fw_90": ["--policy", "firmware", "--tls", "--power-mw", "90", "--hours", "1.5"],
     "fw_60": ["--policy", "firmware", "--tls", "--power-mw", "60", "--hours", "1.5"],
-    "fw_outage": ["--policy", "firmware", "--tls", "--power-mw", "130", "--hours", "5.5",
+    "fw_outage": ["--policy", "firmware", "--tls", "--power-mw", "130", "--hours", "6",
                   "--outage", "1:3"],
 }
 

@@ -1,16 +1,20 @@
-# The application loop in a measured heap (MicroPython unix port): the module that
-# tools/bench/bench_heap.py and tests/host/test_heap.py pack into a ROMFS image with
+# One boot of the application in a measured heap (MicroPython unix port): the module
+# that tools/bench/bench_heap.py and tests/host/test_heap.py pack into a ROMFS image with
 # firmware/ and the host port, so that, as on the device (frozen / ROMFS), no module's
 # bytecode is in the heap and what is measured is the application's own data.
 #
-#   run(capture_path, meter, frames, cfg=None, step_cb=None) -> dict of figures
+#   boot(capture_path, meter, frames, fs_root, period_ms, state, until_readings=None)
+#       -> dict of figures, with "state" to pass to the next boot
 #
+# One process is one boot, as on the device: a deep sleep or reset ends the process
+# (RAM is gone, the next boot imports everything again into a fresh heap); what survives
+# is what survives on the device — RTC memory and the virtual clock (in `state`, carried
+# by the driver), the flash record area and config.json / uplink.json (files in fs_root).
 # The meter capture (in the heap: on the device the meter is outside) and the record
-# area (a FileFlash: a file, nothing in the heap, as the raw SPI flash on the device)
-# are set up first; "base" is what is allocated then, so `peak - base` is the app's.
+# area (a FileFlash: a file, nothing in the heap, like the raw SPI flash of the device)
+# are set up first; "base" is what is allocated then, so figures above it are the app's.
 import gc
 import sys
-import micropython
 
 from firmware.port import DeepSleep, PowerLost, Reset
 
@@ -21,104 +25,102 @@ WIRE = {
 }
 
 
-def _peak():
-    # MicroPython 1.27+: the heap's high-water mark since the last reset
-    return micropython.mem_peak() if hasattr(micropython, "mem_peak") else gc.mem_alloc()
-
-
-def run(capture_path, meter, frames, cfg=None, fs_root="/tmp", flash_path=None,
-        period_ms=None, sectors=16, until_readings=None, max_boots=200):
-    # until_readings: stop after that many readings and report the App's holders
+def boot(capture_path, meter, frames, fs_root, period_ms=None, state=None,
+         until_readings=None, sectors=16):
+    # until_readings: stop once the run (all boots) has recorded that many readings and
+    # report what each of the App's attributes holds ("holders")
     gc.collect()
     marks = [("start", gc.mem_alloc())]
     # firmware modules the device has too (main.py loads the config; port, flash)
     from firmware.port.flash import FileFlash
     from firmware import config
-    import firmware.port.boards
+    import firmware.port.boards  # noqa: F401
     gc.collect()
     marks.append(("port/config modules", gc.mem_alloc()))
-    from tools.hostport import HostPort
+    from tools.hostport import HostPort, Clock
     gc.collect()
     marks.append(("tools.hostport", gc.mem_alloc()))
+    st = state or {}
     with open(capture_path, "rb") as f:
         data = f.read()
     baud, bits, parity, inv = WIRE[meter]
-    c = dict(config.DEFAULTS)
-    if cfg:
-        for k in cfg:
-            c[k] = cfg[k]
-    flash = FileFlash(flash_path or (fs_root + "/heap_flash.bin"), sectors)
+    cfg = config.load(fs_root)
+    cfg.pop(config.ERROR_KEY, None)   # no config.json: the defaults (no network)
+    flash = FileFlash(fs_root + "/records.bin", sectors)
     port = HostPort(capture=data, meter_baud=baud, meter_bits=bits, meter_parity=parity,
                     meter_invert=inv, repeat=frames, period_ms=period_ms, fs_root=fs_root,
-                    flash=flash, quiet=True, wall_start=c.get("replay_wall_start"))
+                    flash=flash, quiet=True, clock=Clock(st.get("us", 0)),
+                    wall_start=cfg.get("replay_wall_start"))
     data = None
+    port.line.t0 = 0                  # the meter has been sending since the first boot
+    port.reset_kind = st.get("reset_kind", port.reset_kind)
+    if st.get("rtc"):
+        port.rtc = bytes(bytearray(int(st["rtc"][i:i + 2], 16)
+                                   for i in range(0, len(st["rtc"]), 2)))
+    if st.get("wall_base") is not None:
+        port._wall_base = st["wall_base"]
+        port._wall_at_us = st["wall_at_us"]
     gc.collect()
     marks.append(("port + capture", gc.mem_alloc()))
+    base = marks[-1][1]
+    total = st.get("recorded", 0)
+    out = {"base": base, "marks": marks, "recorded": 0, "uploaded": 0, "errors": {},
+           "uploads": 0, "uploads_ok": 0, "retained": 0, "steady": [], "end": None}
     from firmware.app import App
+    app = App(port, cfg)
     gc.collect()
-    base = gc.mem_alloc()
-    marks.append(("firmware.app imported", base))
-    out = {"base": base, "marks": marks, "recorded": 0, "uploaded": 0, "boots": 0, "deep_sleeps": 0,
-           "steady": [], "peak_step": 0, "errors": {}, "uploads_ok": 0, "uploads": 0}
-    peak_step = 0
-    boots = 0
-    while boots < max_boots:
-        boots += 1
-        app = App(port, dict(c))
-        if boots == 1:
+    marks.append(("App()", gc.mem_alloc()))
+    retained = 0
+    try:
+        while True:
+            if port.meter_exhausted() and (app.store.count == 0 or
+                                           not app.network_configured()):
+                out["end"] = "done"
+                break
+            if until_readings is not None and \
+                    total + app.stats["readings_recorded"] >= until_readings:
+                out["end"] = "probe"
+                break
+            app.step()
+            app.save_rtc()
             gc.collect()
-            marks.append(("App()", gc.mem_alloc()))
-        try:
-            while True:
-                if port.meter_exhausted() and (app.store.count == 0 or
-                                               not app.network_configured()):
-                    break
-                if until_readings is not None and \
-                        out["recorded"] + app.stats["readings_recorded"] >= until_readings:
-                    # probe run: what each part of the live app holds, mid-run
-                    out["holders"] = holders(app)
-                    raise StopIteration
-                app.step()
-                app.save_rtc()
-                gc.collect()
-                a = gc.mem_alloc()
-                if a - base > peak_step:
-                    peak_step = a - base
-                # the host port's own records of hardware events (not the app's)
-                port.events = []
-                port.pulses = []
-                port.logs = []
-                st = app.stats
-                del st["relay"][:]
-                n_up = len(st["uploads"])
-                if n_up:
-                    for u in st["uploads"]:
-                        out["uploads"] += 1
-                        if u.get("ok"):
-                            out["uploads_ok"] += 1
-                    del st["uploads"][:]
-                r = out["recorded"] + st["readings_recorded"]
-                if r >= 5 * (len(out["steady"]) + 1):
-                    out["steady"].append(a - base)
-            _merge(out, app.stats)
-            out["backlog"] = app.store.count
-            break
-        except DeepSleep:
-            _merge(out, app.stats)
-            out["deep_sleeps"] += 1
-        except (Reset, PowerLost):
-            _merge(out, app.stats)
-        except StopIteration:
-            _merge(out, app.stats)
-            break
-        app = None
-        gc.collect()
-    out["boots"] = boots
-    app = None
-    gc.collect()
-    out["after"] = gc.mem_alloc() - base
-    out["peak_step"] = peak_step
+            a = gc.mem_alloc()
+            if a - base > retained:
+                retained = a - base
+            # the host port's own records of hardware events (not the app's)
+            port.events = []
+            port.pulses = []
+            port.logs = []
+            s = app.stats
+            del s["relay"][:]
+            for u in s["uploads"]:
+                out["uploads"] += 1
+                if u.get("ok"):
+                    out["uploads_ok"] += 1
+            del s["uploads"][:]
+            if s["readings_recorded"] > len(out["steady"]):
+                out["steady"].append(a - base)
+    except DeepSleep:
+        out["end"] = "deep_sleep"
+    except Reset:
+        out["end"] = "reset"
+    except PowerLost:
+        out["end"] = "power_lost"
+    s = app.stats
+    out["recorded"] = s["readings_recorded"]
+    out["uploaded"] = s["readings_uploaded"]
+    out["errors"] = s["errors"]
+    out["backlog"] = app.store.count
+    out["retained"] = retained
     out["modules"] = sorted(k for k in sys.modules)
+    if out["end"] == "probe":
+        out["holders"] = holders(app)
+    app = None
+    rtc = port.rtc or b""
+    out["state"] = {"us": port.clock.us, "reset_kind": port.reset_kind,
+                    "rtc": "".join("%02x" % b for b in rtc),
+                    "wall_base": port._wall_base, "wall_at_us": port._wall_at_us,
+                    "recorded": total + out["recorded"]}
     return out
 
 
@@ -138,10 +140,3 @@ def holders(app):
         a = b
     out.sort(key=lambda x: -x[1])
     return out
-
-
-def _merge(out, stats):
-    out["recorded"] += stats["readings_recorded"]
-    out["uploaded"] += stats["readings_uploaded"]
-    for k, v in stats["errors"].items():
-        out["errors"][k] = out["errors"].get(k, 0) + v
