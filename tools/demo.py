@@ -24,8 +24,12 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORPUS = os.path.join(ROOT, "..", "shared", "corpus")
-CAPTURES = ["tic/hist_tri_base_ticdecodecpp.bin", "tic/hist_tempo_mono_pyteleinfo.txt",
-            "tic/std_mono_base_ticdecodecpp.bin", "dsmr/nl_v5_athom_sagemcom_t210d_1.txt"]
+# (capture, device id, repeat): one dongle per meter, so the collector shows three
+# devices; the historic capture (10 real frames, 23 s) is replayed 12 times (~4.6 min of
+# meter time, ~60 readings at 5 s). P1 telegrams repeat once per second by themselves.
+CAPTURES = [("tic/hist_tempo_mono_pyteleinfo.txt", "a1b2c3", 12),
+            ("tic/std_mono_base_ticdecodecpp.bin", "d4e5f6", 6),
+            ("dsmr/nl_v5_athom_iskra_am550.txt", "0f1e2d", 60)]
 BUDGET_S = 100      # the whole demo stays under two minutes
 
 
@@ -84,10 +88,15 @@ def start_broker(workdir, certfile=None, keyfile=None):
     return None, None, None
 
 
-def replay(capture, cfg_path, report_path, micropython=True, timeout=60):
+def replay(capture, cfg_path, report_path, micropython=True, timeout=60, device_id=None,
+           repeat=None):
     """The one call into the firmware: the lead's replay harness. -> report dict."""
     cmd = [sys.executable, "-m", "tools.replay", capture, "--config", cfg_path,
            "--report", report_path]
+    if device_id:
+        cmd += ["--device-id", device_id]
+    if repeat:
+        cmd += ["--repeat", str(repeat)]
     if micropython:
         cmd.append("--micropython")
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
@@ -159,8 +168,9 @@ def main(argv=None):
         cfg_path = os.path.join(work, "config.json")
         with open(cfg_path, "w") as f:
             json.dump(cfg, f)
-        caps = a.captures or [os.path.join(CORPUS, c) for c in CAPTURES]
-        for cap in caps:
+        caps = ([(c, None, None) for c in a.captures] if a.captures else
+                [(os.path.join(CORPUS, c), d, n) for c, d, n in CAPTURES])
+        for cap, dev, rep_n in caps:
             left = BUDGET_S - (time.time() - t0)
             if left < 10:
                 print("time budget reached, skipping", os.path.basename(cap))
@@ -170,7 +180,8 @@ def main(argv=None):
                                       "CPython" if a.cpython else "MicroPython unix port"))
             with Progress(col):
                 rep = replay(cap, cfg_path, os.path.join(work, "report.json"),
-                             not a.cpython, timeout=min(60, left))
+                             not a.cpython, timeout=min(60, left), device_id=dev,
+                             repeat=rep_n)
                 time.sleep(0.5)     # let the MQTT subscriber drain
             got = col.count() - before
             if "error" in rep:
@@ -184,8 +195,13 @@ def main(argv=None):
                         c.get("sink"), "ok    " if c.get("ok") else "FAILED", c.get("records") or 0,
                         c.get("bytes") or 0, "" if c.get("ok") else " (%s)" % c.get("error")))
             summary.append((os.path.basename(cap), rep, got))
+        # one plot per dongle: each meter has its own clock (the standard TIC and DSMR
+        # captures carry their recording dates), so they do not share a time axis
         png = os.path.join(a.out, "load_curve.png")
-        col.plot_png(png)
+        devs = [d for _, d, _ in CAPTURES] if not a.captures else [None]
+        col.plot_png(png, devs[0])
+        for d in devs[1:]:
+            col.plot_png(os.path.join(a.out, "load_curve_%s.png" % d), d)
         with open(os.path.join(a.out, "load_curve.html"), "w") as f:
             f.write(col.plot_html())
         with open(os.path.join(a.out, "readings.csv"), "w") as f:

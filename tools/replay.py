@@ -61,7 +61,7 @@ P1_REPEAT = 20
 
 
 def run(capture_path, cfg, meter=None, repeat=None, fs_root=None, quiet=True, max_boots=1000,
-        on_reading=None, flash=None, period_ms=None):
+        on_reading=None, flash=None, period_ms=None, device_id="0a1b2c"):
     from tools.hostport import HostPort, read_file
     from firmware.app import App
     data = read_file(capture_path)
@@ -79,7 +79,7 @@ def run(capture_path, cfg, meter=None, repeat=None, fs_root=None, quiet=True, ma
             pass
     port = HostPort(capture=data, meter_baud=baud, meter_bits=bits, meter_parity=parity,
                     meter_invert=inv, repeat=repeat, period_ms=period_ms,
-                    fs_root=fs_root, quiet=quiet, flash=flash,
+                    fs_root=fs_root, quiet=quiet, flash=flash, device_id=device_id,
                     wall_start=cfg.get("replay_wall_start"))
     readings = []
     totals = {"frames_seen": 0, "readings_recorded": 0, "readings_uploaded": 0, "errors": {},
@@ -174,11 +174,12 @@ def main(argv):
     ap.add_argument("--repeat", type=int, default=None,
                     help="send the capture N times (P1 default: %d, one per second)" % P1_REPEAT)
     ap.add_argument("--micropython", action="store_true")
+    ap.add_argument("--device-id", default="0a1b2c", help="6 hex digits (host port's chip id)")
     ap.add_argument("--verbose", action="store_true")
     a = ap.parse_args(argv)
     cfg = load_config(a.config)
     report, readings = run(a.capture, cfg, meter=a.meter, repeat=a.repeat,
-                           quiet=not a.verbose)
+                           quiet=not a.verbose, device_id=a.device_id)
     report["python"] = sys.implementation.name
     if a.readings:
         with open(a.readings, "w") as f:
