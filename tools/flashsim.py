@@ -14,23 +14,12 @@
 #   f.arm_cut(after_ops=3, tear=True)   # ops 1-3 complete, the 4th is cut (torn)
 #   f.writes, f.erases, f.ops, f.bytes_written, f.sector_erases[s], f.set_bits
 from firmware.port import PowerLost
+from tools.rng import Xorshift32
 
 
-class _Rng:
-    # xorshift32: the same tears on both Pythons for the same seed
-    def __init__(self, seed):
-        self.s = (seed * 2654435761 + 1) & 0xFFFFFFFF or 1
-
-    def next(self):
-        x = self.s
-        x ^= (x << 13) & 0xFFFFFFFF
-        x ^= x >> 17
-        x ^= (x << 5) & 0xFFFFFFFF
-        self.s = x & 0xFFFFFFFF
-        return self.s
-
-    def below(self, n):
-        return self.next() % n if n > 0 else 0
+def _Rng(seed):
+    # the same tears on both Pythons for the same seed
+    return Xorshift32(seed * 2654435761 + 1)
 
 
 class FaultFlash:

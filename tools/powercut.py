@@ -25,22 +25,11 @@ from firmware.port import PowerLost
 from firmware.store import record
 from firmware.store.log import Store
 from tools.flashsim import FaultFlash
+from tools.rng import Xorshift32
 
 
-class Rng:
-    def __init__(self, seed):
-        self.s = (seed * 747796405 + 2891336453) & 0xFFFFFFFF or 1
-
-    def next(self):
-        x = self.s
-        x ^= (x << 13) & 0xFFFFFFFF
-        x ^= x >> 17
-        x ^= (x << 5) & 0xFFFFFFFF
-        self.s = x & 0xFFFFFFFF
-        return self.s
-
-    def below(self, n):
-        return self.next() % n
+def Rng(seed):
+    return Xorshift32(seed * 747796405 + 2891336453)
 
 
 def make_script(appends, seed, ack_every=8):

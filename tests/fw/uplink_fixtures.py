@@ -8,30 +8,7 @@ except ImportError:  # run from the driver with a different sys.path
     from util import corpus  # noqa
 
 
-class RamFlash:
-    # NOR flash in RAM: erase sets 0xFF, write only clears bits (like the chip)
-    SECTOR_SIZE = 4096
-
-    def __init__(self, sectors=16, sector_size=4096):
-        self.SECTOR_SIZE = sector_size
-        self.sectors = sectors
-        self.mem = bytearray(b"\xff" * (sectors * sector_size))
-
-    def read(self, addr, n):
-        return bytes(self.mem[addr:addr + n])
-
-    def readinto(self, addr, buf):
-        n = len(buf)
-        buf[:n] = self.mem[addr:addr + n]
-
-    def write(self, addr, data):
-        for i in range(len(data)):
-            self.mem[addr + i] &= data[i]
-
-    def erase(self, sector):
-        a = sector * self.SECTOR_SIZE
-        for i in range(a, a + self.SECTOR_SIZE):
-            self.mem[i] = 0xFF
+from firmware.port.flash import RamFlash  # noqa: F401 (re-exported for the tests)
 
 
 class FakePort:

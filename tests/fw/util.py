@@ -54,25 +54,12 @@ def chunks(data, n):
         yield data[i:i + n]
 
 
-class Rng:
-    # Small deterministic xorshift PRNG: the same sequence on both Pythons, so
-    # property tests explore the same cases everywhere.
-    def __init__(self, seed=1):
-        self.s = (seed or 1) & 0xFFFFFFFF
-
-    def next(self):
-        x = self.s
-        x ^= (x << 13) & 0xFFFFFFFF
-        x ^= x >> 17
-        x ^= (x << 5) & 0xFFFFFFFF
-        self.s = x & 0xFFFFFFFF
-        return self.s
-
-    def below(self, n):
-        return self.next() % n
-
-    def bytes(self, n):
-        return bytes(self.next() & 0xFF for _ in range(n))
+def Rng(seed=1):
+    # deterministic PRNG: the same sequence on both Pythons, so property tests explore
+    # the same cases everywhere (imported only when used: the small-heap tests count
+    # every module)
+    from tools.rng import Xorshift32
+    return Xorshift32(seed)
 
 
 def is_micropython():

@@ -16,12 +16,7 @@ for _p in (ROOT, os.path.join(ROOT, ".mplib"), os.path.join(ROOT, "tools", "comp
         sys.path.append(_p)
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+from tools.demo import free_port  # noqa: E402,F401 (one helper for tests and the demo)
 
 
 def wait_port(port, up=True, timeout=10):
