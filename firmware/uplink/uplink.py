@@ -280,10 +280,19 @@ class Uplink:
         res["ok"] = bool(active) and not failed
         return res
 
+    def _new_tls(self, sink):
+        # every HTTPS / Influx request opens its own TLS connection (Connection: close):
+        # each one costs a handshake the energy manager must be able to pay for
+        if sink == "mqtt":
+            return False
+        url = self.cfg.get("https_url" if sink == "https" else "influx_url") or ""
+        return url.startswith("https:")
+
     def _deliver(self, sink, todo, store, can, more=False):
         first = True
+        tls = self._new_tls(sink)
         while todo:
-            if not first and not can("batch"):
+            if (tls and not can("tls")) or (not first and not can("batch")):
                 self._res["deferred"] = True
                 return True
             if sink == "influx":
