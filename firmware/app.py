@@ -363,6 +363,9 @@ class App:
             self._uplink = Uplink(self.cfg, self.port, self.port.device_id(),
                                   state=self._uplink_rtc)
             self._uplink.on_command = self.command
+            # the energy manager backs off after failed windows already; a second,
+            # window-count back-off in the uplink would delay the drain after an outage
+            self._uplink.backoff = False
             self._uplink.status = self._uplink_status
         return self._uplink
 

@@ -67,6 +67,9 @@ class Uplink:
         self.dev = device_id
         self.prefix = cfg.get("mqtt_prefix") or ("linky/" + device_id)
         self.on_command = None
+        # skip a failing sink for 2, 4 ... 16 windows; off when the caller already spaces
+        # its windows after failures (the app's energy manager does)
+        self.backoff = True
         self.status = None          # optional callable -> {"relay": .., "relay_mode": ..}
         self.decode = None          # record decoder, default firmware.store.record.decode
         self.config_error = None
@@ -199,7 +202,7 @@ class Uplink:
     # -- backoff -----------------------------------------------------------------------
     def _due(self, sink):
         f = self.fails.get(sink, 0)
-        if not f:
+        if not f or not self.backoff:
             return True
         period = 1 << min(f, MAX_BACKOFF_EXP)
         return self.window % period == 0
