@@ -148,12 +148,25 @@ class SimPort(HostPort):
         self.trace.sample(t1 / 1e6, self.v_oc())
 
     def _cut(self):
+        was = self.state
         self.on = False
         self.cuts += 1
         self.dead = True
         self.state = "off"
         self.trace.sample(self.clock.us / 1e6, self.v_oc(), force=True)
         self.trace.mark(self.clock.us / 1e6, "cut")
+        fl = self._flash
+        if was == "flash" and fl is not None and hasattr(fl, "arm_cut"):
+            # the power dies during the flash write the store is about to make: that
+            # write is torn (only a prefix programmed, as NOR flash does) and raises
+            # PowerLost from inside the store (tools/flashsim.py)
+            try:
+                HostPort.power_lost(self)
+            except PowerLost:
+                pass
+            self.torn_writes = getattr(self, "torn_writes", 0) + 1
+            fl.arm_cut(0, tear=True)
+            return
         HostPort.power_lost(self)   # clears RTC / RAM state, raises PowerLost
 
     def _alive(self):
