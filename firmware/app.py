@@ -395,6 +395,17 @@ class App:
                                           "bytes": 0, "error": "wifi_join"})
             return False
         self.wifi_fails = 0
+        # free the meter decoder's buffers for the upload window (the heaviest moment on
+        # the ESP8266's heap); it is rebuilt, with its early-stop labels, at the next read
+        if self.decoder is not None:
+            self._rtc_early_stop = self.early_stop or None
+            self.decoder = None
+            self.decoder_line = None
+            try:
+                import gc
+                gc.collect()
+            except ImportError:
+                pass
         try:
             if port.wall_time() is None:
                 port.ntp_sync(self.cfg.get("ntp_host") or "pool.ntp.org")

@@ -7,24 +7,33 @@ from flash and costs no heap. The MicroPython unix port does the same with a ROM
 mounted by vfs.VfsRom, except that the image itself is read into the heap (there is no
 memory-mapped flash): a run under `micropython -X heapsize=N` therefore holds
     interpreter + image bytes + meter capture + host port + the application.
-This driver builds one image with firmware/, the host port (tools/hostport.py — the
+This driver builds one image with firmware/ (cross-compiled with mpy-cross -march=x64:
+the frame decoders have viper/native functions), the host port (tools/hostport.py — the
 device has firmware/port/device.py instead, also frozen), the micropython-lib MQTT client
-(.mplib/umqtt/simple.py, frozen on the device too) and tools/bench/heap_app.py (the
-loop), then for each scenario:
-  - runs the real App (firmware/app.py) on HostPort with the record store on a FileFlash
-    (the record area is a file: nothing of it in the heap, as the raw SPI flash on the
-    device), the relay policy/driver and the energy manager, for many meter frames, in a
-    roomy heap, printing gc.mem_alloc() figures above the base (what is allocated once
-    the port and the capture are set up): peak after a step, steady (after a collection,
-    every 10 readings) and micropython.mem_peak();
-  - bisects the smallest heapsize N in which the same run completes with every reading
-    recorded (no MemoryError), and reports N - image size as the application's heap need
-    on the 64-bit unix port (it still includes the capture and the host port, both
-    printed, and the interpreter's own few KB).
-The ESP8266 is 32-bit: a pointer, a small int slot and an object header are half the
-size, so most of the application's objects (dicts, lists, instances, closures) take
-about half; bytes/bytearray payloads and strings do not shrink. Half the 64-bit need is
-thus a lower bound for the device, the 64-bit figure an upper bound.
+(.mplib/umqtt/simple.py, frozen on the device too) and tools/bench/heap_app.py (one boot
+of the loop). Host-only modules are IN the image (so none is compiled into the heap) and
+their share is subtracted from the figures (measured at start-up, printed).
+
+Each scenario is a run of the real App (firmware/app.py) on HostPort — meter capture
+sent at the wire rate of the virtual clock, the app searching the line by itself, the
+record store on a FileFlash (a file: nothing of it in the heap, like the raw SPI flash),
+the relay policy/driver, the energy manager — ONE PROCESS PER BOOT: a deep sleep ends
+the process like it restarts the chip, and the next boot starts from a fresh heap with
+what the device keeps (RTC memory and clock carried by this driver; records, config.json,
+uplink.json in the boot's file system). Printed per scenario:
+  - gc.mem_alloc() above the boot's base (port + capture set up) after every step
+    (after a collection): the most any boot held, and its range per reading;
+  - what each attribute of the live App holds mid-run (a probe run);
+  - the qstrs the heaviest boot interned (a frozen build has them in flash);
+  - the smallest heapsize N (bisected, 512 B steps) in which every boot completes and
+    the run records as many readings as in a roomy heap; N - image is the app's heap
+    need on the 64-bit unix port, and N - image - host-only - qstrs the firmware's.
+The ESP8266 is 32-bit: a pointer, a small-int slot and an object header are half the
+size, so most of the application's objects (dicts, lists, instances, functions) take
+about half; bytes/bytearray/str payloads do not shrink. The firmware figure / 2 is a
+lower bound for the device, the figure itself a (very) safe upper bound; ROMFS also
+puts per-function raw-code structures and .mpy constant objects in RAM that a frozen
+build keeps in flash, so the device needs less than the ROMFS measurement suggests.
 """
 import argparse
 import ast
@@ -65,12 +74,14 @@ SCENARIOS = {
 
 
 def build_image(dest_dir):
-    # -> path of the ROMFS image (mpremote compiles every .py to .mpy)
+    # -> path of the ROMFS image (every .py cross-compiled to .mpy, then packed)
     src = os.path.join(dest_dir, "src")
     shutil.rmtree(src, ignore_errors=True)
     shutil.copytree(os.path.join(ROOT, "firmware"), os.path.join(src, "firmware"),
                     ignore=shutil.ignore_patterns("__pycache__", "manifest.py", "*.json"))
     for rel, inside in HOST_FILES:
+        if rel.startswith(".mplib") and not os.path.exists(os.path.join(ROOT, rel)):
+            continue   # micropython-lib not installed (tools/mpylib.py): no MQTT scenario
         t = os.path.join(src, inside)
         os.makedirs(os.path.dirname(t), exist_ok=True)
         shutil.copy(os.path.join(ROOT, rel), t)

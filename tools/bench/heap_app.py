@@ -115,10 +115,13 @@ def boot(capture_path, meter, frames, fs_root, period_ms=None, state=None,
     out["modules"] = sorted(k for k in sys.modules)
     if out["end"] == "probe":
         out["holders"] = holders(app)
-    app = None
-    rtc = port.rtc or b""
+    app = s = None
+    gc.collect()
+    # the boot is over (the device would be asleep): the loop's own bookkeeping below
+    # must not be what runs out of heap
+    from binascii import hexlify
     out["state"] = {"us": port.clock.us, "reset_kind": port.reset_kind,
-                    "rtc": "".join("%02x" % b for b in rtc),
+                    "rtc": hexlify(port.rtc or b"").decode(),
                     "wall_base": port._wall_base, "wall_at_us": port._wall_at_us,
                     "recorded": total + out["recorded"]}
     return out
