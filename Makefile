@@ -4,7 +4,8 @@
 #   make bench   every benchmark, printing measured figures
 #   make mpy     cross-compile firmware/ with mpy-cross, print sizes
 #   make hardware  ERC/DRC/netlist checks and fab outputs for every board
-#   make flash PORT=/dev/ttyUSB0 CHIP=esp8266|esp32c3|esp32c6  flash MicroPython + deploy
+#   make flash PORT=/dev/ttyUSB0 CHIP=esp8266|esp32c3|esp32c6 FIRMWARE=micropython.bin
+#                flash stock MicroPython + deploy the firmware (make deploy: firmware only)
 PY ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
@@ -49,7 +50,7 @@ hardware: system
 	python3 hardware/check.py
 
 flash: setup
-	$(VPY) -m tools.flash --port $(PORT) --chip $(CHIP)
+	$(VPY) -m tools.flash --port $(PORT) --chip $(CHIP) $(if $(FIRMWARE),--firmware $(FIRMWARE))
 
 deploy: setup
 	$(VPY) -m tools.flash --port $(PORT) --chip $(CHIP) --deploy-only
