@@ -150,3 +150,17 @@ def test_a_cut_during_a_flash_write_tears_it_and_the_store_recovers(tmp_path):
     reopened = Store(flash)
     got = [record.decode(d)["energy_import_wh"] for _, d in reopened.peek(10)]
     assert got == [1000, 1001, 1002, 1003, 1004]
+
+
+def test_relay_pulses_on_meter_power_without_brownout():
+    # issue 9 in the simulator: a threshold inside the capture's load makes the firmware
+    # shed and restore the relay; the coil pulses are paid from the capacitor with no
+    # brown-out and no reading lost
+    r = subprocess.run([sys.executable, "-m", "tools.sim", "--json", "--hours", "0.4",
+                        "--relay-threshold", "2835"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rep = json.loads(r.stdout)
+    assert rep["relay_pulses"] >= 2
+    assert rep["brownouts"] == 0 and rep["readings_lost"] == 0
+    assert rep["vcap_min_v"] > 4.25
