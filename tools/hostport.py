@@ -291,6 +291,7 @@ class FakeUart:
 
 class HostPort:
     chip = "host"
+    uart_class = FakeUart   # the receiver model (the simulator reads whole buffers)
 
     def __init__(self, capture=None, meter_baud=1200, meter_bits=7, meter_parity=0,
                  meter_invert=False, loop=False, repeat=1, period_ms=None, fs_root=None, flash=None, board="d1mini",
@@ -382,8 +383,8 @@ class HostPort:
     def uart_open(self, baud, bits=7, parity=0, stop=1, rxbuf=1024, invert=False, timeout=50):
         inv = bool(invert) != bool(self.meter_invert)
         if self.uart is None:
-            self.uart = FakeUart(self.line, self.clock, baud, bits, parity, stop, rxbuf, inv,
-                                 timeout)
+            self.uart = self.uart_class(self.line, self.clock, baud, bits, parity, stop,
+                                        rxbuf, inv, timeout)
         else:
             self.uart.rxbuf = rxbuf
             self.uart.timeout = timeout

@@ -114,15 +114,15 @@ def run(capture_path, cfg, meter=None, repeat=None, fs_root=None, quiet=True, ma
     while boots < max_boots:
         boots += 1
         app = App(port, dict(cfg))
-        if on_reading is not None or True:
-            orig = app.record
+        # every reading the app records goes into the report's readings list
+        orig = app.record
 
-            def record(r, orig=orig):
-                readings.append(r)
-                if on_reading:
-                    on_reading(r)
-                orig(r)
-            app.record = record
+        def record(r, orig=orig):
+            readings.append(r)
+            if on_reading:
+                on_reading(r)
+            orig(r)
+        app.record = record
         try:
             app.run(until=done)
             merge(app.stats)

@@ -74,6 +74,8 @@ class Trace:
 
 
 class SimPort(HostPort):
+    uart_class = SimUart
+
     def __init__(self, capture, power_mw=130, seed=1, state_map=None, power_profile=None,
                  v0=0.0, trace=None, fs_root=None, flash=None, baud=SP.CAPTURE_BAUD, **kw):
         HostPort.__init__(self, capture=capture, meter_baud=baud, loop=True, fs_root=fs_root,
@@ -266,15 +268,7 @@ class SimPort(HostPort):
 
     def uart_open(self, baud, bits=7, parity=0, stop=1, rxbuf=1024, invert=False, timeout=50):
         self._alive()
-        inv = bool(invert) != bool(self.meter_invert)
-        if self.uart is None:
-            self.uart = SimUart(self.line, self.clock, baud, bits, parity, stop, rxbuf, inv,
-                                timeout)
-        else:
-            self.uart.rxbuf = rxbuf
-            self.uart.timeout = timeout
-            self.uart.configure(baud, bits, parity, stop, inv)
-        return self.uart
+        return HostPort.uart_open(self, baud, bits, parity, stop, rxbuf, invert, timeout)
 
     def pulse(self, name, ms):
         self._alive()

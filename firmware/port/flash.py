@@ -13,7 +13,25 @@
 SECTOR = 4096
 
 
-class RamFlash:
+class _Area:
+    # what every adapter shares: the bounds checks and read() on top of readinto()
+    SECTOR_SIZE = SECTOR
+
+    def _span(self, addr, n):
+        if addr < 0 or addr + n > self.sectors * self.SECTOR_SIZE:
+            raise ValueError("flash access out of range")
+
+    def _sector(self, sector):
+        if sector < 0 or sector >= self.sectors:
+            raise ValueError("no such sector")
+
+    def read(self, addr, n):
+        b = bytearray(n)
+        self.readinto(addr, b)
+        return bytes(b)
+
+
+class RamFlash(_Area):
     def __init__(self, sectors=16, sector_size=SECTOR):
         self.SECTOR_SIZE = sector_size
         self.sectors = sectors
@@ -24,14 +42,12 @@ class RamFlash:
 
     def readinto(self, addr, buf):
         n = len(buf)
-        if addr < 0 or addr + n > len(self.mem):
-            raise ValueError("flash access out of range")
+        self._span(addr, n)
         buf[0:n] = self.mem[addr:addr + n]
 
     def write(self, addr, data):
         mem = self.mem
-        if addr < 0 or addr + len(data) > len(mem):
-            raise ValueError("flash access out of range")
+        self._span(addr, len(data))
         for i in range(len(data)):
             mem[addr + i] &= data[i]   # NOR: programming only clears bits
 
@@ -42,7 +58,7 @@ class RamFlash:
             self.mem[i] = 0xFF
 
 
-class Esp8266Flash:
+class Esp8266Flash(_Area):
     # The ESP8266 SDK reads and writes whole 32-bit words at word-aligned addresses
     # (spi_flash_write: "4-byte aligned"): unaligned ends are padded with 0xFF, which
     # programs nothing on NOR.
@@ -56,8 +72,7 @@ class Esp8266Flash:
 
     def readinto(self, addr, buf):
         n = len(buf)
-        if addr < 0 or addr + n > self.sectors * SECTOR:
-            raise ValueError("flash access out of range")
+        self._span(addr, n)
         a = self.start + addr
         done = 0
         sb = self._buf
@@ -69,15 +84,9 @@ class Esp8266Flash:
             buf[done:done + k] = sb[skip:skip + k]
             done += k
 
-    def read(self, addr, n):
-        b = bytearray(n)
-        self.readinto(addr, b)
-        return bytes(b)
-
     def write(self, addr, data):
         n = len(data)
-        if addr < 0 or addr + n > self.sectors * SECTOR:
-            raise ValueError("flash access out of range")
+        self._span(addr, n)
         a = self.start + addr
         a0 = a & ~3
         end = (a + n + 3) & ~3
@@ -86,12 +95,11 @@ class Esp8266Flash:
         self.esp.flash_write(a0, b)
 
     def erase(self, sector):
-        if sector < 0 or sector >= self.sectors:
-            raise ValueError("no such sector")
+        self._sector(sector)
         self.esp.flash_erase(self.start // SECTOR + sector)
 
 
-class PartitionFlash:
+class PartitionFlash(_Area):
     # esp32.Partition with the extended block interface: writeblocks(block, buf, offset)
     # programs without erasing, ioctl(6, block) erases one block.
     def __init__(self, part, first=0, sectors=None):
@@ -107,8 +115,7 @@ class PartitionFlash:
 
     def readinto(self, addr, buf):
         n = len(buf)
-        if addr < 0 or addr + n > self.sectors * SECTOR:
-            raise ValueError("flash access out of range")
+        self._span(addr, n)
         b, off = self._blk(addr)
         if off + n <= SECTOR:
             self.p.readblocks(b, buf, off)
@@ -118,15 +125,9 @@ class PartitionFlash:
         self.p.readblocks(b, mv[0:k], off)
         self.readinto(addr + k, mv[k:])
 
-    def read(self, addr, n):
-        b = bytearray(n)
-        self.readinto(addr, b)
-        return bytes(b)
-
     def write(self, addr, data):
         n = len(data)
-        if addr < 0 or addr + n > self.sectors * SECTOR:
-            raise ValueError("flash access out of range")
+        self._span(addr, n)
         b, off = self._blk(addr)
         if off + n <= SECTOR:
             self.p.writeblocks(b, data, off)
@@ -137,12 +138,11 @@ class PartitionFlash:
         self.write(addr + k, mv[k:])
 
     def erase(self, sector):
-        if sector < 0 or sector >= self.sectors:
-            raise ValueError("no such sector")
+        self._sector(sector)
         self.p.ioctl(6, self.first + sector)
 
 
-class FileFlash:
+class FileFlash(_Area):
     # The record area as one file. Writes keep NOR semantics (old & new) so the store
     # behaves the same; each write is flushed, which on littlefs commits it atomically.
     def __init__(self, path, sectors=16, sector_size=SECTOR):
@@ -169,17 +169,11 @@ class FileFlash:
 
     def readinto(self, addr, buf):
         n = len(buf)
-        if addr < 0 or addr + n > self.sectors * self.SECTOR_SIZE:
-            raise ValueError("flash access out of range")
+        self._span(addr, n)
         self.f.seek(addr)
         got = self.f.readinto(buf)
         if got != n:
             raise OSError(5)
-
-    def read(self, addr, n):
-        b = bytearray(n)
-        self.readinto(addr, b)
-        return bytes(b)
 
     def write(self, addr, data):
         n = len(data)
@@ -192,8 +186,7 @@ class FileFlash:
         self.f.flush()
 
     def erase(self, sector):
-        if sector < 0 or sector >= self.sectors:
-            raise ValueError("no such sector")
+        self._sector(sector)
         ss = self.SECTOR_SIZE
         self.f.seek(sector * ss)
         chunk = b"\xff" * 256

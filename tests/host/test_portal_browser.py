@@ -11,6 +11,7 @@ import urllib.request
 
 import pytest
 
+from tests.fw.portal_util import CA_PEM
 from tests.host.portal_proc import PortalProc, ROOT
 
 selenium = pytest.importorskip("selenium")
@@ -28,18 +29,7 @@ ARTIFACT = os.path.join(ROOT, "tests", "artifacts", "portal_phone.png")
 pytestmark = pytest.mark.skipif(not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)),
                                 reason="system Chromium/chromedriver not installed")
 
-PEM = """-----BEGIN CERTIFICATE-----
-MIIBhzCCAS2gAwIBAgIUC//NwqBy4ceWoddzNkIB4jdb7AAwCgYIKoZIzj0EAwIw
-GDEWMBQGA1UEAwwNbGlua3ktdGVzdC1jYTAgFw0yNjExMjMwOTAyMTRaGA8yMTI2
-MTAzMDA5MDIxNFowGDEWMBQGA1UEAwwNbGlua3ktdGVzdC1jYTBZMBMGByqGSM49
-AgEGCCqGSM49AwEHA0IABLp6izy3MjVLZNQyc+sY/8N0AWABZ1WGUZkQjr841lJz
-UYiDtDJMgJrF7nFJfyXTYiIlXB9wVs2h5ipy+dceyJqjUzBRMB0GA1UdDgQWBBSp
-efRP/96nKLvHszj/b84MuA1iXjAfBgNVHSMEGDAWgBSpefRP/96nKLvHszj/b84M
-uA1iXjAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0gAMEUCIQC6+3WObOvo
-ySR8gxkA0Jim4mD0kLIdZtKnSIk6rD+udwIgE35r47IIWS+d0/DWJB9sSCkQUvUP
-xtPXTYVJXYF0QBU=
------END CERTIFICATE-----
-"""
+PEM = CA_PEM   # the same test CA as the firmware portal tests
 
 
 @pytest.fixture(scope="module")
