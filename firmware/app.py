@@ -64,7 +64,8 @@ class App:
         self.store = store
         if energy is None:
             from firmware.power.energy import EnergyManager
-            energy = EnergyManager()
+            from firmware.power.costs import params_for
+            energy = EnergyManager(params_for(cfg))
         self.em = energy
         self.policy = RelayPolicy(cfg)
         self.relay = RelayDriver(port, cfg.get("relay_pulse_ms", 30))

@@ -19,6 +19,9 @@ SECRETS = ("password", "mqtt_password", "hmac_key", "meter_key", "influx_token")
 ENUMS = {
     "meter_protocol": ("auto", "tic", "tic-historic", "tic-standard", "dsmr"),
     "relay_mode": ("auto", "on", "off"),
+    # which power supply the energy plan assumes (firmware/power/costs.POWER_BOARDS):
+    # ours (hardware/power) or the reference design's
+    "power_board": ("ltr", "reference"),
 }
 
 DEFAULTS = {
@@ -43,6 +46,7 @@ DEFAULTS = {
     "relay_threshold_va": None,  # None: from the subscription (relay policy)
     "relay_mode": "auto",
     "reading_interval_s": 5,
+    "power_board": "ltr",
 }
 
 PEM_MAX = 4096   # one CA (ISRG Root X1 is 1939 bytes) or a two-certificate chain

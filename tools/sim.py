@@ -9,12 +9,13 @@
 # (acknowledged by the collector).
 #
 #   python -m tools.sim [--policy paper|firmware] [--tls|--no-tls] [--power-mw P]
+#                       [--power-profile hours_mw.csv]
 #                       [--hours H] [--seed N] [--outage START:END] [--json] [--plot OUT.png]
 #                       [--capture corpus/rel/path]
 #
-# --policy paper: the reference design (Couraud et al., Linky TIC Reader): every power
-#   cycle it reads one frame, stores it, joins Wi-Fi, sends one request, then waits with
-#   the radio on until the supervisor cuts (tools/simparams.PAPER_STATE_MAP).
+# --policy paper: the reference design (Couraud et al., Linky TIC Reader) as its published
+#   firmware behaves: each wake it reads one value and, when the capacitor is high
+#   enough, sends it in one HTTPS request, then deep-sleeps 20 s (PaperPolicy below).
 # --outage START:END: hours from the start during which the collector drops every
 #   connection (the device joins Wi-Fi, the upload fails).
 import json
@@ -30,29 +31,42 @@ from tools import simparams as SP
 
 # -- the reference design's behaviour ----------------------------------------------------
 class PaperPolicy:
-    # What the reference firmware does after the supervisor connects it: one frame, one
-    # store, one upload (one request), then it stays on until the capacitor is cut. Same
-    # interface as firmware.power.energy.EnergyManager so the same app loop runs it.
+    # The reference design's published ESP8266 firmware (bcouraud/Linky-TIC-Reader,
+    # Code_ESP/2025_06_19_ChargeAngels_Linky_Wemos_1200b, setup(); the paper's ref. [11]),
+    # one wake at a time: after power-on or the deep-sleep timer it reads V1 on A0; above
+    # the read threshold it reads the TIC until it has one value (5 s timeout); if V1 was
+    # above the send threshold and a value was read it joins Wi-Fi, waits for NTP, opens
+    # one TLS connection and POSTs (setup_wifi(): one request, no answer awaited); then
+    # it commits its EEPROM and deep-sleeps 20 s. Thresholds and durations:
+    # tools/simparams.py (REF_*). Same interface as firmware.power.energy.EnergyManager,
+    # so the same app loop runs it; it is created anew at every wake, like setup().
     def __init__(self, params=None):
         self.stage = 0
+        self.v_wake = None
         self.requests = 0
 
     def next_action(self, now_ms, vcap_mv, backlog):
         if self.stage == 0:
-            return "read", 6000
+            # BatteryVoltage = analogRead(A0) before anything else
+            self.v_wake = vcap_mv
+            if vcap_mv < SP.REF_V_READ * 1000:
+                self.stage = 2
+                return "deep_sleep", SP.REF_SLEEP_MS
+            return "read", SP.REF_READ_TIMEOUT_MS
         if self.stage == 1:
             self.requests = 0
             return "upload", 1
-        return "sleep", 1000        # busy wait: charged at the active current (state map)
+        return "deep_sleep", SP.REF_SLEEP_MS
 
     def done(self, what, now_ms, ok):
-        if what == "read" and ok:
-            self.stage = 1
+        if what == "read":
+            send = ok and self.v_wake is not None and self.v_wake >= SP.REF_V_SEND * 1000
+            self.stage = 1 if send else 2
         elif what == "upload":
             self.stage = 2
 
     def can_afford(self, what, vcap_mv):
-        # it never checks the capacitor; "one reading per transmission": one request
+        # it never checks the capacitor once started; one request per wake
         if what == "batch":
             self.requests += 1
             return self.requests == 1
@@ -189,6 +203,39 @@ def _diffs(ts):
     return [(b - a) for a, b in zip(ts, ts[1:])]
 
 
+def load_profile(path):
+    # Meter power over time for --power-profile: a CSV of "hours,mW" rows (a header
+    # line and '#' comments allowed), hours increasing; linear between rows, the first
+    # and last values held before and after. Returns f(t_s) -> watts.
+    pts = []
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            line = line.split("#", 1)[0].strip()
+            if not line:
+                continue
+            a, _, b = line.partition(",")
+            try:
+                h, mw = float(a), float(b)
+            except ValueError:
+                if not pts and n == 1:
+                    continue          # header
+                raise ValueError("%s:%d: expected 'hours,mW', got %r" % (path, n, line))
+            if h < 0 or mw < 0 or (pts and h * 3600.0 <= pts[-1][0]):
+                raise ValueError("%s:%d: hours must increase from 0, mW >= 0" % (path, n))
+            pts.append((h * 3600.0, mw / 1000.0))
+    if not pts:
+        raise ValueError("%s: no 'hours,mW' rows" % path)
+
+    def f(t_s):
+        if t_s <= pts[0][0]:
+            return pts[0][1]
+        for (t0, p0), (t1, p1) in zip(pts, pts[1:]):
+            if t_s <= t1:
+                return p0 + (p1 - p0) * (t_s - t0) / (t1 - t0)
+        return pts[-1][1]
+    return f
+
+
 def parse_outage(s):
     if not s:
         return None
@@ -201,7 +248,8 @@ def parse_outage(s):
 
 # -- the run -----------------------------------------------------------------------------
 def run(policy="firmware", tls=True, power_mw=130.0, hours=6.0, seed=1, outage=None,
-        capture=None, trace_every=2.0, meter="tic-historic", relay=None):
+        capture=None, trace_every=2.0, meter="tic-historic", relay=None, profile=None,
+        board=None):
     from tools.simport import SimPort, Trace
     from tools.flashsim import FaultFlash
     from tools.replay import WIRE
@@ -216,19 +264,25 @@ def run(policy="firmware", tls=True, power_mw=130.0, hours=6.0, seed=1, outage=N
     else:
         data = corpus(capture or SP.CAPTURE)
     baud, bits, parity, inv = WIRE[meter]
+    board = board or SP.BOARD_FOR_POLICY[policy]
+    SP.board(board)
     tmp = tempfile.mkdtemp(prefix="linky-sim-")
     trace = Trace(trace_every)
+    trace.board = board or SP.BOARD_FOR_POLICY[policy]
     flash = FaultFlash(sectors=64, sector_size=4096)
     period = 1000 if meter == "dsmr" else None
     port = SimPort(data, power_mw=power_mw, seed=seed, fs_root=tmp, flash=flash,
-                   state_map=SP.PAPER_STATE_MAP if policy == "paper" else None,
+                   power_profile=profile, board=board,
+                   ntp_s=SP.REF_NTP_S if policy == "paper" else None,
                    trace=trace, baud=baud, meter_bits=bits, meter_parity=parity,
                    meter_invert=inv, period_ms=period, wall_start=1700000000)
     col = Collector(port.clock, tls, tmp, window=lambda: port.joins)
     cfg = config.defaults()
     cfg.update({"ssid": "sim", "password": "simulation", "https_url": col.url,
                 "ca_pem": col.ca_pem, "meter_protocol": meter if meter != "dsmr" else "dsmr",
-                "ha_discovery": False})
+                "ha_discovery": False,
+                # the firmware plans with the figures of the board it runs on
+                "power_board": "reference" if board == "paper" else "ltr"})
     if relay:
         # load shedding settings (config.json keys): the relay's coil pulses then show on
         # the plot and are paid from the same capacitor
@@ -318,8 +372,12 @@ def run(policy="firmware", tls=True, power_mw=130.0, hours=6.0, seed=1, outage=N
     ls = _stats(lat)
     report = {
         "policy": policy,
+        "board": board,
         "tls": bool(tls),
-        "power_mw": power_mw,
+        # with a profile: its mean over the run
+        "power_mw": (power_mw if profile is None else round(
+            sum(profile(60.0 * i) for i in range(max(1, int(hours * 60)))) * 1000.0
+            / max(1, int(hours * 60)), 1)),
         "hours": hours,
         "seed": seed,
         "outage": list(outage) if outage else None,
@@ -365,8 +423,9 @@ def _panel(ax, trace, title, t_from=0.0, t_to=None):
         if xs:
             m, c, y = style[kind]
             ax.scatter(xs, [y] * len(xs), marker=m, color=c, s=14, label="%s (%d)" % (kind, len(xs)))
-    ax.axhline(SP.V_ON, color="gray", ls="--", lw=0.6)
-    ax.axhline(SP.V_OFF, color="gray", ls=":", lw=0.6)
+    b = SP.board(getattr(trace, "board", None) or "ltr")
+    ax.axhline(b["V_ON"], color="gray", ls="--", lw=0.6)
+    ax.axhline(b["V_OFF"], color="gray", ls=":", lw=0.6)
     ax.set_ylabel("V")
     ax.set_ylim(3.95, 5.6)
     ax.set_title(title, fontsize=10)
@@ -396,9 +455,14 @@ def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m tools.sim",
                                  description="Energy simulator of the meter-powered dongle")
     ap.add_argument("--policy", choices=("paper", "firmware"), default="firmware")
+    ap.add_argument("--board", choices=sorted(SP.BOARDS), default=None,
+                    help="power supply simulated: ltr = ours (hardware/power), paper = the "
+                         "reference design's (default: the policy's own)")
     ap.add_argument("--tls", dest="tls", action="store_true", default=True)
     ap.add_argument("--no-tls", dest="tls", action="store_false")
     ap.add_argument("--power-mw", type=float, default=130.0)
+    ap.add_argument("--power-profile", default=None,
+                    help="CSV of 'hours,mW' rows: meter power over time (overrides --power-mw)")
     ap.add_argument("--hours", type=float, default=6.0)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--outage", default=None, help="START:END hours with the server down")
@@ -411,7 +475,8 @@ def main(argv=None):
     a = ap.parse_args(argv)
     try:
         outage = parse_outage(a.outage)
-    except ValueError as e:
+        profile = load_profile(a.power_profile) if a.power_profile else None
+    except (ValueError, OSError) as e:
         ap.error(str(e))
     relay = None
     if a.relay_threshold is not None:
@@ -419,10 +484,14 @@ def main(argv=None):
                  "relay_shed_after_s": 5, "relay_restore_after_s": 20, "relay_min_on_s": 30,
                  "relay_min_off_s": 30}
     rep, trace = run(a.policy, a.tls, a.power_mw, a.hours, a.seed, outage, a.capture,
-                     meter=a.meter, relay=relay)
+                     meter=a.meter, relay=relay, profile=profile, board=a.board)
+    if profile:
+        rep["power_profile"] = a.power_profile
     if a.plot:
-        plot(trace, a.plot, "%s, %s, %g mW, %g h" % (a.policy, "TLS" if a.tls else "no TLS",
-                                                    a.power_mw, a.hours))
+        plot(trace, a.plot, "%s, %s, %s, %g h" % (
+            a.policy, "TLS" if a.tls else "no TLS",
+            ("profile %s" % os.path.basename(a.power_profile)) if profile else "%g mW" % a.power_mw,
+            a.hours))
     if a.json:
         print(json.dumps(rep, sort_keys=True))
     else:

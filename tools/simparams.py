@@ -8,55 +8,91 @@
 # power level use these same values. Durations that vary are (lo, hi) ranges drawn
 # uniformly from a seeded PRNG.
 #
-# Validation: with these values the `paper` policy gives, over 6 h at 130 mW (seed 1),
-# a mean interval between transmissions of 60.0 s with TLS and 35.3 s without, against
-# the paper's measured 54.6 s and 33 s (Table I). No value was fitted to Table I; one
-# modelling choice was checked against it: the reference reads the meter with its radio
-# asleep (paper §III-E, PAPER_STATE_MAP); with the radio on while reading, it almost
-# never completes a TLS upload on this capacitor. The values that move the result most:
-# CAP_F, the Wi-Fi join and TLS ranges, RECTIFIER_EFF. The paper does not give its
-# capacitance; our board's 1.5 F is used.
+# Validation: see README "Energy" and `make bench` for what the `paper` policy (the
+# reference firmware, REF_* below, on the reference board, BOARDS["paper"]) gives
+# against the paper's Table I. No value was fitted to Table I.
 #
 # Units: seconds, volts, amperes, farads, ohms, watts (floats: host only).
 
 # -- meter supply ------------------------------------------------------------------------
 # Enedis-NOI-CPT_54E (Linky TIC specification, cited by the paper as [8]): TIC supply
 # 6 Vrms at 50 kHz, at least 130 mW; paper §II-B / §III: "slightly greater than 130 mW".
-# --power-mw sets this value (what the meter offers at the rectifier input).
+# --power-mw sets this value: the power at the rectifier input (issue 6). For scale:
+# hardware/sim/rectifier.cir, a 130 mW-maximum Thevenin meter (13 Vrms, 325 ohm), puts
+# ~100 mW into our rectifier at 4.5 V (91 mW reach C1): `--power-mw 100` is that meter.
 P_IN_W = 0.130
-# BAT54S Schottky bridge (board D2/D3): two diode drops of ~0.3 V at a few tens of mA
-# (BAT54 datasheet, VF at 10-30 mA) against a ~6-8 V peak: ~90 % of the power reaches
-# the capacitor. Estimate.
-RECTIFIER_EFF = 0.90
-# BZT52C5V6 clamp (board D4): the capacitor stops charging near 5.4 V (Zener knee at a
-# few mA; datasheet VZ 5.2-6.0 V at 5 mA). What the meter offers above that is shed.
-V_CLAMP = 5.40
 
-# -- supercapacitor ----------------------------------------------------------------------
-# board C1: 1.5 F 5.5 V two-cell module (hardware BOM). The paper does not state its
-# capacitance; the same module is used for both policies.
-CAP_F = 1.5
-# ESR: Kyocera AVX SCM series 1.5 F module (SCMR22H155, distributor listing of the
-# datasheet): 0.2 ohm. A Wi-Fi board needs a low-ESR module: at 170 mA this is 34 mV.
-ESR_OHM = 0.20
-# Leakage: SCM series datasheet leakage after 72 h at rated voltage is in the low
-# microamps for 1-1.5 F; 10 uA used (modelled as a current at any voltage). Estimate.
-LEAK_A = 10e-6
-
-# -- supervisor (paper §III-D) -----------------------------------------------------------
-V_ON = 4.50              # connect the regulator when V >= 4.5 V ...
-ON_CHECKS = 20           # ... for 20 consecutive checks
-V_OFF = 4.10             # cut when V < 4.1 V ...
-OFF_CHECKS = 200         # ... for 200 consecutive checks
-CHECK_HZ = 1000000       # one check per cycle at 1 MHz (paper): 20 us / 200 us filters
-# The paper's supervisor is a low-power microcontroller at 1 MHz; our board uses a
-# TLV3012 comparator (datasheet: 5 uA typical). 0.3 mA is the order of an 8-bit MCU
-# active at 1 MHz (e.g. ATtiny85 datasheet typical active current ~0.3 mA at 1 MHz,
-# 3 V): an estimate for the paper's unnamed part. Both policies carry it, so the
-# comparison is on the same board (ours would save ~1.4 mW).
-I_SUPERVISOR_A = 0.30e-3
-# Always-on sense divider (board R1/R2: 1 M + 390 k): V / 1.39 Mohm, ~3 uA.
-R_SENSE_OHM = 1.39e6
+# -- the boards ----------------------------------------------------------------------------
+# Two power supplies: "ltr" is ours (hardware/power, hardware/README.md "Calculations",
+# hardware/design/values.json), what the firmware runs on by default; "paper" is the
+# reference design's (paper §III-D: microcontroller supervisor 4.5 V/20 checks on,
+# 4.1 V/200 checks off at 1 MHz; MCP1825), what its firmware (policy "paper") runs on.
+# `python -m tools.sim --board` swaps them (e.g. our firmware on the reference board).
+BOARDS = {
+    "ltr": {
+        # BAT54S Schottky bridge (D2/D3): two ~0.3 V drops at 20 mA (BAT54 datasheet
+        # VF) against the ~6-8 V peak: ~90 % of the input reaches C1. Estimate.
+        "RECTIFIER_EFF": 0.90,
+        # TL431A shunt, R10/R11 22k/20k: 5.24 V nominal (hardware/README "Over-voltage
+        # limit"; worst case 5.05-5.43 V). What the meter offers above it is shed.
+        "V_CLAMP": 5.24,
+        # C1 Cornell Dubilier DGH255Q5R5, 2.5 F 5.5 V two-cell module; ESR 0.2 ohm and
+        # 20 uA leakage as values.json (assumed typical for the series, VERIFY there)
+        "CAP_F": 2.5,
+        "ESR_OHM": 0.20,
+        "LEAK_A": 20e-6,
+        # TLV3012 comparator with hysteresis (hardware/README "Supervisor thresholds"):
+        # on 4.50 V, off 4.15 V (ngspice: 4.496 / 4.156 V); +-0.09 V with 1 % parts.
+        # C3 100 nF x 440 k filters dips shorter than ~44 ms; the integration step
+        # (DT_MAX_S) is longer, so any step below V_OFF cuts, as for the paper's.
+        "V_ON": 4.50,
+        "V_OFF": 4.15,
+        "ON_DELAY_S": 0.044,
+        # always on: TLV3012 2.8 uA + hysteresis network 7 uA + TL431 divider R10/R11
+        # 107 uA (hardware/README "Divider drain"), as a current
+        "I_SUPERVISOR_A": 117e-6,
+        # supervisor sense divider R1+R2 2.12 Mohm (the ADC divider is switched off)
+        "R_SENSE_OHM": 2.12e6,
+        # ADC: switched 10k/10k divider -> D1 mini A0 (its own 220k/100k, 3.2 V full
+        # scale, 10 bit): 3.125 mV x 2.031 = 6.35 mV per count at C1; noise 1 count rms
+        # (ESP8266 ADC, estimate)
+        "ADC_MV_PER_COUNT": 6.35,
+        "ADC_NOISE_MV": 6.0,
+    },
+    "paper": {
+        # the reference's published schematic (bcouraud/Linky-TIC-Reader, PCB/2023_11
+        # .../PCB_Dongle_Linky.kicad_sch) names a BAT43W Schottky pair and S2J diodes
+        # but no values for C1 and no clamp: the same rectifier efficiency as ours, and
+        # what the capacitor's 5.5 V rating allows as its top (assumptions, said so)
+        "RECTIFIER_EFF": 0.90,
+        "V_CLAMP": 5.40,
+        # the paper gives no capacitance: a 1.5 F 5.5 V module (assumption)
+        "CAP_F": 1.5,
+        "ESR_OHM": 0.20,
+        "LEAK_A": 10e-6,
+        # paper §III-D: on when V has been >= 4.5 V for 20 checks, off when < 4.1 V for
+        # 200 checks, at 1 MHz (20 us / 200 us)
+        "V_ON": 4.50,
+        "V_OFF": 4.10,
+        "ON_DELAY_S": 20 / 1e6,
+        # a PIC12F1840 at 1 MHz (the repository's Code_PIC): datasheet IDD ~0.3 mA
+        # order at 1 MHz / 5 V (estimate) + its Zener sense network
+        "I_SUPERVISOR_A": 0.30e-3,
+        "R_SENSE_OHM": 1.39e6,
+        # A0 calibration the reference publishes (Code_ESP/ADC_Voltage_Battery_...csv):
+        # counts = 30.97 x V + 16.2 -> 32.3 mV per count at C1
+        "ADC_MV_PER_COUNT": 32.3,
+        "ADC_NOISE_MV": 16.0,
+    },
+}
+# Our board at the ends of its tolerances (hardware/README: supervisor +-0.09 V with 1 %
+# parts, TL431 clamp 5.05-5.43 V worst case; supercapacitor -20 % (tolerance and ageing;
+# end of life is commonly -30 %) / +20 %, ESR up 50 % with age). The firmware plans with
+# the nominal figures (firmware/power/costs.py) and must stay safe on both.
+BOARDS["ltr-low"] = dict(BOARDS["ltr"], V_ON=4.41, V_OFF=4.24, V_CLAMP=5.05, CAP_F=2.0,
+                         ESR_OHM=0.30)
+BOARDS["ltr-high"] = dict(BOARDS["ltr"], V_ON=4.59, V_OFF=4.06, V_CLAMP=5.43, CAP_F=3.0)
+BOARD_FOR_POLICY = {"firmware": "ltr", "paper": "paper"}
 
 # -- regulator ---------------------------------------------------------------------------
 # MCP1825S-3302 (board U2), datasheet §1 electrical characteristics: IQ 120 uA typical;
@@ -106,23 +142,35 @@ T_BOOT = (0.4, 0.8)
 T_FLASH = (0.005, 0.060)
 
 # -- ADC (capacitor voltage) -------------------------------------------------------------
-# board divider R8/R9 100 k / 100 k (switched) -> D1 mini A0 (on-module 220 k / 100 k,
-# 3.2 V full scale, 10 bit): 6.25 mV per count at the capacitor; the firmware averages
-# ADC_SAMPLES readings; noise 1 count rms (ESP8266 ADC, estimate).
-ADC_MV_PER_COUNT = 6.25
-ADC_NOISE_MV = 6.0
+# the firmware averages ADC_SAMPLES readings (firmware/port/device.py); resolution and
+# noise are per board (BOARDS)
 ADC_SAMPLES = 8
 
 # -- integration ----------------------------------------------------------------------
 DT_MAX_S = 0.25          # integration step while a state lasts (voltage changes slowly)
 
 # -- the reference design's firmware (policy "paper") ----------------------------------
-# Paper §III-E: the module "wakes up from sleep mode and reads Linky data ... and stores it
-# ... before going back to sleep mode" -> it reads with the radio asleep (modem sleep,
-# like our firmware); then it joins Wi-Fi and sends, and (this issue's description of the
-# reference: one reading and one upload per power cycle) stays on with the radio
-# associated until the supervisor cuts. So its waiting is charged at the "active" current.
-PAPER_STATE_MAP = {"sleep": "active", "modem_sleep": "active"}
+# The published ESP8266 code of the reference (bcouraud/Linky-TIC-Reader, the paper's
+# ref. [11]: Code_ESP/2025_06_19_ChargeAngels_Linky_Wemos_1200b/...ino, setup()), read
+# line by line; tools/sim.py PaperPolicy runs it.
+# ESP.deepSleep(20e6): 20 s between wakes.
+REF_SLEEP_MS = 20000
+# while (!finished_recording && timeoutReadLinky < 5000): at most 5 s to get one value.
+REF_READ_TIMEOUT_MS = 5000
+# BatteryVoltage = analogRead(A0) compared with voltageThreshold2 = 158 (read) and
+# voltageThreshold = 178 (send) ADC counts. Counts -> volts from the calibration the
+# same repository publishes (Code_ESP/ADC_Voltage_Battery_...csv: seven measured
+# (V1, counts) pairs, 3.54 V -> 123 ... 6.26 V -> 208); least-squares line
+# counts = 30.97 * V + 16.2, so:
+REF_V_READ = 4.58            # 158 counts
+REF_V_SEND = 5.22            # 178 counts
+# setup_wifi(): after the join, configTime() then `while (now < 16 h) delay(500)`:
+# the first check fails before SNTP answers, so 0.5 s, or 1 s when the answer is slow;
+# radio on, CPU busy-waits (the "active" current).
+REF_NTP_S = (0.5, 1.0)
+# Reading the TIC (Serial.read() loop): the paper (§III-E) reads "before going back to
+# sleep mode to save energy", i.e. radio asleep; charged at the "listen" current like
+# our firmware's reads, so both policies pay the same for listening.
 
 # -- the meter line --------------------------------------------------------------------
 # Default capture replayed in a loop at wire speed: historic TIC (1200 bd 7E1,
@@ -136,3 +184,9 @@ def table():
     # name -> value for reports
     g = globals()
     return dict((k, g[k]) for k in g if k.isupper())
+
+
+def board(name):
+    if name not in BOARDS:
+        raise ValueError("unknown board %r (%s)" % (name, ", ".join(sorted(BOARDS))))
+    return BOARDS[name]

@@ -8,8 +8,9 @@
 #   dE/dt = eff * P_meter (until the clamp voltage)  - V * (I_load + I_ldo_q)  [regulator on]
 #           - V * (I_supervisor + I_leak) - V^2 / R_sense - I^2 * ESR
 #   E = C V^2 / 2, terminal voltage = V - I * ESR (what the supervisor and the ADC see)
-#   supervisor: on after V_term >= 4.5 V for 20 checks, off after V_term < 4.1 V for 200
-#   checks at 1 MHz (20 us / 200 us: any integration step below 4.1 V cuts).
+#   supervisor: on after V_term >= V_ON (for 20 checks at 1 MHz on the paper's board, an
+#   RC delay on ours), off when V_term < V_OFF (any integration step below it cuts).
+#   Board figures (ours, "ltr", or the reference's, "paper"): simparams.BOARDS.
 # States with a duration of their own (wifi_join, tls, tx, flash, boot) advance the
 # clock by a duration drawn from the seeded ranges when the firmware enters them.
 import math
@@ -76,15 +77,18 @@ class Trace:
 class SimPort(HostPort):
     uart_class = SimUart
 
-    def __init__(self, capture, power_mw=130, seed=1, state_map=None, power_profile=None,
-                 v0=0.0, trace=None, fs_root=None, flash=None, baud=SP.CAPTURE_BAUD, **kw):
+    def __init__(self, capture, power_mw=130, seed=1, ntp_s=None, power_profile=None,
+                 v0=0.0, trace=None, fs_root=None, flash=None, baud=SP.CAPTURE_BAUD,
+                 board="ltr", **kw):
         HostPort.__init__(self, capture=capture, meter_baud=baud, loop=True, fs_root=fs_root,
                           flash=flash, **kw)
         self.rng = random.Random(seed)
         self.p_meter = power_mw / 1000.0
         self.profile = power_profile      # optional f(t_s) -> watts at the meter
-        self.state_map = state_map or {}
-        self.C = SP.CAP_F
+        self.ntp_s = ntp_s                # (lo, hi) s of NTP wait after each join, or None
+        self.board_name = board
+        self.b = SP.board(board)
+        self.C = self.b["CAP_F"]
         self.E = 0.5 * self.C * v0 * v0
         self.on = False
         self._above = 0.0                 # seconds V_term has been above V_ON (off state)
@@ -104,16 +108,16 @@ class SimPort(HostPort):
     def _current(self):
         if not self.on:
             return 0.0
-        s = self.state_map.get(self.state, self.state)
+        s = self.state
         if s == "relay":
             return SP.I_STATE_A["active"] + SP.RELAY_A + SP.I_LDO_Q_A
         return SP.I_STATE_A.get(s, SP.I_STATE_A["active"]) + SP.I_LDO_Q_A
 
     def _p_in(self, t_s, v):
         p = self.profile(t_s) if self.profile else self.p_meter
-        if v >= SP.V_CLAMP:
+        if v >= self.b["V_CLAMP"]:
             return 0.0
-        return p * SP.RECTIFIER_EFF
+        return p * self.b["RECTIFIER_EFF"]
 
     def _integrate(self):
         t1 = self.clock.us
@@ -127,22 +131,24 @@ class SimPort(HostPort):
             dt = min(SP.DT_MAX_S, total - done)
             v = self.v_oc()
             t_s = (t0 / 1e6) + done
-            p_load = v * i + i * i * SP.ESR_OHM
-            p_q = v * (SP.I_SUPERVISOR_A + SP.LEAK_A) + v * v / SP.R_SENSE_OHM
+            b = self.b
+            p_load = v * i + i * i * b["ESR_OHM"]
+            p_q = v * (b["I_SUPERVISOR_A"] + b["LEAK_A"]) + v * v / b["R_SENSE_OHM"]
             self.E += (self._p_in(t_s, v) - p_load - p_q) * dt
             if self.E < 0:
                 self.E = 0.0
-            emax = 0.5 * self.C * SP.V_CLAMP * SP.V_CLAMP
+            emax = 0.5 * self.C * b["V_CLAMP"] * b["V_CLAMP"]
             if self.E > emax:
                 self.E = emax
             done += dt
             if self.on:
                 self.energy_by_state[self.state] = self.energy_by_state.get(self.state, 0.0) + p_load * dt
-                vt = self.v_oc() - i * SP.ESR_OHM
+                vt = self.v_oc() - i * b["ESR_OHM"]
                 if self.vmin is None or vt < self.vmin:
                     self.vmin = vt
-                # 200 checks at 1 MHz = 200 us: any step spent below V_OFF cuts
-                if vt < SP.V_OFF:
+                # paper: 200 checks at 1 MHz = 200 us; ours: ~44 ms RC filter; both
+                # shorter than a step: any step spent below V_OFF cuts
+                if vt < b["V_OFF"]:
                     self._t_int = t0 + int(done * 1e6)
                     self.clock.us = max(self.clock.us, self._t_int)
                     self._cut()
@@ -184,20 +190,21 @@ class SimPort(HostPort):
         self._integrate()
         self.on = False
         self.state = "off"
-        while self.v_oc() < SP.V_ON:
+        b = self.b
+        while self.v_oc() < b["V_ON"]:
             if deadline_us is not None and self.clock.us >= deadline_us:
                 return False
             v = self.v_oc()
-            p = self._p_in(self.clock.us / 1e6, max(v, 0.5)) - v * (SP.I_SUPERVISOR_A + SP.LEAK_A)
+            p = self._p_in(self.clock.us / 1e6, max(v, 0.5)) - v * (b["I_SUPERVISOR_A"] + b["LEAK_A"])
             if p <= 0:
                 step = 1.0
             else:
                 # time to the threshold at this power (bounded step for accuracy)
-                need = 0.5 * self.C * (SP.V_ON ** 2 - v * v)
+                need = 0.5 * self.C * (b["V_ON"] ** 2 - v * v)
                 step = min(max(need / p, 0.001), 5.0)
             self.clock.advance_us(int(step * 1e6) + 1)
             self._integrate()
-        self.clock.advance_us(int(SP.ON_CHECKS * 1e6 / SP.CHECK_HZ))
+        self.clock.advance_us(max(1, int(b["ON_DELAY_S"] * 1e6)))
         self._integrate()
         self.on = True
         self.dead = False
@@ -218,7 +225,7 @@ class SimPort(HostPort):
         self._integrate()
 
     def vterm(self):
-        return self.v_oc() - self._current() * SP.ESR_OHM
+        return self.v_oc() - self._current() * self.b["ESR_OHM"]
 
     # -- port interface ------------------------------------------------------------
     def ticks_ms(self):
@@ -230,8 +237,9 @@ class SimPort(HostPort):
         # switched divider -> 10-bit ADC, averaged
         acc = 0.0
         for _ in range(SP.ADC_SAMPLES):
-            mv = self.vterm() * 1000.0 + self.rng.gauss(0.0, SP.ADC_NOISE_MV)
-            acc += int(mv / SP.ADC_MV_PER_COUNT) * SP.ADC_MV_PER_COUNT
+            mv = self.vterm() * 1000.0 + self.rng.gauss(0.0, self.b["ADC_NOISE_MV"])
+            step = self.b["ADC_MV_PER_COUNT"]
+            acc += int(mv / step) * step
         return int(acc / SP.ADC_SAMPLES)
 
     def activity(self, state):
@@ -287,6 +295,9 @@ class SimPort(HostPort):
         ok = self.wifi_ok and t * 1000 <= timeout_ms
         self._enter("wifi_join", t if ok else timeout_ms / 1000.0)
         self.events.append((self.clock.ms, "wifi_join", ok))
+        if ok and self.ntp_s:
+            # a firmware that waits for an NTP answer after every join (the reference)
+            self._enter("active", self.rng.uniform(*self.ntp_s))
         self.wifi_up = ok
         self.state = "active"
         return ok

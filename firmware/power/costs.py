@@ -26,14 +26,17 @@ I_SLEEP_MA = 16
 I_DEEP_SLEEP_UA = 160  # 20 uA deep sleep + 120 uA regulator IQ + divider leakage
 
 DEFAULTS = {
-    # board: hardware/power (C1 1.5 F 5.5 V module, BZT52C5V6 clamp, 4.5/4.1 V supervisor)
-    "cap_mf": 1500,
-    "v_on_mv": 4500,        # supervisor connects the regulator (Couraud et al. §III-D)
-    "v_off_mv": 4100,       # supervisor cuts the regulator
-    "v_max_mv": 5400,       # the capacitor never charges above this (clamp, rating 5.5 V)
-    # lowest voltage the plan may reach: cut-off + ESR dip at a 0.4 A TX peak through
-    # ~0.2 ohm + ADC error; nothing is started that could take the capacitor below it
-    "v_floor_mv": 4250,
+    # board: hardware/power (hardware/README.md "Calculations"): C1 2.5 F 5.5 V
+    # (DGH255Q5R5), TL431 clamp 5.24 V, TLV3012 supervisor on 4.50 V / off 4.15 V
+    "cap_mf": 2000,         # 2.5 F nominal planned at -20 %: tolerance and ageing
+    "v_on_mv": 4500,        # supervisor connects the regulator
+    "v_off_mv": 4150,       # supervisor cuts the regulator
+    "v_max_mv": 5240,       # the capacitor never charges above this (clamp, rating 5.5 V)
+    "v_clamp_min_mv": 5050,  # ... nor, on some boards, above this (TL431 tolerance)
+    # lowest voltage the plan may reach: cut-off + its tolerance (+-90 mV, 1 % parts) +
+    # the ESR dip of a 0.4 A TX peak through ~0.2 ohm; nothing is started that could
+    # take the capacitor below it
+    "v_floor_mv": 4330,
     # worst-case durations (what a started action may take before it gives up)
     "listen_ms": 6000,      # two historic TIC frames (~2.3 s each at 1200 bd) + margin
     "join_ms": 5000,        # Wi-Fi association + DHCP, the app's join timeout
@@ -56,6 +59,10 @@ DEFAULTS = {
     "i_tx_ma": I_TX_MA,
     "i_light_ma": I_SLEEP_MA,
     "i_deep_ua": I_DEEP_SLEEP_UA,
+    # wanted resolution: aim below 5 s (jitter, upload gaps); finer down to one
+    # historic TIC frame (~2.3 s) when the power allows (read_params() from config)
+    "read_target_ms": 4500,
+    "read_min_ms": 2500,
     # planning
     "p_in_default_mw": 80,  # assumed incoming power until it is measured (cold start)
     "latency_target_ms": 80000,  # upload period when energy allows (mean latency ~ half + upload time)
@@ -72,6 +79,39 @@ DEFAULTS = {
     "retry_ms": 30000,      # first back-off after a failed upload (doubles, capped)
     "retry_max_ms": 240000,  # (the uplink adds its own per-sink back-off in windows)
 }
+
+
+# Other power supplies the firmware can run on (config "power_board"): the reference
+# design's (Couraud et al. §III-D: microcontroller supervisor on 4.5 V / off 4.1 V; the
+# paper gives no capacitance or clamp: a 1.5 F 5.5 V module assumed, as tools/simparams).
+POWER_BOARDS = {
+    "ltr": {},
+    "reference": {"cap_mf": 1500, "v_off_mv": 4100, "v_max_mv": 5400, "v_clamp_min_mv": 5400,
+                  "v_floor_mv": 4250},
+}
+
+
+def read_params(interval_s):
+    # config reading_interval_s -> the manager's resolution params. The default 5 s aims
+    # at 4.5 s and reads finer when the power allows; a longer wanted interval is both
+    # the target and the finest (the user asked for fewer readings)
+    try:
+        ms = int(interval_s) * 1000
+    except (TypeError, ValueError):
+        return {}
+    if ms <= 0:
+        return {}
+    if ms <= 5000:
+        return {"read_target_ms": max(2500, ms - ms // 10), "read_min_ms": 2500}
+    t = ms - ms // 10
+    return {"read_target_ms": t, "read_min_ms": t}
+
+
+def params_for(cfg):
+    # the energy manager's params from the device configuration
+    p = dict(POWER_BOARDS.get(cfg.get("power_board") or "ltr") or {})
+    p.update(read_params(cfg.get("reading_interval_s", 5)))
+    return p
 
 
 def cost_uj(ma, ms, mv=PLAN_MV):

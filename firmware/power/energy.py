@@ -59,10 +59,8 @@ def _clamp(x, lo, hi):
 
 
 class EnergyManager:
-    # interval bounds (ms): a historic TIC frame lasts ~2.3 s, so reading more often
-    # than READ_MIN gains nothing; coarsest plans when power is nearly gone
-    READ_MIN = 2500
-    READ_TARGET = 4500   # aim below the 5 s resolution goal (jitter, upload gaps)
+    # interval bounds (ms): READ_MIN / READ_TARGET come from the params (per instance);
+    # coarsest plans when power is nearly gone
     READ_MAX = 300000
     UP_MIN = 20000        # most frequent upload windows (draining a backlog)
     UP_RELAX = 90000      # uploads stretch to this (mean latency ~ half + upload)
@@ -78,6 +76,10 @@ class EnergyManager:
         self.c = costs.table(p)
         self.cap = p["cap_mf"]
         self.floor = p["v_floor_mv"]
+        # wanted resolution (config reading_interval_s, costs.read_params): the plan
+        # never reads more often than read_min_ms
+        self.READ_TARGET = p["read_target_ms"]
+        self.READ_MIN = min(p["read_min_ms"], self.READ_TARGET)
         self.p_sleep = p["i_light_ma"] * costs.PLAN_MV // 1000 or 1   # mW, awake idle
         self.p_deep = p["i_deep_ua"] * costs.PLAN_MV // 1000000 or 1  # mW, deep sleep
         self._cold()
@@ -107,7 +109,6 @@ class EnergyManager:
         self.slept_v = 0
         self.loaded = False
         self.cold_starts = 1
-        self.surplus = False
 
     # -- energy ------------------------------------------------------------------
     def energy(self, v_mv):
@@ -152,7 +153,23 @@ class EnergyManager:
         return v
 
     # -- learning ----------------------------------------------------------------
+    def _top(self):
+        # above this the capacitor may be sitting at its clamp, where a flat voltage says
+        # nothing about the input (it is shed): the lowest voltage the clamp can have
+        # (the TL431's tolerance puts it anywhere in 5.05-5.43 V on our board)
+        return self.p["v_clamp_min_mv"] - 40
+
+    def _learn(self, meas16, dt, near_top):
+        # incoming power from one observation; near the top only upward revisions count
+        if meas16 < 0:
+            meas16 = 0
+        if near_top and meas16 <= self.p_in16:
+            return
+        # weight by the interval length: long observations count more
+        self.p_in16 += (meas16 - self.p_in16) * dt // (dt + 60000)
+
     def _observe(self, now, v):
+        top = self._top()
         if self.rebase:
             # first observation after a deep-sleep wake-up: the clock restarted, move
             # the due times into the new time base (they were stored relative)
@@ -168,18 +185,15 @@ class EnergyManager:
                 # they drew is known: deep-sleep current, the boot's table cost)
                 dt = self.slept + self.p["boot_ms"]
                 de = self.energy(v) - self.energy(self.slept_v)
-                if v < self.p["v_max_mv"] - 40 and dt > 0:
+                if dt > 0:
                     meas16 = (de + self.p_deep * self.slept + self.c["boot"]) * 16 // dt
-                    if meas16 < 0:
-                        meas16 = 0
-                    self.p_in16 += (meas16 - self.p_in16) * dt // (dt + 60000)
+                    self._learn(meas16, dt, v >= top)
             self.slept = 0
         if self.last_t is not None and self.act is not None:
             dt = _diff(now, self.act_t)
             if dt > 0:
                 de = self.energy(v) - self.energy(self.act_v)
-                vmax = self.p["v_max_mv"] - 40
-                clamped = v >= vmax or self.act_v >= vmax
+                clamped = v >= top or self.act_v >= top
                 a = self.act
                 if a == "sleep" or a == "read":
                     # drawn meanwhile: listen or light-sleep current at the mean voltage
@@ -188,13 +202,8 @@ class EnergyManager:
                     spent = ma * vm // 1000 * dt
                     if a == "read" and self.act_end is not None:
                         self.rd_cost = (3 * self.rd_cost + spent) // 4
-                    if not clamped and dt >= 200:
-                        meas16 = (de + spent) * 16 // dt
-                        if meas16 < 0:
-                            meas16 = 0
-                        # weight by the interval length: long observations count more
-                        self.p_in16 += (meas16 - self.p_in16) * dt // (dt + 60000)
-                    self.surplus = clamped
+                    if dt >= 200:
+                        self._learn((de + spent) * 16 // dt, dt, clamped)
                 elif a == "upload" and self.act_end is not None and self.act_ok:
                     spent = self.p_in() * dt - de
                     if spent > 0:
@@ -240,18 +249,21 @@ class EnergyManager:
                 # more frequent upload windows at the target resolution
                 spare = avail - need5
                 self.t_read = rt
-                self.t_up = _clamp(up // spare, self.UP_MIN, ut)
+                self.t_up = _clamp(up // (spare or 1), self.UP_MIN, ut)
             elif avail >= need5 + up // ut:
                 # everything at target, the rest buys finer readings; uploads stay at the
                 # latency target (more frequent ones take listening time: no reading
                 # during an upload, so the resolution would get coarser)
                 spare = avail - up // ut
-                self.t_read = _clamp(rd_inc // spare, self.READ_MIN, rt)
+                self.t_read = _clamp(rd_inc // (spare or 1), self.READ_MIN, rt)
                 self.t_up = ut
             else:
-                # keep the target resolution, stretch uploads towards UP_RELAX
+                # keep the target resolution, stretch uploads towards UP_RELAX (all the
+                # way while a shortfall is being rebuilt and nothing is spare)
                 self.t_read = rt
-                self.t_up = _clamp(up // (avail - need5), ut, self.UP_RELAX)
+                spare = avail - need5
+                self.t_up = (_clamp(up // spare, ut, self.UP_RELAX) if spare > 0
+                             else self.UP_RELAX)
             return
         # not enough to stay awake: deep sleep between readings, each one paying a
         # boot; coarser readings and rarer (larger) uploads, in proportion

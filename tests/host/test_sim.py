@@ -1,7 +1,7 @@
 # The energy simulator (python -m tools.sim) against issue 6's "done when":
 #   * the reference design's policy reproduces Table I of Couraud et al. (TLS: mean
 #     54.6 s, min 20, max 140; no TLS: mean 33 s, min 19, max 68) within +/-20 % on the
-#     mean, its intervals inside the paper's range;
+#     mean, min and max inside the paper's ranges;
 #   * the firmware (its own app loop and energy manager) at 130 mW with TLS: a reading
 #     at least every 5 s on average, mean latency <= 60 s, nothing lost, no brown-out;
 #   * 90 and 60 mW: coarser, still nothing lost and no brown-out;
@@ -18,7 +18,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 RUNS = {
     "paper_tls": ["--policy", "paper", "--tls", "--hours", "6"],
-    "paper_notls": ["--policy", "paper", "--no-tls", "--hours", "4"],
+    "paper_notls": ["--policy", "paper", "--no-tls", "--hours", "6"],
     "fw_130": ["--policy", "firmware", "--tls", "--power-mw", "130", "--hours", "6"],
     "fw_90": ["--policy", "firmware", "--tls", "--power-mw", "90", "--hours", "1.5"],
     "fw_60": ["--policy", "firmware", "--tls", "--power-mw", "60", "--hours", "1.5"],
@@ -60,22 +60,22 @@ def test_report_keys(results):
 
 
 def test_paper_policy_reproduces_table_1_with_tls(results):
-    u = results["paper_tls"]["upload_interval_s"]
+    r = results["paper_tls"]
+    u = r["upload_interval_s"]
     assert within(u["mean"], 54.6), u
-    # never faster than the paper measured; the bulk inside its range. Beyond 140 s is
-    # the geometric tail of power cycles whose handshake the capacitor could not finish
-    # (a few % of intervals over 6 h): reported as max, bounded here by the 95th percentile
-    assert u["min"] >= 20 * 0.8, u
-    assert u["p95"] <= 140 * 1.2, u
+    # min and max inside the range the paper measured (20-140 s)
+    assert 20 <= u["min"] and u["max"] <= 140, u
     assert u["n"] >= 250, u
-    # the reference runs until the supervisor cuts, every cycle
-    assert results["paper_tls"]["brownouts"] >= u["n"]
+    # the reference wakes every 20 s and sends only when A0 says the capacitor is high
+    # enough: more wakes than uploads, every wake ends in deep sleep
+    assert r["boots"] > 1.3 * r["uploads"], r
+    assert r["deep_sleeps"] >= r["boots"] - 1, r
 
 
 def test_paper_policy_reproduces_table_1_without_tls(results):
     u = results["paper_notls"]["upload_interval_s"]
     assert within(u["mean"], 33.0), u
-    assert u["min"] >= 19 * 0.8 and u["max"] <= 68 * 1.2, u
+    assert 19 <= u["min"] and u["max"] <= 68, u
     # TLS costs the reference design resolution (Table I), the simulation agrees
     assert results["paper_tls"]["upload_interval_s"]["mean"] > u["mean"] * 1.3
 
@@ -152,15 +152,74 @@ def test_a_cut_during_a_flash_write_tears_it_and_the_store_recovers(tmp_path):
     assert got == [1000, 1001, 1002, 1003, 1004]
 
 
-def test_relay_pulses_on_meter_power_without_brownout():
-    # issue 9 in the simulator: a threshold inside the capture's load makes the firmware
-    # shed and restore the relay; the coil pulses are paid from the capacitor with no
-    # brown-out and no reading lost
+def test_relay_pulses_on_meter_power_without_brownout(tmp_path):
+    # issue 9 in the simulator: real meter frames whose apparent power swings between
+    # 2000 and 6200 VA every ~70 s (PAPP rewritten, checksums recomputed) make the
+    # firmware shed and restore the relay; the coil pulses are paid from the capacitor
+    # with no brown-out and no reading lost
+    from tools import loadcapture
+    cap = tmp_path / "swing.txt"
+    assert loadcapture.main([str(cap), "2000x30", "6200x30"]) == 0
     r = subprocess.run([sys.executable, "-m", "tools.sim", "--json", "--hours", "0.4",
-                        "--relay-threshold", "2835"], cwd=ROOT, capture_output=True,
-                       text=True, timeout=300)
+                        "--capture", str(cap), "--relay-threshold", "5400"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     rep = json.loads(r.stdout)
-    assert rep["relay_pulses"] >= 2
+    # 0.4 h = ~10 swings; min on/off 30 s and shed/restore delays let most through
+    assert rep["relay_pulses"] >= 6, rep["relay_pulses"]
     assert rep["brownouts"] == 0 and rep["readings_lost"] == 0
-    assert rep["vcap_min_v"] > 4.25
+    assert rep["vcap_min_v"] > 4.3
+
+
+def test_power_profile_dip_adapts_and_loses_nothing(tmp_path):
+    # the meter's power as a profile: 130 mW, a dip to 50 mW from 0.5 h to 1.5 h, back to
+    # 130 mW. The energy manager learns the lower slope and reads less often during the
+    # dip; nothing is lost, no brown-out, and it speeds up again afterwards.
+    prof = tmp_path / "dip.csv"
+    prof.write_text("hours,mW\n0,130\n0.5,130\n0.55,50\n1.5,50\n1.55,130\n2.5,130\n")
+    r = subprocess.run([sys.executable, "-m", "tools.sim", "--json", "--hours", "2.5",
+                        "--power-profile", str(prof), "--plot", str(tmp_path / "dip.png")],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rep = json.loads(r.stdout)
+    assert rep["readings_lost"] == 0 and rep["brownouts"] == 0, rep
+    assert rep["vcap_min_v"] > 4.2
+    assert 85 < rep["power_mw"] < 115, rep["power_mw"]      # the profile's mean
+    assert rep["power_profile"] == str(prof)
+    # coarser than at a constant 130 mW on average, still far finer than the reference
+    assert 4.0 < rep["reading_interval_s"]["mean"] < 15.0, rep["reading_interval_s"]
+    assert (tmp_path / "dip.png").stat().st_size > 10000
+
+
+def test_power_profile_file_errors_are_reported(tmp_path):
+    for text in ("hours,mW\n", "0,130\n0,90\n", "0,abc\n", "1,-5\n"):
+        prof = tmp_path / "bad.csv"
+        prof.write_text(text)
+        r = subprocess.run([sys.executable, "-m", "tools.sim", "--json", "--hours", "0.1",
+                            "--power-profile", str(prof)], cwd=ROOT, capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, (text, r.stderr)
+        assert "bad.csv" in r.stderr, r.stderr
+    r = subprocess.run([sys.executable, "-m", "tools.sim", "--hours", "0.1",
+                        "--power-profile", str(tmp_path / "missing.csv")], cwd=ROOT,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("board", ["ltr-low", "ltr-high"])
+def test_firmware_safe_at_the_board_tolerance_corners(board):
+    # the firmware plans with the nominal board (2.5 F, 4.15 V cut-off, 5.24 V clamp);
+    # a real board may cut off at 4.24 V, clamp at 5.05 V and hold 2.0 F, or the other
+    # way round: nothing lost, no brown-out, and 130 mW still gives 5 s readings
+    runs = {}
+    for mw, hours in ((130, "3"), (60, "1.5")):
+        r = subprocess.run([sys.executable, "-m", "tools.sim", "--json", "--board", board,
+                            "--power-mw", str(mw), "--hours", hours], cwd=ROOT,
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-2000:]
+        runs[mw] = json.loads(r.stdout)
+        assert runs[mw]["board"] == board
+        assert runs[mw]["readings_lost"] == 0 and runs[mw]["brownouts"] == 0, (mw, runs[mw])
+        assert runs[mw]["readings_delivered"] > 0
+    assert runs[130]["reading_interval_s"]["mean"] <= 5.0, runs[130]["reading_interval_s"]
+    assert runs[60]["reading_interval_s"]["mean"] > runs[130]["reading_interval_s"]["mean"]

@@ -3,30 +3,16 @@
 # that crosses the subscription gives exactly the expected relay events.
 import json
 import os
-import re
 import subprocess
 import sys
 import time
 
 import pytest
 
-from tests.fw.tic_helpers import grp_h
+from tools.loadcapture import real_frames, with_papp
 from tests.host.mpy import ROOT
 
 CORPUS = os.path.join(ROOT, "..", "shared", "corpus")
-
-
-def with_papp(frame, va):
-    # the same real frame with another apparent power (checksum recomputed), so the
-    # load profile is real meter bytes apart from that one group
-    # (a function replacement: the checksum character may be a backslash)
-    group = grp_h(b"PAPP", b"%05d" % va)
-    return re.sub(rb"\nPAPP \d{5} .\r", lambda m: group, frame)
-
-
-def real_frames():
-    data = open(os.path.join(CORPUS, "tic/hist_tempo_mono_pyteleinfo.txt"), "rb").read()
-    return [b"\x02" + f.split(b"\x03")[0] + b"\x03" for f in data.split(b"\x02")[1:]]
 
 
 def replay(capture, cfg, tmp_path, micropython=False):
