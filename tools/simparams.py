@@ -78,6 +78,8 @@ BOARDS = {
         # a PIC12F1840 at 1 MHz (the repository's Code_PIC): datasheet IDD ~0.3 mA
         # order at 1 MHz / 5 V (estimate) + its Zener sense network
         "I_SUPERVISOR_A": 0.30e-3,
+        # its sense path (3.3 V Zener D1 into the PIC's analog input) has no value in
+        # the paper: a few uA assumed, as a 1.39 Mohm load
         "R_SENSE_OHM": 1.39e6,
         # A0 calibration the reference publishes (Code_ESP/ADC_Voltage_Battery_...csv):
         # counts = 30.97 x V + 16.2 -> 32.3 mV per count at C1
@@ -95,9 +97,9 @@ BOARDS["ltr-high"] = dict(BOARDS["ltr"], V_ON=4.59, V_OFF=4.06, V_CLAMP=5.43, CA
 BOARD_FOR_POLICY = {"firmware": "ltr", "paper": "paper"}
 
 # -- regulator ---------------------------------------------------------------------------
-# MCP1825S-3302 (board U2), datasheet §1 electrical characteristics: IQ 120 uA typical;
-# linear: input current = output current + IQ. Dropout 210 mV at 500 mA (irrelevant
-# above 4.1 V).
+# MCP1825S-3302 (both boards), datasheet §1 electrical characteristics: IQ 120 uA
+# typical; linear: input current = output current + IQ. Dropout 210 mV at 500 mA
+# (irrelevant above 4.1 V).
 I_LDO_Q_A = 120e-6
 
 # -- ESP8266 currents at 3.3 V -----------------------------------------------------------

@@ -1,6 +1,6 @@
 # The energy manager: decides, from the supercapacitor voltage, what the app loop does
 # next (read the meter, upload, sleep, deep sleep) so that the capacitor never
-# falls to the supervisor's cut-off (4.1 V) in normal operation.
+# falls to the supervisor's cut-off (4.15 V on our board) in normal operation.
 #
 #   em = EnergyManager(params)            params: overrides of costs.DEFAULTS
 #   em.next_action(now_ms, vcap_mv, backlog) -> ("read", max_listen_ms) | ("upload", max_records)
