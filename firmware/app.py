@@ -364,6 +364,8 @@ class App:
             self._uplink = Uplink(self.cfg, self.port, self.port.device_id(),
                                   state=self._uplink_rtc)
             self._uplink.on_command = self.command
+            # built here: may be dropped between windows (an injected one is kept)
+            self._uplink.droppable = True
             # the energy manager backs off after failed windows already; a second,
             # window-count back-off in the uplink would delay the drain after an outage
             self._uplink.backoff = False
@@ -396,17 +398,15 @@ class App:
                                           "bytes": 0, "error": "wifi_join"})
             return False
         self.wifi_fails = 0
-        # free the meter decoder's buffers for the upload window (the heaviest moment on
-        # the ESP8266's heap); it is rebuilt, with its early-stop labels, at the next read
+        # free the meter decoder for the upload window (the heaviest moment on the
+        # ESP8266's heap): its buffers and its modules (their globals, tables and function
+        # objects live in RAM even when frozen: ~4.5 KB for TIC); both come back, with the
+        # early-stop labels, at the next read
         if self.decoder is not None:
             self._rtc_early_stop = self.early_stop or None
             self.decoder = None
             self.decoder_line = None
-            try:
-                import gc
-                gc.collect()
-            except ImportError:
-                pass
+        unload("firmware.reading", "firmware.frame")
         try:
             if port.wall_time() is None:
                 port.ntp_sync(self.cfg.get("ntp_host") or "pool.ntp.org")
@@ -429,6 +429,19 @@ class App:
             else:
                 self._stop_status()
                 port.wifi_disconnect()
+            self._drop_uplink()
+
+    def _drop_uplink(self):
+        # between upload windows the uplink's modules (~5.5 KB on the ESP8266: MQTT,
+        # discovery, batches, signing) make room for the decoder; its state goes where
+        # a deep sleep would put it (RTC bytes) and the next window rebuilds it from there
+        up = self._uplink
+        if up is None or not getattr(up, "droppable", False):
+            return
+        self._uplink_rtc = up.dump() or None
+        self._uplink = None
+        up = None
+        unload("firmware.uplink", "umqtt")
 
     def _status_wanted(self):
         # The status page needs the radio on between uploads (~15-70 mA): only when the
@@ -507,6 +520,31 @@ class App:
                 return
             self.step()
             self.save_rtc()
+
+
+def unload(*packages):
+    # Forget these packages and their submodules (sys.modules and the parent package's
+    # attribute) so their module objects can be collected; the next import loads them
+    # again (from flash when frozen). What still holds one of their objects keeps it.
+    import sys
+    mods = sys.modules
+    for name in list(mods):
+        for p in packages:
+            if name == p or name.startswith(p + "."):
+                del mods[name]
+                parent, _, child = name.rpartition(".")
+                pm = mods.get(parent)
+                if pm is not None:
+                    try:
+                        delattr(pm, child)
+                    except (AttributeError, TypeError):
+                        pass
+                break
+    if sys.implementation.name == "micropython":
+        # (CPython frees them by reference counting and its cycle collector; a full
+        # collection there costs more than the memory is worth on a host)
+        import gc
+        gc.collect()
 
 
 def early_stop_labels(line, reading):

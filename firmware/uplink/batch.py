@@ -26,6 +26,9 @@ FIRST_COLS = ("seq", "kind", "t", "t_src")
 # raw text of every group: large, and already represented by the named keys
 SKIP_KEYS = ("fields",)
 MAX_BYTES = 2048
+# room build() may need beyond max_bytes in a caller's buffer (the header's numbers are
+# estimated, not measured, when records are chosen)
+OUT_SLACK = 64
 
 
 def dumps(obj):
@@ -45,48 +48,105 @@ def _header(dev, epoch, first, last, n, dropped, aggregated):
             % (dumps(dev), epoch, first, last, n, dropped, aggregated))
 
 
-def build(dev, records, dropped=0, aggregated=0, epoch=0, ctr=None, max_bytes=MAX_BYTES):
-    """records: decoded store records (dicts with "seq"), oldest first.
-    -> (body bytes, first_seq, last_seq, count) for the longest prefix that fits."""
-    if not records:
-        raise ValueError("empty batch")
+def _fit(dev, records, dropped, aggregated, epoch, ctr, max_bytes):
+    # pass 1: how many records fit, their first/last seq and the columns
     cols = list(FIRST_COLS)
     extra = []
-    take = []
+    k = 0
+    first = last = None
     rows_len = 0
+    nullw = len(dumps([None, None])) - len(dumps([None]))   # ",null" (", null" on old MP)
     fixed = len(_header(dev, epoch, 0, 0, 0, dropped, aggregated)) + 48 + (
         0 if ctr is None else 24)
     for rec in records:
         # a key that is null in every record of the batch gets no column at all
-        new = [k for k in rec if rec[k] is not None and k not in cols and k not in extra
-               and k not in SKIP_KEYS]
+        new = [c for c in rec if rec[c] is not None and c not in cols and c not in extra
+               and c not in SKIP_KEYS]
         new.sort()
         trial_cols = cols + sorted(extra + new) if new else cols + extra
-        size = fixed + len(dumps(trial_cols)) + rows_len + len(take) * 5 * len(new)
+        size = fixed + len(dumps(trial_cols)) + rows_len + k * nullw * len(new)
         row_len = len(_row(rec, trial_cols)) + 1
-        if take and size + row_len > max_bytes:
+        if k and size + row_len > max_bytes:
             break
         extra = sorted(extra + new) if new else extra
-        rows_len += len(take) * 5 * len(new) + row_len
-        take.append(rec)
-    allc = cols + extra
-    first = take[0]["seq"]
-    last = take[-1]["seq"]
-    parts = [_header(dev, epoch, first, last, len(take), dropped, aggregated),
+        rows_len += k * nullw * len(new) + row_len
+        if first is None:
+            first = rec["seq"]
+        last = rec["seq"]
+        k += 1
+    if not k:
+        raise ValueError("empty batch")
+    return k, first, last, cols + extra
+
+
+def count(dev, records, max_bytes=MAX_BYTES):
+    # how many of these records the next batch would take
+    return _fit(dev, records, 0, 0, 0, None, max_bytes)[0]
+
+
+def _put(buf, w, s):
+    # append s at w; -> the new end, or -1 when it does not fit
+    b = s.encode() if isinstance(s, str) else s
+    e = w + len(b)
+    if w < 0 or e > len(buf):
+        return -1
+    buf[w:e] = b
+    return e
+
+
+def build(dev, records, dropped=0, aggregated=0, epoch=0, ctr=None, max_bytes=MAX_BYTES,
+          out=None):
+    """records: decoded store records (dicts with "seq"), oldest first; a list, or any
+    sequence that can be iterated twice (uplink.Records decodes them one at a time, so
+    a batch never holds all its records as dicts at once).
+    out: a bytearray (at least max_bytes + OUT_SLACK) to write the body into; the body
+    is then a memoryview of it. On a small heap one buffer, allocated before anything
+    else and reused for every batch, does not have to be found in one piece among the
+    rows' garbage (the ESP8266's upload peak was a 900-byte join failing that way).
+    -> (body, first_seq, last_seq, count) for the longest prefix that fits."""
+    k, first, last, allc = _fit(dev, records, dropped, aggregated, epoch, ctr, max_bytes)
+    buf = out if out is not None else bytearray(max_bytes + OUT_SLACK)
+    w = _put(buf, 0, _header(dev, epoch, first, last, k, dropped, aggregated))
+    w = _put(buf, w, ',"cols":')
+    w = _put(buf, w, dumps(allc))
+    w = _put(buf, w, ',"rows":[')
+    i = 0
+    for rec in records:
+        if i == k or w < 0:
+            break
+        if i:
+            w = _put(buf, w, ",")
+        w = _put(buf, w, _row(rec, allc))
+        i += 1
+    w = _put(buf, w, "]")
+    if ctr is not None:
+        w = _put(buf, w, ',"ctr":%d' % ctr)
+    w = _put(buf, w, "}")
+    if w < 0:
+        # the estimate was short (it is not meant to be): the plain way
+        return _joined(dev, records, k, first, last, allc, dropped, aggregated, epoch,
+                       ctr), first, last, k
+    if out is None:
+        return bytes(buf[:w]), first, last, k
+    return memoryview(buf)[:w], first, last, k
+
+
+def _joined(dev, records, k, first, last, allc, dropped, aggregated, epoch, ctr):
+    parts = [_header(dev, epoch, first, last, k, dropped, aggregated),
              ',"cols":', dumps(allc), ',"rows":[']
-    for i in range(len(take)):
+    i = 0
+    for rec in records:
+        if i == k:
+            break
         if i:
             parts.append(",")
-        parts.append(_row(take[i], allc))
+        parts.append(_row(rec, allc))
+        i += 1
     parts.append("]")
     if ctr is not None:
         parts.append(',"ctr":%d' % ctr)
     parts.append("}")
-    # the pieces go before the bytes are made: at most two copies of the body are
-    # alive at once, not three (the upload's heap peak on the ESP8266 is here)
-    body = "".join(parts)
-    parts = None
-    return body.encode(), first, last, len(take)
+    return "".join(parts).encode()
 
 
 def parse(body):

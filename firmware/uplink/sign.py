@@ -67,6 +67,22 @@ def seal(key, body):
     return body[:-1] + TAIL_HEAD + sig + b'"}'
 
 
+def seal_into(key, buf, n):
+    # seal() in place: buf[:n] holds the body; the sealed body is written over it (no
+    # second copy on a small heap). -> its length; ValueError if buf has no room
+    mv = memoryview(buf)
+    if n < 1 or mv[n - 1] != 0x7D:
+        raise ValueError("body must be a JSON object")
+    sig = hexlify(hmac_sha256(key, mv[:n]))
+    mv = None
+    tail = TAIL_HEAD + sig + b'"}'
+    e = n - 1 + len(tail)
+    if e > len(buf):
+        raise ValueError("no room for the seal")
+    buf[n - 1:e] = tail
+    return e
+
+
 def unseal(key, data):
     # sealed bytes -> signed body bytes; ValueError if unsigned, malformed or forged
     data = bytes(data)

@@ -56,6 +56,44 @@ def _random31():
         return int(time.time()) & 0x7FFFFFFF
 
 
+class Records:
+    # The records of one peek, [(seq, bytes)], decoded one at a time whenever they are
+    # iterated: a batch is built in two passes over them and never holds them all as
+    # dicts (24 decoded TIC records are ~3.5 KB of the ESP8266's heap; as bytes, ~1 KB).
+    # Indexing decodes one record; slices and after() stay undecoded.
+    def __init__(self, items, dec):
+        self.items = items
+        self.dec = dec
+
+    def __len__(self):
+        return len(self.items)
+
+    def _one(self, item):
+        seq, data = item
+        try:
+            rec = self.dec(data, None, seq)
+            rec["seq"] = seq
+        except Exception:
+            # kept as hex rather than dropped: the receiver stores what it cannot read
+            rec = B.raw_record(seq, data)
+        return rec
+
+    def __iter__(self):
+        for item in self.items:
+            yield self._one(item)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return Records(self.items[i], self.dec)
+        return self._one(self.items[i])
+
+    def seq(self, i):
+        return self.items[i][0]
+
+    def after(self, seq):
+        return Records([it for it in self.items if it[0] > seq], self.dec)
+
+
 def _entry(sink, ok, records, nbytes, error):
     return {"sink": sink, "ok": ok, "records": records, "bytes": nbytes, "error": error}
 
@@ -183,21 +221,9 @@ class Uplink:
         return self.decode
 
     def _peek(self, store):
-        # the store hands back self-contained records (no previous record needed)
-        items = store.peek(self.batch_records)
-        if not items:
-            return []
-        dec = self._decoder()
-        out = []
-        for seq, data in items:
-            try:
-                rec = dec(data, None, seq)
-                rec["seq"] = seq
-            except Exception:
-                # kept as hex rather than dropped: the receiver stores what it cannot read
-                rec = B.raw_record(seq, data)
-            out.append(rec)
-        return out
+        # the store hands back self-contained records (no previous record needed), as
+        # short byte strings decoded when a batch is built
+        return Records(store.peek(self.batch_records), self._decoder())
 
     # -- backoff -----------------------------------------------------------------------
     def _due(self, sink):
@@ -230,6 +256,8 @@ class Uplink:
         self._mq = None
         self._mq_entry = None
         last_rec = None
+        # one body buffer for the window, taken while the heap is still in one piece
+        self._buf = bytearray(self.max_bytes + B.OUT_SLACK)
         try:
             if "mqtt" in active and not self._mqtt_open(can):
                 failed.append("mqtt")
@@ -238,28 +266,30 @@ class Uplink:
                     res["deferred"] = True
                     break
                 recs = self._peek(store)
-                if not recs:
+                if not len(recs):
                     break
                 for r in recs:
                     if r.get("kind") == "relay" and r.get("state") is not None:
                         self._relay_seen = r.get("state")
                     if r.get("kind", "reading") == "reading":
                         last_rec = r
+                    r = None
                 # a full peek means more records wait in the store: a short tail batch
                 # waits for the next peek to be filled up
                 more = len(recs) >= self.batch_records
                 for s in active:
                     if s in failed:
                         continue
-                    todo = [r for r in recs if r["seq"] > self.done.get(s, -1)]
-                    if todo and not self._deliver(s, todo, store, can, more):
+                    todo = recs.after(self.done.get(s, -1))
+                    if len(todo) and not self._deliver(s, todo, store, can, more):
                         failed.append(s)
+                    todo = None
                 upto = min([self.done.get(s, -1) for s in self.sinks])
-                if upto < recs[0]["seq"]:
+                if upto < recs.seq(0):
                     break
                 n = 0
-                for r in recs:
-                    if r["seq"] <= upto:
+                for i in range(len(recs)):
+                    if recs.seq(i) <= upto:
                         n += 1
                 store.ack(upto)
                 res["records"] += n
@@ -267,6 +297,7 @@ class Uplink:
                 if not self._mqtt_finish(store, latest or last_rec):
                     failed.append("mqtt")
         finally:
+            self._buf = None
             if self._mq is not None:
                 self._mq.close()
                 if self._mq_entry is not None:
@@ -294,7 +325,7 @@ class Uplink:
     def _deliver(self, sink, todo, store, can, more=False):
         first = True
         tls = self._new_tls(sink)
-        while todo:
+        while len(todo):
             if (tls and not can("tls")) or (not first and not can("batch")):
                 self._res["deferred"] = True
                 return True
@@ -315,19 +346,22 @@ class Uplink:
 
     def _body(self, sink, recs, store):
         ctr = self.counters[sink].take() if self.key else None
+        buf = self._buf
         body, first, last, n = B.build(self.dev, recs, getattr(store, "dropped", 0),
                                        getattr(store, "aggregated", 0),
                                        getattr(store, "epoch", None) or self.epoch, ctr,
-                                       self._room())
+                                       self._room(), buf)
         if self.key:
-            body = sign.seal(self.key, body)
+            if isinstance(body, memoryview):
+                body = memoryview(buf)[:sign.seal_into(self.key, buf, len(body))]
+            else:
+                body = sign.seal(self.key, body)
         return body, last, n
 
     def _signed(self, sink, recs, store, hold_tail=False):
         if hold_tail:
             # would this be a short tail? then leave it for the next, fuller, peek
-            _, _, _, k = B.build(self.dev, recs, 0, 0, 0, 0, self._room())
-            if k == len(recs):
+            if B.count(self.dev, recs, self._room()) == len(recs):
                 return -1
         body, last, n = self._body(sink, recs, store)
         if sink == "mqtt":
@@ -405,7 +439,7 @@ class Uplink:
         while len(body) > self.max_bytes * 2 and len(chunk) > 1:
             chunk = chunk[:len(chunk) // 2]
             body, written, skipped = influx.lines(self.dev, chunk, self._times)
-        last = chunk[-1]["seq"]
+        last = chunk.seq(-1)
         ent = _entry("influx", False, 0, 0, None)
         if not written:
             # nothing with a known time: nothing to write, delivered as far as Influx goes

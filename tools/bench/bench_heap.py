@@ -1,6 +1,19 @@
 """The whole application in a small heap: does it fit the ESP8266's ~38 KB?
 
     python -m tools.bench.bench_heap [--quick] [--scenario NAME ...] [--frames N]
+    python -m tools.bench.bench_heap --frozen32 [MICROPYTHON_SRC] [...]
+
+--frozen32 (the closest the host gets to the ESP8266, see frozen32() below): builds the
+MicroPython unix port from a MicroPython source tree (a checkout or a bare git
+repository; no submodules needed) as a 32-bit program (gcc -m32, Debian gcc-multilib)
+with the ESP8266's object model (MICROPY_OBJ_REPR_C: 30-bit floats in the object word)
+and firmware/, the host port, umqtt and the loop FROZEN into it, as on the device: then
+the heap holds nothing but the interpreter's start-up objects and the application's
+data, object for object as on a 32-bit chip, and the bisected heapsize minus the
+host-only part is the firmware's need on the ESP8266 (within what its port adds:
+network objects, and axTLS buffers when TLS is used).
+
+Default mode (ROMFS on the 64-bit unix port from the venv):
 
 On the device the firmware is frozen or in a ROMFS image: bytecode executes in place
 from flash and costs no heap. The MicroPython unix port does the same with a ROMFS image
@@ -101,6 +114,95 @@ def build_image(dest_dir):
     return img
 
 
+# -- frozen, 32-bit ---------------------------------------------------------------
+FZ_DIR = os.path.join(ROOT, ".venv", "mp-frozen32")
+FZ_FLAGS = ["CFLAGS_EXTRA=-m32 -DMICROPY_OBJ_REPR=MICROPY_OBJ_REPR_C "
+            "-DMICROPY_FLOAT_IMPL=MICROPY_FLOAT_IMPL_FLOAT", "LDFLAGS_EXTRA=-m32",
+            "MICROPY_PY_SSL=0", "MICROPY_PY_BTREE=0", "MICROPY_PY_FFI=0",
+            "MICROPY_USE_READLINE=0", "MPY_CROSS_FLAGS=-march=x86"]
+
+
+def default_src():
+    # a MicroPython source for --frozen32: $MICROPYTHON_SRC, else a mirror beside the
+    # checkout (../.mirror/micropython+micropython/repo, as the project's tooling keeps
+    # it); None when there is neither
+    for p in (os.environ.get("MICROPYTHON_SRC"),
+              os.path.join(os.path.dirname(ROOT), ".mirror", "micropython+micropython", "repo")):
+        if p and (os.path.exists(os.path.join(p, "py", "mpconfig.h")) or
+                  os.path.exists(os.path.join(p, "HEAD"))):
+            return p
+    return None
+
+
+def gcc_m32():
+    # can this machine build 32-bit programs (Debian: gcc-multilib)?
+    try:
+        r = subprocess.run(["gcc", "-m32", "-x", "c", "-", "-o", os.devnull],
+                           input=b"int main(void){return 0;}", capture_output=True)
+        return r.returncode == 0
+    except OSError:
+        return False
+
+
+def frozen32(src):
+    # -> path of a 32-bit unix-port MicroPython with the application frozen in. src: a
+    # MicroPython source tree or bare git repository. The tree is exported once into
+    # .venv/mp-frozen32 and the interpreter built once; a change in firmware/ only
+    # rebuilds the frozen content (make's own dependency tracking).
+    tree = os.path.join(FZ_DIR, "src")
+    if not os.path.exists(os.path.join(tree, "py", "mpconfig.h")):
+        os.makedirs(tree, exist_ok=True)
+        if os.path.exists(os.path.join(src, "py", "mpconfig.h")):
+            shutil.rmtree(tree)
+            shutil.copytree(src, tree, ignore=shutil.ignore_patterns(".git", "build*"))
+        else:
+            # a bare repository: export HEAD (submodules are not needed)
+            arch = subprocess.run(["git", "--git-dir", src, "archive", "HEAD"], check=True,
+                                  capture_output=True).stdout
+            subprocess.run(["tar", "-x", "-C", tree], input=arch, check=True)
+    # the manifest checks that micropython-lib is there; nothing of it is used
+    mplib = os.path.join(FZ_DIR, "no-micropython-lib")
+    os.makedirs(mplib, exist_ok=True)
+    open(os.path.join(mplib, "README.md"), "w").close()
+    man = os.path.join(FZ_DIR, "manifest.py")
+    lines = ['package("firmware", base_path=%r, opt=0)' % ROOT]
+    for rel, inside in HOST_FILES:
+        if os.path.exists(os.path.join(ROOT, rel)):
+            base = os.path.join(ROOT, rel[:len(rel) - len(inside)])
+            lines.append("module(%r, base_path=%r, opt=0)" % (inside, base))
+    with open(man, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    jobs = "-j%d" % max(1, min(4, os.cpu_count() or 1))
+    subprocess.run(["make", jobs, "-C", os.path.join(tree, "mpy-cross")], check=True,
+                   stdout=subprocess.DEVNULL)
+    subprocess.run(["make", jobs, "-C", os.path.join(tree, "ports", "unix")] + FZ_FLAGS +
+                   ["MPY_LIB_DIR=" + mplib, "FROZEN_MANIFEST=" + man, "BUILD=build-fz32",
+                    "PROG=micropython-fz32"], check=True, stdout=subprocess.DEVNULL)
+    exe = os.path.join(tree, "ports", "unix", "build-fz32", "micropython-fz32")
+    out = subprocess.run([exe, "-c", "import sys; print(sys.maxsize)"], capture_output=True,
+                         text=True, check=True).stdout.strip()
+    if out != "2147483647":
+        raise RuntimeError("the frozen build is not 32-bit (%s)" % out)
+    return exe
+
+
+# Frozen: the modules are in the binary; the path has nothing else on it.
+CHILD_FROZEN = """
+import gc, sys
+sys.path[:] = [".frozen"]
+gc.collect()
+import micropython
+micropython.qstr_info()
+import heap_app
+res = heap_app.boot(%(capture)r, %(meter)r, %(frames)d, %(fs)r, %(period)r, %(state)r,
+                    %(until)r)
+res["image"] = 0
+res["rom"] = heap_app.__file__
+micropython.qstr_info()
+print("HEAPRESULT", res)
+"""
+
+
 # The MicroPython side, one process per boot: mount the image (read in 256-byte pieces
 # into one preallocated bytearray, so there is no second copy), import from it only.
 CHILD = """
@@ -137,13 +239,18 @@ def to_py(s):
 def run_boot(img, scenario, heap, fs, state, frames=None, until=None, timeout=120):
     # -> (figures of one boot or None when it did not complete, CompletedProcess)
     capture, meter, n, period, _ = SCENARIOS[scenario]
-    code = CHILD % {"img": img, "capture": os.path.join(CORPUS, capture), "meter": meter,
-                    "frames": frames or n, "fs": fs, "period": period, "state": state,
-                    "until": until}
+    args = {"img": img, "capture": os.path.join(CORPUS, capture), "meter": meter,
+            "frames": frames or n, "fs": fs, "period": period, "state": state,
+            "until": until}
     env = dict(os.environ)
     env["MICROPYPATH"] = ""   # nothing from the file system: everything from the image
-    r = subprocess.run([MP, "-X", "heapsize=%d" % heap, "-c", code], cwd=fs, env=env,
-                       capture_output=True, text=True, timeout=timeout)
+    if img.endswith(".romfs"):
+        cmd = [MP, "-X", "heapsize=%d" % heap, "-c", CHILD % args]
+    else:
+        # img is a frozen32() interpreter
+        cmd = [img, "-X", "heapsize=%d" % heap, "-c", CHILD_FROZEN % args]
+    r = subprocess.run(cmd, cwd=fs, env=env, capture_output=True, text=True,
+                       timeout=timeout)
     q = []
     for line in r.stdout.splitlines():
         if line.startswith("qstr pool:"):
@@ -261,16 +368,36 @@ def main(argv=None):
     ap.add_argument("--scenario", action="append", choices=sorted(SCENARIOS))
     ap.add_argument("--quick", action="store_true", help="figures only, no bisect")
     ap.add_argument("--frames", type=int, default=None)
+    ap.add_argument("--frozen32", nargs="?", const="", default=None, metavar="MICROPYTHON_SRC",
+                    help="32-bit build with the application frozen (source tree or bare git "
+                         "repository; default $MICROPYTHON_SRC)")
     a = ap.parse_args(argv)
     names = a.scenario or ["tic-historic", "tic-standard", "dsmr", "tic-historic+mqtt"]
     tmp = tempfile.mkdtemp(prefix="bench-heap-")
     mosq = None
+    frozen = a.frozen32 is not None
     try:
-        img = build_image(tmp)
-        size = os.path.getsize(img)
-        print("ROMFS image: %d bytes (firmware/ + host port + umqtt + loop, .mpy)" % size)
-        print("image + interpreter baseline are in the unix-port heap; the device has "
-              "neither (flash / ROM)\n")
+        if frozen:
+            src = a.frozen32 or default_src() or ""
+            if not src or not os.path.exists(src):
+                print("--frozen32 needs a MicroPython source tree: give its path or set "
+                      "MICROPYTHON_SRC", file=sys.stderr)
+                return 2
+            if not gcc_m32():
+                print("--frozen32 needs gcc -m32 (Debian: gcc-multilib)", file=sys.stderr)
+                return 2
+            img = frozen32(src)
+            size = 0
+            print("32-bit unix port, ESP8266 object model (REPR_C), application frozen: %s"
+                  % os.path.relpath(img, ROOT))
+            print("the heap holds the interpreter's start-up objects, the host port with "
+                  "the capture, and the application\n")
+        else:
+            img = build_image(tmp)
+            size = os.path.getsize(img)
+            print("ROMFS image: %d bytes (firmware/ + host port + umqtt + loop, .mpy)" % size)
+            print("image + interpreter baseline are in the unix-port heap; the device has "
+                  "neither (flash / ROM)\n")
         rows = []
         for name in names:
             cfg = {}
@@ -289,7 +416,8 @@ def main(argv=None):
             if res is None:
                 print("%s: run failed\n%s" % (name, (r.stdout + r.stderr)[-2000:]))
                 continue
-            assert res["rom"].startswith("/rom"), res["rom"]
+            # from the image / frozen in, never from the file system
+            assert (not res["rom"].startswith("/")) if frozen else res["rom"].startswith("/rom"), res["rom"]
             steady = res["steady"]
             print("%-18s readings %d (uploaded %d, uploads ok %d/%d), errors %s" % (
                 name, res["recorded"], res["uploaded"], res["uploads_ok"], res["uploads"],
@@ -313,7 +441,13 @@ def main(argv=None):
             if not a.quick:
                 need = bisect(img, name, res["recorded"], cfg, frames=a.frames)
             fw = None
-            if need is not None:
+            if need is not None and frozen:
+                host = host_only(res)
+                fw = need - host
+                print("  smallest heapsize that completes: %s; minus host-only (interpreter "
+                      "start-up, host port, capture) %s: firmware %s (32-bit, frozen)" % (
+                          kb(need), kb(host), kb(fw)))
+            elif need is not None:
                 host = host_only(res)
                 fw = need - size - host - res["qstr_bytes"]
                 print("  smallest heapsize that completes: %s; minus image: %s (64-bit)" % (
@@ -322,6 +456,15 @@ def main(argv=None):
                       "qstrs %s: firmware %s on 64-bit -> ESP8266 (32-bit) ~%s..%s" % (
                           kb(host), kb(res["qstr_bytes"]), kb(fw), kb(fw / 2), kb(fw)))
             rows.append((name, res, need, fw))
+        if frozen:
+            print("\nsummary (32-bit frozen build; KB = 1024 bytes; ESP8266 heap ~38 KB)")
+            print("%-18s %8s %10s %10s %10s %12s" % (
+                "scenario", "readings", "retained", "heap N", "host-only", "firmware"))
+            for name, res, need, fw in rows:
+                print("%-18s %8d %10s %10s %10s %12s" % (
+                    name, res["recorded"], kb(res["retained"]), kb(need) if need else "-",
+                    kb(host_only(res)), kb(fw) if fw else "-"))
+            return 0
         print("\nsummary (64-bit unix port; KB = 1024 bytes)")
         print("%-18s %8s %10s %10s %10s %10s %10s %12s" % (
             "scenario", "readings", "retained", "min", "heap N", "N - image", "firmware",
