@@ -12,7 +12,13 @@ from firmware import meter
 from firmware.relay.policy import RelayPolicy, ON
 from firmware.relay.driver import RelayDriver
 
-RTC_MAGIC = b"LK5"
+RTC_MAGIC = b"LK6"
+# Reads in a row that heard no valid frame at the locked line setting before the app
+# searches again: the meter changed its TIC mode (historic <-> standard, switched by
+# the supplier on request) or the dongle moved to another meter. A TIC meter sends
+# without pause, so one listen always spans a whole frame; a DSMR 2.2-4 meter sends
+# every 10 s, so a listen may end before the next telegram: more misses before a search.
+RELOCK_MISSES = {"tic-historic": 6, "tic-standard": 6, "dsmr": 20, "dsmr-22": 20}
 # After this many failed Wi-Fi joins in a row the device opens the set-up access point.
 WIFI_FAILS_FOR_AP = 20
 # How long the app listens at one line setting before it tries the next (autodetect):
@@ -47,6 +53,7 @@ class App:
         self.line = None          # line setting locked by the search (meter.LINES key)
         self.search_i = 0
         self.listened_ms = 0
+        self.misses = 0           # reads in a row with nothing at the locked line
         self.wifi_fails = 0
         self.status_srv = None
         self._last_read_end = None
@@ -82,12 +89,13 @@ class App:
         ok = False
         if data and data[:3] == RTC_MAGIC and len(data) >= 11:
             try:
-                line_i, wifi_fails, n_em, n_rl, n_up, n_es, n_rp = struct.unpack(
-                    "<bBBBBBB", data[3:10])
-                p = 10
+                line_i, wifi_fails, misses, n_em, n_rl, n_up, n_es, n_rp = struct.unpack(
+                    "<bBBBBBBB", data[3:11])
+                p = 11
                 if line_i >= 0:
                     self.line = tuple(meter.LINES)[line_i] if line_i < len(meter.LINES) else None
                 self.wifi_fails = wifi_fails
+                self.misses = misses
                 self.em.load(bytes(data[p:p + n_em]))
                 p += n_em
                 self.relay.load_rtc(bytes(data[p:p + n_rl]))
@@ -128,8 +136,9 @@ class App:
         if len(es) > 160:
             es = b""
         rp = self.policy.dump(self.port.ticks_ms() // 1000, sleep_ms // 1000)
-        data = RTC_MAGIC + struct.pack("<bBBBBBB", li, min(self.wifi_fails, 255), len(em),
-                                       len(rl), len(up), len(es), len(rp)) + em + rl + up + es + rp
+        data = RTC_MAGIC + struct.pack("<bBBBBBBB", li, min(self.wifi_fails, 255),
+                                       min(self.misses, 255), len(em), len(rl), len(up),
+                                       len(es), len(rp)) + em + rl + up + es + rp
         self.port.rtc_write(data)
 
     # -- meter -------------------------------------------------------------------
@@ -218,6 +227,7 @@ class App:
             if k:
                 self.decoder.reset()
         got = None
+        ended = False              # the host's capture ran out (not the meter's fault)
         try:
             uart = self.uart
             while port.ticks_diff(port.ticks_ms(), t0) < max_ms:
@@ -229,6 +239,7 @@ class App:
                                           (BUF_SIZE if n else 8)])
                 if not n:
                     if getattr(port, "meter_exhausted", None) and port.meter_exhausted():
+                        ended = True
                         break
                     continue
                 out = self.decoder.feed(self.mv[:n])
@@ -251,6 +262,12 @@ class App:
         self._collect_decoder_errors()
         if got is not None:
             self.listened_ms = 0
+            self.misses = 0
+        elif self.line is not None:
+            if not ended:
+                self.misses += 1
+                if self.misses >= RELOCK_MISSES.get(self.line, 20):
+                    self._unlock()
         elif self.line is None:
             self.listened_ms += spent
             if self.listened_ms >= SEARCH_LISTEN_MS.get(line, 5000):
@@ -271,6 +288,27 @@ class App:
                 self.decoder.want(want)
             except (ValueError, AttributeError):
                 self.early_stop = ()
+
+    def _unlock(self):
+        # search again, starting with the settings after the one that stopped working
+        old = self.line
+        self.port.log("meter: nothing valid at %s, searching" % old)
+        self._err("line_lost")
+        order = meter.SEARCH.get(self.cfg.get("meter_protocol") or "auto", meter.SEARCH["auto"])
+        self.search_i = (order.index(old) + 1) if old in order else 0
+        self.line = None
+        self.misses = 0
+        self.listened_ms = 0
+        self.decoder = None
+        self.early_stop = None
+        self._rtc_early_stop = None
+        if self.cfg.get("meter_line"):
+            self.cfg.pop("meter_line", None)
+            try:
+                from firmware import config
+                config.save(self.port.fs_root, self.cfg)
+            except Exception:
+                pass
 
     def _lock_line(self, line):
         self.line = line
