@@ -3,7 +3,9 @@
 # energy manager) runs from a ROMFS image under `micropython -X heapsize=N`, as frozen
 # code runs on the device, one process per boot (a deep sleep ends the process, as it
 # restarts the chip), and must record every reading it records in a roomy heap.
-# A change that makes the application hold or churn more heap fails here.
+# A change that makes the application hold or churn more heap fails here. It needs
+# only the MicroPython from the venv; the device-like figure (32-bit, frozen, the
+# ESP8266's object model) is tests/host/test_heap_esp8266.py's.
 #
 # N = image size (the unix port reads the image into its heap; the device maps it
 # from flash) + APP_BUDGET. Measured by tools/bench/bench_heap.py (2026-11-23): every
