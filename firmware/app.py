@@ -302,25 +302,26 @@ class App:
         self.decoder = None
         self.early_stop = None
         self._rtc_early_stop = None
-        if self.cfg.get("meter_line"):
-            self.cfg.pop("meter_line", None)
-            try:
-                from firmware import config
-                config.save(self.port.fs_root, self.cfg)
-            except Exception:
-                pass
+        self._remember_line(None)
 
     def _lock_line(self, line):
         self.line = line
         self.port.log("meter: %s" % line)
-        # remember across power loss too (the config file keeps unknown keys)
-        if self.cfg.get("meter_line") != line:
+        self._remember_line(line)
+
+    def _remember_line(self, line):
+        # across power loss too: config.json keeps it (the file keeps unknown keys)
+        if self.cfg.get("meter_line") == line:
+            return
+        if line is None:
+            self.cfg.pop("meter_line", None)
+        else:
             self.cfg["meter_line"] = line
-            try:
-                from firmware import config
-                config.save(self.port.fs_root, self.cfg)
-            except Exception:
-                pass
+        try:
+            from firmware import config
+            config.save(self.port.fs_root, self.cfg)
+        except Exception:
+            pass
 
     # -- store ---------------------------------------------------------------------
     def _time_of(self, reading):

@@ -8,8 +8,8 @@
 # clock. Every reading is counted from measured (recorded by the app) to delivered
 # (acknowledged by the collector).
 #
-#   python -m tools.sim [--policy paper|firmware] [--tls|--no-tls] [--power-mw P]
-#                       [--power-profile hours_mw.csv]
+#   python -m tools.sim [--policy paper|firmware] [--board ltr|ltr-low|ltr-high|paper]
+#                       [--tls|--no-tls] [--power-mw P] [--power-profile hours_mw.csv]
 #                       [--hours H] [--seed N] [--outage START:END] [--json] [--plot OUT.png]
 #                       [--capture corpus/rel/path]
 #
@@ -265,10 +265,10 @@ def run(policy="firmware", tls=True, power_mw=130.0, hours=6.0, seed=1, outage=N
         data = corpus(capture or SP.CAPTURE)
     baud, bits, parity, inv = WIRE[meter]
     board = board or SP.BOARD_FOR_POLICY[policy]
-    SP.board(board)
+    SP.board(board)            # an unknown board fails here, before anything starts
     tmp = tempfile.mkdtemp(prefix="linky-sim-")
     trace = Trace(trace_every)
-    trace.board = board or SP.BOARD_FOR_POLICY[policy]
+    trace.board = board
     flash = FaultFlash(sectors=64, sector_size=4096)
     period = 1000 if meter == "dsmr" else None
     port = SimPort(data, power_mw=power_mw, seed=seed, fs_root=tmp, flash=flash,

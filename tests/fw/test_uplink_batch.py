@@ -82,3 +82,32 @@ def test_parse_refuses_malformed_batches():
     raises(ValueError, B.parse, b'{"v":1,"cols":["t"],"rows":[[1]]}')
     raises(ValueError, B.parse, b'[1]')
     raises(ValueError, B.build, "x", [])
+
+
+def test_body_written_into_a_callers_buffer_and_from_lazily_decoded_records():
+    # the ESP8266 path: records of a peek decoded one at a time (uplink.Records), the
+    # body written into one buffer taken when the window opens and sealed in place.
+    # Same bytes as the plain path, for every size limit.
+    from firmware.uplink.uplink import Records
+    from firmware.uplink import sign
+    st = Store(RamFlash())
+    fill(st, 40, reading=dsmr_reading())
+    items = st.peek(40)
+    lazy = Records(items, record.decode)
+    plain = [record.decode(d, None, s) for s, d in items]
+    for p, s in zip(plain, items):
+        p["seq"] = s[0]
+    key = b"k" * 16
+    for limit in (400, 1024, 2048):
+        buf = bytearray(limit + B.OUT_SLACK)
+        got, first, last, n = B.build("0a1b2c", lazy, 1, 2, 7, 9, limit - sign.TAIL_LEN, buf)
+        want = B.build("0a1b2c", plain, 1, 2, 7, 9, limit - sign.TAIL_LEN)
+        assert bytes(got) == want[0] and (first, last, n) == want[1:], limit
+        m = sign.seal_into(key, buf, len(got))
+        assert bytes(buf[:m]) == sign.seal(key, want[0])
+        assert m <= len(buf)
+    assert B.count("0a1b2c", lazy, 400) == B.build("0a1b2c", plain, max_bytes=400)[3]
+    # a buffer with no room for the seal is refused, not overrun
+    small = bytearray(b'{"a":1}')
+    assert raises(ValueError, sign.seal_into, key, small, len(small))
+    assert raises(ValueError, sign.seal_into, key, bytearray(b"[1]"), 3)
