@@ -732,10 +732,18 @@ class DsmrDecoder:
         if isinstance(aak, str):
             aak = _unhex(aak)
         if key:
-            from firmware.frame import smarty
-            self._smarty = smarty
-            self.gcm = smarty.Gcm(key)
-            self.aad = smarty.aad_for(aak)
+            try:
+                from firmware.frame import smarty
+            except ImportError:
+                # a build without AES (no cryptolib): encrypted telegrams are counted
+                # as "no_aes", plaintext ones still decode
+                smarty = None
+            if smarty is not None:
+                self._smarty = smarty
+                self.gcm = smarty.Gcm(key)
+                self.aad = smarty.aad_for(aak)
+            else:
+                self.gcm = False
 
     @property
     def frames(self):
@@ -769,6 +777,9 @@ class DsmrDecoder:
         if kind == K_ENC:
             if self.gcm is None:
                 self._err("encrypted_no_key")
+                return
+            if self.gcm is False:
+                self._err("no_aes")
                 return
             res = self._smarty.decrypt_frame(self.gcm, buf, end, self.aad)
             if res is None:

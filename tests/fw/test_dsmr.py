@@ -519,3 +519,38 @@ def test_keep_fields_false_drops_only_the_raw_lines():
     assert "fields" not in lean
     del full["fields"]
     assert lean == full
+
+
+def test_key_on_a_build_without_aes_counts_encrypted_telegrams():
+    # a meter key configured on firmware built without cryptolib: the decoder is still
+    # made (no crash at start-up), encrypted telegrams are counted, nothing is invented
+    import sys
+    import firmware.frame as frame_pkg
+    from tests.fw.util import SkipTest, is_micropython
+    name = "firmware.frame.smarty"
+    saved = sys.modules.get(name)
+    had = getattr(frame_pkg, "smarty", None)
+    if is_micropython():
+        try:
+            from firmware.frame import smarty  # noqa: F401
+            raise SkipTest("this build has AES: the path is the host's 32-bit build's")
+        except ImportError:
+            pass
+    else:
+        sys.modules[name] = None          # CPython: the import now fails
+        if had is not None:
+            delattr(frame_pkg, "smarty")
+    try:
+        from firmware.reading.dsmr import DsmrDecoder
+        d = DsmrDecoder(key=b"0123456789ABCDEF")
+        out = d.feed(corpus("dsmr/lu_smarty_real.bin")) + d.flush()
+        assert out == []
+        assert d.errors.get("no_aes") == 1, d.errors
+    finally:
+        if not is_micropython():
+            if saved is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = saved
+            if had is not None:
+                frame_pkg.smarty = had

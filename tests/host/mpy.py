@@ -22,9 +22,10 @@ def env(extra=None):
     return e
 
 
-def run(args, heap="2M", timeout=300, extra_env=None, **kw):
-    """Run `micropython -X heapsize=HEAP args...` from the repo root."""
-    cmd = [MICROPYTHON, "-X", "heapsize=" + heap] + list(args)
+def run(args, heap="2M", timeout=300, extra_env=None, exe=None, **kw):
+    """Run `micropython -X heapsize=HEAP args...` from the repo root (exe: another
+    MicroPython unix port than the venv's)."""
+    cmd = [exe or MICROPYTHON, "-X", "heapsize=" + heap] + list(args)
     return subprocess.run(cmd, cwd=ROOT, env=env(extra_env), capture_output=True, text=True,
                           timeout=timeout, **kw)
 

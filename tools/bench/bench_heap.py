@@ -115,75 +115,26 @@ def build_image(dest_dir):
 
 
 # -- frozen, 32-bit ---------------------------------------------------------------
-FZ_DIR = os.path.join(ROOT, ".venv", "mp-frozen32")
-FZ_FLAGS = ["CFLAGS_EXTRA=-m32 -DMICROPY_OBJ_REPR=MICROPY_OBJ_REPR_C "
-            "-DMICROPY_FLOAT_IMPL=MICROPY_FLOAT_IMPL_FLOAT", "LDFLAGS_EXTRA=-m32",
-            "MICROPY_PY_SSL=0", "MICROPY_PY_BTREE=0", "MICROPY_PY_FFI=0",
-            "MICROPY_USE_READLINE=0", "MPY_CROSS_FLAGS=-march=x86"]
-
-
 def default_src():
-    # a MicroPython source for --frozen32: $MICROPYTHON_SRC, else a mirror beside the
-    # checkout (../.mirror/micropython+micropython/repo, as the project's tooling keeps
-    # it); None when there is neither
-    for p in (os.environ.get("MICROPYTHON_SRC"),
-              os.path.join(os.path.dirname(ROOT), ".mirror", "micropython+micropython", "repo")):
-        if p and (os.path.exists(os.path.join(p, "py", "mpconfig.h")) or
-                  os.path.exists(os.path.join(p, "HEAD"))):
-            return p
-    return None
+    from tools import mp32
+    return mp32.default_src()
 
 
 def gcc_m32():
-    # can this machine build 32-bit programs (Debian: gcc-multilib)?
-    try:
-        r = subprocess.run(["gcc", "-m32", "-x", "c", "-", "-o", os.devnull],
-                           input=b"int main(void){return 0;}", capture_output=True)
-        return r.returncode == 0
-    except OSError:
-        return False
+    from tools import mp32
+    return mp32.gcc_m32()
 
 
 def frozen32(src):
-    # -> path of a 32-bit unix-port MicroPython with the application frozen in. src: a
-    # MicroPython source tree or bare git repository. The tree is exported once into
-    # .venv/mp-frozen32 and the interpreter built once; a change in firmware/ only
-    # rebuilds the frozen content (make's own dependency tracking).
-    tree = os.path.join(FZ_DIR, "src")
-    if not os.path.exists(os.path.join(tree, "py", "mpconfig.h")):
-        os.makedirs(tree, exist_ok=True)
-        if os.path.exists(os.path.join(src, "py", "mpconfig.h")):
-            shutil.rmtree(tree)
-            shutil.copytree(src, tree, ignore=shutil.ignore_patterns(".git", "build*"))
-        else:
-            # a bare repository: export HEAD (submodules are not needed)
-            arch = subprocess.run(["git", "--git-dir", src, "archive", "HEAD"], check=True,
-                                  capture_output=True).stdout
-            subprocess.run(["tar", "-x", "-C", tree], input=arch, check=True)
-    # the manifest checks that micropython-lib is there; nothing of it is used
-    mplib = os.path.join(FZ_DIR, "no-micropython-lib")
-    os.makedirs(mplib, exist_ok=True)
-    open(os.path.join(mplib, "README.md"), "w").close()
-    man = os.path.join(FZ_DIR, "manifest.py")
+    # -> a 32-bit unix-port MicroPython (tools/mp32.py: the ESP8266's object model) with
+    # firmware/, the host port, umqtt and the loop frozen in
+    from tools import mp32
     lines = ['package("firmware", base_path=%r, opt=0)' % ROOT]
     for rel, inside in HOST_FILES:
         if os.path.exists(os.path.join(ROOT, rel)):
             base = os.path.join(ROOT, rel[:len(rel) - len(inside)])
             lines.append("module(%r, base_path=%r, opt=0)" % (inside, base))
-    with open(man, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    jobs = "-j%d" % max(1, min(4, os.cpu_count() or 1))
-    subprocess.run(["make", jobs, "-C", os.path.join(tree, "mpy-cross")], check=True,
-                   stdout=subprocess.DEVNULL)
-    subprocess.run(["make", jobs, "-C", os.path.join(tree, "ports", "unix")] + FZ_FLAGS +
-                   ["MPY_LIB_DIR=" + mplib, "FROZEN_MANIFEST=" + man, "BUILD=build-fz32",
-                    "PROG=micropython-fz32"], check=True, stdout=subprocess.DEVNULL)
-    exe = os.path.join(tree, "ports", "unix", "build-fz32", "micropython-fz32")
-    out = subprocess.run([exe, "-c", "import sys; print(sys.maxsize)"], capture_output=True,
-                         text=True, check=True).stdout.strip()
-    if out != "2147483647":
-        raise RuntimeError("the frozen build is not 32-bit (%s)" % out)
-    return exe
+    return mp32.build(src, "micropython-fz32", lines)
 
 
 # Frozen: the modules are in the binary; the path has nothing else on it.
