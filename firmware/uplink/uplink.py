@@ -141,6 +141,19 @@ class Uplink:
             self.sinks.append("https")
         if cfg.get("influx_url"):
             self.sinks.append("influx")
+        # ESP8266: a TLS connection does not fit beside the application in its 38 KB heap
+        # (axTLS takes its buffers from it: an HTTPS upload window needs ~45 KB, measured
+        # by tools/bench/bench_heap.py --frozen32). Such a sink is left out with a clear
+        # error in every window's report instead of failing at every handshake; plain
+        # MQTT / http:// with hmac_key (signed batches) is the ESP8266's way.
+        self.refused = {}
+        if getattr(port, "chip", "") == "esp8266":
+            for sk in list(self.sinks):
+                if self._needs_tls(sk):
+                    self.sinks.remove(sk)
+                    self.refused[sk] = ("tls does not fit the ESP8266's heap: use %s" % (
+                        "mqtt without TLS + hmac_key" if sk == "mqtt" else
+                        "http:// + hmac_key" if sk == "https" else "http://"))
         self.done = {}
         self.fails = {}
         self.window = 0
@@ -244,6 +257,8 @@ class Uplink:
             self.port.log("uplink: config " + self.config_error)
             res["connections"].append(_entry("config", False, 0, 0, self.config_error))
             return res
+        for sk in self.refused:
+            res["connections"].append(_entry(sk, False, 0, 0, self.refused[sk]))
         if not self.sinks:
             return res
         active = []
@@ -313,6 +328,13 @@ class Uplink:
         res["bytes"] = tot
         res["ok"] = bool(active) and not failed
         return res
+
+    def _needs_tls(self, sink):
+        c = self.cfg
+        if sink == "mqtt":
+            return bool(c.get("ca_pem") or c.get("mqtt_tls"))   # as _mqtt_open decides
+        url = c.get("https_url" if sink == "https" else "influx_url") or ""
+        return url.startswith("https:")
 
     def _new_tls(self, sink):
         # every HTTPS / Influx request opens its own TLS connection (Connection: close):

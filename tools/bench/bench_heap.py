@@ -78,12 +78,86 @@ HOST_FILES = [
 ]
 
 SCENARIOS = {
-    # name: (capture, meter line, frames sent, period ms, needs mosquitto)
+    # name: (capture, meter line, frames sent, period ms, uplink: None | "mqtt" | "https")
     "tic-historic": ("tic/hist_tempo_mono_pyteleinfo.txt", "tic-historic", 6, None, False),
     "tic-standard": ("tic/std_mono_base_ticdecodecpp.bin", "tic-standard", 15, None, False),
     "dsmr": ("dsmr/nl_v5_athom_iskra_am550.txt", "dsmr", 200, 1000, False),
-    "tic-historic+mqtt": ("tic/hist_tempo_mono_pyteleinfo.txt", "tic-historic", 6, None, True),
+    "tic-historic+mqtt": ("tic/hist_tempo_mono_pyteleinfo.txt", "tic-historic", 6, None, "mqtt"),
+    # HTTPS over TLS (the ESP8266 way: unverified, every batch signed), to a loopback
+    # server with an RSA certificate (axTLS has no elliptic curves)
+    "tic-historic+https": ("tic/hist_tempo_mono_pyteleinfo.txt", "tic-historic", 6, None,
+                           "https"),
 }
+HMAC_KEY = "00112233445566778899aabbccddeeff"
+
+
+def start_https(tmp):
+    # -> (server, port): a loopback HTTPS receiver answering 200 to every POST
+    import datetime
+    import http.server
+    import ipaddress
+    import ssl
+    import threading
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .sign(key, hashes.SHA256()))
+    cp, kp = os.path.join(tmp, "https-cert.pem"), os.path.join(tmp, "https-key.pem")
+    with open(cp, "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open(kp, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM,
+                                  serialization.PrivateFormat.TraditionalOpenSSL,
+                                  serialization.NoEncryption()))
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *a):
+            pass
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    srv.daemon_threads = True
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cp, kp)
+    # axTLS offers RSA key exchange suites only (AES128-SHA256 / -SHA)
+    ctx.set_ciphers("DEFAULT:AES128-SHA256:AES128-SHA:AES256-SHA")
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv, srv.server_address[1]
+
+
+def scenario_cfg(name, mqtt_port=None, https_port=None):
+    # an upload window: Wi-Fi configured, the sink on loopback; the host port says chip
+    # "host", so the ESP8266's batch size is set here (firmware/uplink/uplink.py: 24
+    # records per peek on the ESP8266)
+    kind = SCENARIOS[name][4]
+    if not kind:
+        return {}
+    cfg = {"ssid": "bench", "password": "benchbench", "batch_records": 24}
+    if kind == "mqtt":
+        cfg.update({"mqtt_host": "127.0.0.1", "mqtt_port": mqtt_port})
+    else:
+        cfg.update({"https_url": "https://127.0.0.1:%d/ingest" % https_port,
+                    "hmac_key": HMAC_KEY})
+    return cfg
 
 
 def build_image(dest_dir):
@@ -123,6 +197,13 @@ def default_src():
 def gcc_m32():
     from tools import mp32
     return mp32.gcc_m32()
+
+
+def has_tls(img):
+    # does this MicroPython (a ROMFS image runs on the venv's) have the tls module?
+    exe = MP if img.endswith(".romfs") else img
+    r = subprocess.run([exe, "-c", "import tls"], capture_output=True)
+    return r.returncode == 0
 
 
 def frozen32(src):
@@ -323,9 +404,11 @@ def main(argv=None):
                     help="32-bit build with the application frozen (source tree or bare git "
                          "repository; default $MICROPYTHON_SRC)")
     a = ap.parse_args(argv)
-    names = a.scenario or ["tic-historic", "tic-standard", "dsmr", "tic-historic+mqtt"]
+    names = a.scenario or ["tic-historic", "tic-standard", "dsmr", "tic-historic+mqtt",
+                           "tic-historic+https"]
     tmp = tempfile.mkdtemp(prefix="bench-heap-")
     mosq = None
+    https = None
     frozen = a.frozen32 is not None
     try:
         if frozen:
@@ -351,18 +434,18 @@ def main(argv=None):
                   "neither (flash / ROM)\n")
         rows = []
         for name in names:
-            cfg = {}
-            if SCENARIOS[name][4]:
-                if not os.path.exists("/usr/sbin/mosquitto"):
-                    print("%s: skipped (no /usr/sbin/mosquitto)" % name)
-                    continue
-                if mosq is None:
-                    mosq = start_mosquitto(tmp)
-                # an upload window: Wi-Fi configured, MQTT to the loopback broker; the
-                # host port says chip "host", so the ESP8266's batch size is set here
-                # (firmware/uplink/uplink.py: 24 records decoded per peek on the ESP8266)
-                cfg = {"ssid": "bench", "password": "benchbench", "mqtt_host": "127.0.0.1",
-                       "mqtt_port": mosq[1], "batch_records": 24}
+            kind = SCENARIOS[name][4]
+            if kind == "mqtt" and not os.path.exists("/usr/sbin/mosquitto"):
+                print("%s: skipped (no /usr/sbin/mosquitto)" % name)
+                continue
+            if kind == "https" and not has_tls(img):
+                print("%s: skipped (this MicroPython has no tls module)" % name)
+                continue
+            if kind == "mqtt" and mosq is None:
+                mosq = start_mosquitto(tmp)
+            if kind == "https" and https is None:
+                https = start_https(tmp)
+            cfg = scenario_cfg(name, mosq[1] if mosq else None, https[1] if https else None)
             res, r = run_child(img, name, 2 * 1024 * 1024, cfg, frames=a.frames)
             if res is None:
                 print("%s: run failed\n%s" % (name, (r.stdout + r.stderr)[-2000:]))
@@ -431,6 +514,8 @@ def main(argv=None):
         if mosq is not None:
             mosq[0].terminate()
             mosq[0].wait(5)
+        if https is not None:
+            https[0].shutdown()
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
