@@ -269,8 +269,10 @@ def check(key, v, cfg=None):
         if v == "":
             return v, None
         if key == "https_url":
-            if len(v) > 256 or not _url_ok(v, ("https",)):
-                return None, "HTTPS URL: like https://host/path (https only, at most 256 characters)"
+            # http:// too, for the ESP8266 (no room for TLS): validate() then requires an
+            # HMAC key, so every batch is at least signed
+            if len(v) > 256 or not _url_ok(v, ("https", "http")):
+                return None, "HTTPS URL: like https://host/path (at most 256 characters)"
         elif len(v) > 256 or not _url_ok(v, ("http", "https")):
             return None, "InfluxDB URL: like http://host:8086 (at most 256 characters)"
         return v, None
@@ -319,12 +321,37 @@ def validate(fields, old=None, required=("ssid",)):
     for k in required:
         if not cfg.get(k) and k not in errors:
             errors[k] = {"ssid": "Wi-Fi name: required"}.get(k, k + ": required")
+    if (cfg.get("https_url") or "").startswith("http://") and not cfg.get("hmac_key") \
+            and "https_url" not in errors and "hmac_key" not in errors:
+        errors["https_url"] = ("HTTPS URL: http:// only with an HMAC key (every batch then "
+                               "signed); otherwise https://")
+        cfg["https_url"] = (old or DEFAULTS).get("https_url", "")
     mp = fields.get("mqtt_port", 0)
     if mp is None or (isinstance(mp, str) and not mp.strip()):
         # the documented default: 8883 (MQTT over TLS) when a CA is given
         errors.pop("mqtt_port", None)
         cfg["mqtt_port"] = 8883 if cfg.get("ca_pem") else 1883
     return cfg, errors
+
+
+def chip_errors(cfg, chip):
+    # -> {key: message} for settings this chip cannot carry out. The ESP8266 has no room
+    # for TLS beside the application in its 38 KB heap (measured: an HTTPS window needs
+    # ~45 KB, tools/bench/bench_heap.py --frozen32); its way is plain MQTT / http:// with
+    # every batch signed (hmac_key). The portal refuses these at save; the uplink leaves
+    # such a sink out if the file says so anyway.
+    e = {}
+    if chip != "esp8266":
+        return e
+    why = "the ESP8266 has no room for TLS"
+    for k, what in (("https_url", "HTTPS URL"), ("influx_url", "InfluxDB URL")):
+        if (cfg.get(k) or "").startswith("https:"):
+            e[k] = "%s: %s: use http:// with an HMAC key (every batch signed), or an " \
+                   "ESP32 board" % (what, why)
+    if cfg.get("ca_pem"):
+        e["ca_pem"] = ("CA certificate: %s (nor can it verify one): leave it empty and set "
+                       "an HMAC key, or use an ESP32 board" % why)
+    return e
 
 
 def redacted(cfg):

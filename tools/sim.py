@@ -283,6 +283,9 @@ def run(policy="firmware", tls=True, power_mw=130.0, hours=6.0, seed=1, outage=N
                 "ha_discovery": False,
                 # the firmware plans with the figures of the board it runs on
                 "power_board": "reference" if board == "paper" else "ltr"})
+    if not tls:
+        # in the clear, the firmware signs every batch (config: http:// needs hmac_key)
+        cfg["hmac_key"] = "5e" * 16
     if relay:
         # load shedding settings (config.json keys): the relay's coil pulses then show on
         # the plot and are paid from the same capacitor

@@ -40,7 +40,7 @@ SECTIONS = (
               ("mqtt_password", "Password", "s", ""),
               ("mqtt_prefix", "Topic prefix", "t", "empty: linky/<device id>"),
               ("ha_discovery", "Home Assistant discovery", "b", ""))),
-    ("HTTPS", (("https_url", "Endpoint URL", "t", "https://... receives signed batches; empty: off"),
+    ("HTTPS", (("https_url", "Endpoint URL", "t", "https://... (http:// with an HMAC key on ESP8266) receives batches; empty: off"),
                ("hmac_key", "HMAC key (hex)", "s", "32 to 128 hex digits"))),
     ("TLS", (("ca_pem", "CA certificate (PEM)", "a",
               "the CA that signs your MQTT/HTTPS server; at most 4096 bytes"),)),

@@ -207,6 +207,8 @@ class Portal:
                 del f[k]          # empty secret input: keep the saved one
         old = self._saved_cfg()
         cfg, errors = config.validate(f, old)
+        if not errors:
+            errors = config.chip_errors(cfg, getattr(self.port, "chip", ""))
         if errors:
             for k in config.SECRETS:
                 f.pop(k, None)    # never echo a secret back

@@ -126,6 +126,10 @@ class Uplink:
             self.config_error = "ca_pem: not a PEM certificate"
         if cfg.get("ca_pem") and not self.ca_der and not self.config_error:
             self.config_error = "ca_pem: not a PEM certificate"
+        if (cfg.get("https_url") or "").startswith("http://") and not self.key \
+                and not self.config_error:
+            # in the clear, batches must at least be signed (config.validate says so too)
+            self.config_error = "https_url: http:// needs hmac_key"
         # ESP8266's axTLS cannot verify a certificate chain (batches are signed instead)
         self.can_verify = getattr(port, "chip", "host") != "esp8266"
         self.timeout_s = int(cfg.get("net_timeout_s") or 10)

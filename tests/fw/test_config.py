@@ -57,11 +57,12 @@ TABLE = (
     ("https_url", "https://collect.example.org/v1/batch", "https://collect.example.org/v1/batch",
      None),
     ("https_url", "https://10.0.0.5:8443/in", "https://10.0.0.5:8443/in", None),
-    ("https_url", "http://collect.example.org/", None, "https only"),
-    ("https_url", "https://", None, "https only"),
-    ("https_url", "https://a b/", None, "https only"),
-    ("https_url", "https://host:99999/", None, "https only"),
-    ("https_url", "https://user:pw@host/", None, "https only"),
+    ("https_url", "http://collect.example.org/", None, "http:// only with an HMAC key"),
+    ("https_url", "https://", None, "like https://host/path"),
+    ("https_url", "https://a b/", None, "like https://host/path"),
+    ("https_url", "ftp://collect.example.org/", None, "like https://host/path"),
+    ("https_url", "https://host:99999/", None, "like https://host/path"),
+    ("https_url", "https://user:pw@host/", None, "like https://host/path"),
     ("https_url", "https://h/" + "p" * 260, None, "256"),
     ("influx_url", "http://influx.lan:8086", "http://influx.lan:8086", None),
     ("influx_url", "ftp://influx.lan", None, "InfluxDB URL"),
@@ -111,6 +112,20 @@ def test_validation_table():
             assert list(errors) == [key], (key, errors)
             # the refused value is not applied
             assert cfg.get(key) != value or key == "ssid" and value == "", (key, value)
+
+
+def test_plain_http_endpoint_only_with_signed_batches():
+    # the ESP8266 way (no room for TLS): http:// is accepted with an HMAC key, and only so
+    cfg, errors = config.validate(dict(GOOD, https_url="http://192.168.1.10:8080/in",
+                                       hmac_key="00112233445566778899aabbccddeeff"))
+    assert not errors and cfg["https_url"] == "http://192.168.1.10:8080/in"
+    old = dict(cfg)
+    cfg2, errors = config.validate({"hmac_key": "", "https_url": "http://h/in"}, old)
+    assert "https_url" in errors
+    assert cfg2["https_url"] == old["https_url"]
+    assert config.chip_errors(cfg, "esp8266") == {}
+    assert config.chip_errors(dict(cfg, https_url="https://h/in"), "esp8266")
+    assert config.chip_errors(dict(cfg, https_url="https://h/in"), "esp32c3") == {}
 
 
 def test_messages_name_the_field():

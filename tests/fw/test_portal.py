@@ -173,6 +173,29 @@ def test_good_form_saves_and_joins():
         r.close()
 
 
+def test_esp8266_refuses_tls_settings_with_a_reason_and_keeps_the_file():
+    # no room for TLS in the ESP8266's heap (measured): the form says so and what to do
+    r = Rig(saved={"ssid": "HomeNet", "password": "correct horse"})
+    try:
+        r.port.chip = "esp8266"
+        before = r.file()
+        st, h, body = r.post("/save", r.form(https_url="https://example.org/in",
+                                             hmac_key="00112233445566778899aabbccddeeff"))
+        assert st == 400, body
+        assert b"no room for TLS" in body and b"http://" in body
+        assert r.file() == before
+        st, h, body = r.post("/save", r.form(ca_pem=CA_PEM, mqtt_host="broker.lan"))
+        assert st == 400 and b"CA certificate" in body
+        assert r.file() == before
+        # the plain way is accepted
+        st, h, body = r.post("/save", r.form(https_url="http://192.168.1.10:8080/in",
+                                             hmac_key="00112233445566778899aabbccddeeff"))
+        assert st == 200, body
+        assert config.load(r.dir)["https_url"] == "http://192.168.1.10:8080/in"
+    finally:
+        r.close()
+
+
 def test_largest_valid_form_fits_the_body_cap():
     # every field at its maximum and a CA bundle close to PEM_MAX: the 7 KB body cap
     # (firmware/portal/http.py BODY_MAX) must still take it
@@ -232,7 +255,7 @@ BAD = (("ssid", "x" * 33, "at most 32 bytes"),
        ("password", "short", "8 to 63"),
        ("mqtt_port", "70000", "1 to 65535"),
        ("mqtt_host", "mqtt://broker", "host name"),
-       ("https_url", "http://plain.example/", "https only"),
+       ("https_url", "ftp://plain.example/", "like https://host/path"),
        ("ca_pem", "not a certificate", "BEGIN CERTIFICATE"),
        ("hmac_key", "xyz", "hexadecimal"),
        ("meter_key", "0123", "exactly 32"),
