@@ -72,7 +72,7 @@ class App:
         if energy is None:
             from firmware.power.energy import EnergyManager
             from firmware.power.costs import params_for
-            energy = EnergyManager(params_for(cfg))
+            energy = EnergyManager(params_for(cfg, getattr(port, "chip", None)))
         self.em = energy
         self.policy = RelayPolicy(cfg)
         self.relay = RelayDriver(port, cfg.get("relay_pulse_ms", 30))

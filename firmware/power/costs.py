@@ -107,10 +107,32 @@ def read_params(interval_s):
     return {"read_target_ms": t, "read_min_ms": t}
 
 
-def params_for(cfg):
-    # the energy manager's params from the device configuration
+def uses_tls(cfg, chip=None):
+    # -> (any sink opens a TLS connection, an HTTPS/Influx sink does so per request).
+    # As the uplink decides: https:// URLs; MQTT with a CA or mqtt_tls; none on the
+    # ESP8266, which leaves TLS sinks out (firmware/uplink/uplink.py).
+    if chip == "esp8266":
+        return False, False
+    per_req = False
+    for k in ("https_url", "influx_url"):
+        if (cfg.get(k) or "").startswith("https:"):
+            per_req = True
+    mq = bool(cfg.get("mqtt_host")) and bool(cfg.get("ca_pem") or cfg.get("mqtt_tls"))
+    return per_req or mq, per_req
+
+
+def params_for(cfg, chip=None):
+    # the energy manager's params from the device configuration: the power supply, the
+    # wanted resolution, and whether uploads pay TLS handshakes (a plain MQTT / http://
+    # window does not: the worst case it plans for is then join + batch)
     p = dict(POWER_BOARDS.get(cfg.get("power_board") or "ltr") or {})
     p.update(read_params(cfg.get("reading_interval_s", 5)))
+    tls, per_req = uses_tls(cfg, chip)
+    if not tls:
+        p["tls_ms"] = 0
+        p["tls_exp_ms"] = 0
+    if not per_req:
+        p["batch_reconnects"] = False
     return p
 
 

@@ -490,15 +490,37 @@ def test_reading_interval_from_config():
     # 60 s is both the target and the finest the plan reads at, even on plenty of power
     assert costs.params_for({})["read_target_ms"] == 4500
     assert costs.params_for({"reading_interval_s": 5})["read_min_ms"] == 2500
-    p = costs.params_for({"reading_interval_s": 60})
+    # (the rig's uploads pay a TLS handshake: an https sink, so the plan budgets one)
+    tls = {"https_url": "https://h/x"}
+    p = costs.params_for(dict(tls, reading_interval_s=60))
     assert p["read_target_ms"] == p["read_min_ms"] == 54000
-    assert costs.params_for({"reading_interval_s": "x"}) == {}
+    assert "read_target_ms" not in costs.params_for({"reading_interval_s": "x"})
     assert costs.params_for({"power_board": "reference"})["v_off_mv"] == 4100
     r = Rig(250, seed=12, params=p)
     r.run_for(minutes(30))
     iv = r.read_interval(after=minutes(5))
     assert 50000 <= iv <= 62000, iv
     assert r.b.cuts == 0
-    fast = Rig(250, seed=12, params=costs.params_for({}))
+    fast = Rig(250, seed=12, params=costs.params_for(tls))
     fast.run_for(minutes(30))
     assert fast.read_interval(after=minutes(5)) <= 4500
+
+
+def test_plain_uplinks_do_not_budget_tls_handshakes():
+    # a window over plain MQTT / http:// (signed batches) pays no handshake: its worst
+    # case is join + batch, so an upload is affordable sooner than over TLS
+    plain = costs.params_for({"mqtt_host": "h"})
+    tls = costs.params_for({"mqtt_host": "h", "ca_pem": "x"})
+    https = costs.params_for({"https_url": "https://h/x"})
+    assert plain["tls_ms"] == 0 and plain["batch_reconnects"] is False
+    assert "tls_ms" not in tls and tls["batch_reconnects"] is False
+    assert "tls_ms" not in https and "batch_reconnects" not in https   # per request
+    # the ESP8266 leaves TLS sinks out, so it never pays for one
+    assert costs.params_for({"https_url": "https://h/x"}, "esp8266")["tls_ms"] == 0
+    em_p, em_t = EnergyManager(plain), EnergyManager(https)
+    assert em_p.worst("upload") < em_t.worst("upload")
+    assert em_p.worst("batch") < em_t.worst("batch")
+    v = 4500
+    while not em_p.can_afford("upload", v):
+        v += 10
+    assert not em_t.can_afford("upload", v)
