@@ -281,18 +281,26 @@ def ensure_pki(data_dir, sans=("127.0.0.1", "localhost")):
         return f.read(), cert_p, key_p
 
 
-def make_pki(sans=("127.0.0.1", "localhost"), days=825, not_before=None, ca=None):
-    """-> (ca_pem, cert_pem, key_pem, (ca_key, ca_cert)). ECDSA P-256, which the
-    ESP32/ESP8266 TLS stacks handle. not_before/days let tests make expired certs."""
+def make_pki(sans=("127.0.0.1", "localhost"), days=825, not_before=None, ca=None,
+             key_type="ec"):
+    """-> (ca_pem, cert_pem, key_pem, (ca_key, ca_cert)). ECDSA P-256 by default, which
+    the ESP32 (mbedTLS) handles; key_type="rsa" (2048 bit, CA and leaf) for axTLS, the
+    ESP8266's, which has no elliptic curves. not_before/days let tests make expired
+    certs."""
     import ipaddress
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
     from cryptography.x509.oid import NameOID
+
+    def new_key():
+        if key_type == "rsa":
+            return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        return ec.generate_private_key(ec.SECP256R1())
     now = not_before or datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(
         minutes=5)
     if ca is None:
-        ca_key = ec.generate_private_key(ec.SECP256R1())
+        ca_key = new_key()
         ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Linky collector CA")])
         ca_cert = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
                    .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
@@ -306,7 +314,7 @@ def make_pki(sans=("127.0.0.1", "localhost"), days=825, not_before=None, ca=None
                    .sign(ca_key, hashes.SHA256()))
     else:
         ca_key, ca_cert = ca
-    key = ec.generate_private_key(ec.SECP256R1())
+    key = new_key()
     alt = []
     for s in sans:
         try:

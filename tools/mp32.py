@@ -73,25 +73,23 @@ def _usermod():
 NO_SSL_FLAGS = ["MICROPY_PY_SSL=0"]
 
 
-def default_src():
-    # $MICROPYTHON_SRC, else a mirror beside the checkout (../.mirror/micropython+
-    # micropython/repo, as the project's tooling keeps it); None when there is neither
-    for p in (os.environ.get("MICROPYTHON_SRC"),
-              os.path.join(os.path.dirname(ROOT), ".mirror", "micropython+micropython", "repo")):
-        if p and (os.path.exists(os.path.join(p, "py", "mpconfig.h")) or
-                  os.path.exists(os.path.join(p, "HEAD"))):
+def _find(env, mirror, marker):
+    # a source: $env, else a mirror beside the checkout (../.mirror/<mirror>/repo, as the
+    # project's tooling keeps them): a tree with `marker`, or a bare git repository
+    for p in (os.environ.get(env), os.path.join(os.path.dirname(ROOT), ".mirror", mirror, "repo")):
+        if p and (os.path.exists(os.path.join(p, marker)) or os.path.exists(os.path.join(p, "HEAD"))):
             return p
     return None
+
+
+def default_src():
+    # MicroPython: $MICROPYTHON_SRC or ../.mirror/micropython+micropython/repo
+    return _find("MICROPYTHON_SRC", "micropython+micropython", os.path.join("py", "mpconfig.h"))
 
 
 def axtls_src():
-    # the axTLS submodule's source: $AXTLS_SRC, else ../.mirror/micropython+axtls/repo
-    for p in (os.environ.get("AXTLS_SRC"),
-              os.path.join(os.path.dirname(ROOT), ".mirror", "micropython+axtls", "repo")):
-        if p and (os.path.exists(os.path.join(p, "ssl", "tls1.c")) or
-                  os.path.exists(os.path.join(p, "HEAD"))):
-            return p
-    return None
+    # the axTLS submodule's source: $AXTLS_SRC or ../.mirror/micropython+axtls/repo
+    return _find("AXTLS_SRC", "micropython+axtls", os.path.join("ssl", "tls1.c"))
 
 
 def gcc_m32():

@@ -81,35 +81,17 @@ class PaperPolicy:
 
 # -- the collector -------------------------------------------------------------------------
 def make_cert(tmpdir):
-    # self-signed EC certificate for 127.0.0.1 (also the CA the firmware verifies with)
-    import datetime
-    from cryptography import x509
-    from cryptography.x509.oid import NameOID
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    import ipaddress
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sim-collector")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=30))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.SubjectAlternativeName([
-                x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
-                critical=False)
-            .sign(key, hashes.SHA256()))
-    pem = cert.public_bytes(serialization.Encoding.PEM)
-    kp = os.path.join(tmpdir, "key.pem")
+    # the collector's certificate for 127.0.0.1 and the CA the firmware verifies it with
+    # (tools/collector.make_pki, as the real collector makes them) -> cert, key, CA PEM
+    from tools.collector import make_pki
+    ca_pem, cert_pem, key_pem, _ = make_pki(("127.0.0.1", "localhost"))
     cp = os.path.join(tmpdir, "cert.pem")
-    with open(kp, "wb") as f:
-        f.write(key.private_bytes(serialization.Encoding.PEM,
-                                  serialization.PrivateFormat.TraditionalOpenSSL,
-                                  serialization.NoEncryption()))
+    kp = os.path.join(tmpdir, "key.pem")
     with open(cp, "wb") as f:
-        f.write(pem)
-    return cp, kp, pem.decode()
+        f.write(cert_pem)
+    with open(kp, "wb") as f:
+        f.write(key_pem)
+    return cp, kp, ca_pem.decode()
 
 
 class Collector:

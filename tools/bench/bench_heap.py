@@ -93,32 +93,17 @@ HMAC_KEY = "00112233445566778899aabbccddeeff"
 
 def start_https(tmp):
     # -> (server, port): a loopback HTTPS receiver answering 200 to every POST
-    import datetime
     import http.server
-    import ipaddress
     import ssl
     import threading
-    from cryptography import x509
-    from cryptography.x509.oid import NameOID
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=30))
-            .add_extension(x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .sign(key, hashes.SHA256()))
+    from tools.collector import make_pki
+    # RSA: axTLS has no elliptic curves
+    _, cert_pem, key_pem, _ = make_pki(("127.0.0.1",), key_type="rsa")
     cp, kp = os.path.join(tmp, "https-cert.pem"), os.path.join(tmp, "https-key.pem")
     with open(cp, "wb") as f:
-        f.write(cert.public_bytes(serialization.Encoding.PEM))
+        f.write(cert_pem)
     with open(kp, "wb") as f:
-        f.write(key.private_bytes(serialization.Encoding.PEM,
-                                  serialization.PrivateFormat.TraditionalOpenSSL,
-                                  serialization.NoEncryption()))
+        f.write(key_pem)
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
