@@ -73,10 +73,12 @@ class Collector:
         return self.keys.get(dev, self.default_key)
 
     # -- ingest ----------------------------------------------------------------------
-    def ingest(self, payload, channel):
-        """-> (http status, response dict). Never raises on bad input."""
+    def ingest(self, payload, channel, signed_only=False):
+        """-> (http status, response dict). Never raises on bad input. signed_only: the
+        batch must be signed with a key this collector knows for the device (plain HTTP,
+        where nothing else protects it)."""
         try:
-            return 200, self._ingest(bytes(payload), channel)
+            return 200, self._ingest(bytes(payload), channel, signed_only)
         except Refused as e:
             self.refused[e.body["error"]] = self.refused.get(e.body["error"], 0) + 1
             return e.status, e.body
@@ -84,7 +86,7 @@ class Collector:
             self.refused["malformed"] = self.refused.get("malformed", 0) + 1
             return 400, {"error": "malformed", "detail": str(e)[:100]}
 
-    def _ingest(self, payload, channel):
+    def _ingest(self, payload, channel, signed_only=False):
         try:
             outer = json.loads(payload)
         except ValueError:
@@ -102,7 +104,7 @@ class Collector:
                 body = sign.unseal(key, payload)
             except ValueError:
                 raise Refused(403, "bad signature")
-        elif self.require_signature:
+        elif self.require_signature or signed_only:
             raise Refused(403, "no key for device")
         elif signed:
             body = payload[:-sign.TAIL_LEN] + b"}"
@@ -340,6 +342,7 @@ def make_pki(sans=("127.0.0.1", "localhost"), days=825, not_before=None, ca=None
 # -- HTTPS server -------------------------------------------------------------------------
 class Handler(BaseHTTPRequestHandler):
     collector = None
+    plain = False          # the plain-HTTP listener: signed batches only
     protocol_version = "HTTP/1.1"
 
     def log_message(self, fmt, *args):  # quiet: batches are counted, not logged
@@ -366,7 +369,8 @@ class Handler(BaseHTTPRequestHandler):
         if n < 0 or n > 1 << 20:
             return self._send(413, {"error": "size"})
         data = self.rfile.read(n)
-        status, body = self.collector.ingest(data, "https")
+        # one counter space for the device's "https" sink, whichever scheme carried it
+        status, body = self.collector.ingest(data, "https", signed_only=self.plain)
         self._send(status, body)
 
     def do_GET(self):
@@ -397,6 +401,17 @@ def serve_https(collector, bind, port, cert, key):
     srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     th = threading.Thread(target=srv.serve_forever, daemon=True)
     th.start()
+    return srv
+
+
+def serve_http(collector, bind, port):
+    """Start a plain HTTP receiver in a thread, for dongles that cannot do TLS (ESP8266):
+    it takes batches signed with a key the collector knows for the device and refuses the
+    rest (403). The export and plot pages are served too. -> server."""
+    handler = type("H", (Handler,), {"collector": collector, "plain": True})
+    srv = ThreadingHTTPServer((bind, port), handler)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
     return srv
 
 
@@ -478,6 +493,9 @@ def main(argv=None):
     ap.add_argument("--data", default="collector-data")
     ap.add_argument("--bind", default="127.0.0.1")
     ap.add_argument("--https-port", type=int, default=8443, help="0: no HTTPS")
+    ap.add_argument("--http-port", type=int, default=0,
+                    help="plain HTTP for dongles without TLS (ESP8266): signed batches only, "
+                         "needs --key or --keys; 0: off")
     ap.add_argument("--san", action="append", help="extra certificate name/address")
     ap.add_argument("--mqtt-host", default=None)
     ap.add_argument("--mqtt-port", type=int, default=1883)
@@ -487,6 +505,8 @@ def main(argv=None):
     ap.add_argument("--require-signature", action="store_true")
     ap.add_argument("--plot", default=None, help="write the PNG load curve here and exit")
     a = ap.parse_args(argv)
+    if a.http_port and not (a.key or a.keys):
+        ap.error("--http-port takes signed batches only: give --key or --keys")
     keys = load_keys(a.keys) if a.keys else {}
     col = Collector(a.data, keys, sign.parse_key(a.key) if a.key else None,
                     a.require_signature)
@@ -494,7 +514,11 @@ def main(argv=None):
         col.plot_png(a.plot)
         print("wrote", a.plot, "(%d readings)" % col.count())
         return 0
-    srv = sub = None
+    srv = sub = plain = None
+    if a.http_port:
+        plain = serve_http(col, a.bind, a.http_port)
+        print("HTTP collector (signed batches only) on http://%s:%d/" % (
+            a.bind, plain.server_port))
     if a.https_port:
         sans = [a.bind, "localhost"] + (a.san or [])
         ca_pem, cert, key = ensure_pki(a.data, sans)
@@ -518,6 +542,8 @@ def main(argv=None):
             sub.close()
         if srv:
             srv.shutdown()
+        if plain:
+            plain.shutdown()
         col.close()
     return 0
 

@@ -10,7 +10,7 @@ import http.client
 import pytest
 
 from tests.host.uplink_services import Driver, free_port
-from tools.collector import Collector, make_pki, serve_https
+from tools.collector import Collector, make_pki, serve_https, serve_http
 from firmware.uplink import batch as B
 from firmware.uplink import sign
 
@@ -188,3 +188,46 @@ def test_forged_hmac_and_replayed_counter_are_refused(tmp_path, pki, collector, 
         assert collector.count() == 3      # seq 1 was already there: de-duplicated
     finally:
         srv.stop()
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("python", PY)
+def test_plain_http_with_signed_batches_the_esp8266_way(tmp_path, collector, python):
+    # no room for TLS on the ESP8266: http:// with hmac_key to the collector's plain
+    # listener, which takes signed batches only
+    srv = serve_http(collector, "127.0.0.1", 0)
+    port = srv.server_port
+    cfg = {"ssid": "x", "https_url": "http://127.0.0.1:%d/ingest" % port, "hmac_key": KEY,
+           "net_timeout_s": 3}
+    drv = Driver(python, cfg, str(tmp_path))
+    try:
+        drv.cmd("fill 30")
+        r = drv.cmd("send")
+        assert r["res"]["ok"] and r["count"] == 0, r
+        assert collector.count() == 30 and collector.refused == {}
+        recs = [{"seq": 99, "kind": "reading", "t": 1700000000, "t_src": "ntp",
+                 "apparent_power_va": 1}]
+        unsigned = B.build("0a1b2c", recs, ctr=1000)[0]
+        forged = sign.seal(b"y" * 16, B.build("0a1b2c", recs, ctr=1001)[0])
+        for body in (unsigned, forged):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("POST", "/ingest", body)
+            assert conn.getresponse().status == 403
+            conn.close()
+        assert collector.count() == 30
+    finally:
+        drv.close()
+        srv.shutdown()
+    # a collector that knows no key for the device refuses everything on plain HTTP
+    bare = Collector(str(tmp_path / "bare"))
+    srv = serve_http(bare, "127.0.0.1", 0)
+    try:
+        body = sign.seal(sign.parse_key(KEY), B.build("0a1b2c", recs, ctr=1)[0])
+        conn = http.client.HTTPConnection("127.0.0.1", srv.server_port, timeout=5)
+        conn.request("POST", "/ingest", body)
+        resp = conn.getresponse()
+        assert resp.status == 403 and b"no key" in resp.read()
+        assert bare.count() == 0
+    finally:
+        srv.shutdown()
+        bare.close()
