@@ -142,10 +142,13 @@ class App:
         self.port.rtc_write(data)
 
     # -- meter -------------------------------------------------------------------
+    def _search_order(self):
+        return meter.SEARCH.get(self.cfg.get("meter_protocol") or "auto", meter.SEARCH["auto"])
+
     def _line_now(self):
         if self.line is not None:
             return self.line
-        order = meter.SEARCH.get(self.cfg.get("meter_protocol") or "auto", meter.SEARCH["auto"])
+        order = self._search_order()
         return order[self.search_i % len(order)]
 
     def _open_line(self, line):
@@ -294,7 +297,7 @@ class App:
         old = self.line
         self.port.log("meter: nothing valid at %s, searching" % old)
         self._err("line_lost")
-        order = meter.SEARCH.get(self.cfg.get("meter_protocol") or "auto", meter.SEARCH["auto"])
+        order = self._search_order()
         self.search_i = (order.index(old) + 1) if old in order else 0
         self.line = None
         self.misses = 0

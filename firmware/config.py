@@ -334,6 +334,19 @@ def validate(fields, old=None, required=("ssid",)):
     return cfg, errors
 
 
+def tls_sinks(cfg):
+    # -> the sinks these settings send over TLS, as the uplink connects them: https://
+    # URLs; MQTT with a CA or mqtt_tls. (The ESP8266 cannot hold a TLS connection:
+    # chip_errors below, the uplink's refused sinks, the energy plan's budget.)
+    out = []
+    if cfg.get("mqtt_host") and (cfg.get("ca_pem") or cfg.get("mqtt_tls")):
+        out.append("mqtt")
+    for sink, key in (("https", "https_url"), ("influx", "influx_url")):
+        if (cfg.get(key) or "").startswith("https:"):
+            out.append(sink)
+    return out
+
+
 def chip_errors(cfg, chip):
     # -> {key: message} for settings this chip cannot carry out. The ESP8266 has no room
     # for TLS beside the application in its 38 KB heap (measured: an HTTPS window needs
@@ -344,8 +357,10 @@ def chip_errors(cfg, chip):
     if chip != "esp8266":
         return e
     why = "the ESP8266 has no room for TLS"
-    for k, what in (("https_url", "HTTPS URL"), ("influx_url", "InfluxDB URL")):
-        if (cfg.get(k) or "").startswith("https:"):
+    tls = tls_sinks(cfg)
+    for sink, k, what in (("https", "https_url", "HTTPS URL"),
+                          ("influx", "influx_url", "InfluxDB URL")):
+        if sink in tls:
             e[k] = "%s: %s: use http:// with an HMAC key (every batch signed), or an " \
                    "ESP32 board" % (what, why)
     if cfg.get("ca_pem"):

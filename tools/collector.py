@@ -391,13 +391,17 @@ class Handler(BaseHTTPRequestHandler):
         self._send(404, {"error": "not found"})
 
 
-def serve_https(collector, bind, port, cert, key):
-    """Start the HTTPS receiver in a thread. -> server (server.server_port, .shutdown())."""
+def serve_https(collector, bind, port, cert, key, ciphers=None):
+    """Start the HTTPS receiver in a thread. -> server (server.server_port, .shutdown()).
+    ciphers: an OpenSSL cipher list to add (axTLS clients, the ESP8266's, offer RSA key
+    exchange suites only: "DEFAULT:AES128-SHA256:AES128-SHA")."""
     handler = type("H", (Handler,), {"collector": collector})
     srv = ThreadingHTTPServer((bind, port), handler)
     srv.daemon_threads = True
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
+    if ciphers:
+        ctx.set_ciphers(ciphers)
     srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     th = threading.Thread(target=srv.serve_forever, daemon=True)
     th.start()

@@ -108,17 +108,14 @@ def read_params(interval_s):
 
 
 def uses_tls(cfg, chip=None):
-    # -> (any sink opens a TLS connection, an HTTPS/Influx sink does so per request).
-    # As the uplink decides: https:// URLs; MQTT with a CA or mqtt_tls; none on the
-    # ESP8266, which leaves TLS sinks out (firmware/uplink/uplink.py).
+    # -> (any sink opens a TLS connection, an HTTPS/Influx sink does so per request):
+    # config.tls_sinks, none on the ESP8266, which leaves TLS sinks out
+    # (firmware/uplink/uplink.py)
     if chip == "esp8266":
         return False, False
-    per_req = False
-    for k in ("https_url", "influx_url"):
-        if (cfg.get(k) or "").startswith("https:"):
-            per_req = True
-    mq = bool(cfg.get("mqtt_host")) and bool(cfg.get("ca_pem") or cfg.get("mqtt_tls"))
-    return per_req or mq, per_req
+    from firmware.config import tls_sinks
+    tls = tls_sinks(cfg)
+    return bool(tls), "https" in tls or "influx" in tls
 
 
 def params_for(cfg, chip=None):

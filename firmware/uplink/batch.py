@@ -106,47 +106,37 @@ def build(dev, records, dropped=0, aggregated=0, epoch=0, ctr=None, max_bytes=MA
     -> (body, first_seq, last_seq, count) for the longest prefix that fits."""
     k, first, last, allc = _fit(dev, records, dropped, aggregated, epoch, ctr, max_bytes)
     buf = out if out is not None else bytearray(max_bytes + OUT_SLACK)
-    w = _put(buf, 0, _header(dev, epoch, first, last, k, dropped, aggregated))
-    w = _put(buf, w, ',"cols":')
-    w = _put(buf, w, dumps(allc))
-    w = _put(buf, w, ',"rows":[')
-    i = 0
-    for rec in records:
-        if i == k or w < 0:
-            break
-        if i:
-            w = _put(buf, w, ",")
-        w = _put(buf, w, _row(rec, allc))
-        i += 1
-    w = _put(buf, w, "]")
-    if ctr is not None:
-        w = _put(buf, w, ',"ctr":%d' % ctr)
-    w = _put(buf, w, "}")
-    if w < 0:
-        # the estimate was short (it is not meant to be): the plain way
-        return _joined(dev, records, k, first, last, allc, dropped, aggregated, epoch,
-                       ctr), first, last, k
+    w = 0
+    for piece in _pieces(dev, records, k, first, last, allc, dropped, aggregated, epoch, ctr):
+        w = _put(buf, w, piece)
+        if w < 0:
+            # the estimate was short (it is not meant to be): the plain way
+            body = "".join(_pieces(dev, records, k, first, last, allc, dropped, aggregated,
+                                   epoch, ctr)).encode()
+            return body, first, last, k
     if out is None:
         return bytes(buf[:w]), first, last, k
     return memoryview(buf)[:w], first, last, k
 
 
-def _joined(dev, records, k, first, last, allc, dropped, aggregated, epoch, ctr):
-    parts = [_header(dev, epoch, first, last, k, dropped, aggregated),
-             ',"cols":', dumps(allc), ',"rows":[']
+def _pieces(dev, records, k, first, last, allc, dropped, aggregated, epoch, ctr):
+    # the body, piece by piece: header, columns, the first k records' rows, counter
+    yield _header(dev, epoch, first, last, k, dropped, aggregated)
+    yield ',"cols":'
+    yield dumps(allc)
+    yield ',"rows":['
     i = 0
     for rec in records:
         if i == k:
             break
         if i:
-            parts.append(",")
-        parts.append(_row(rec, allc))
+            yield ","
+        yield _row(rec, allc)
         i += 1
-    parts.append("]")
+    yield "]"
     if ctr is not None:
-        parts.append(',"ctr":%d' % ctr)
-    parts.append("}")
-    return "".join(parts).encode()
+        yield ',"ctr":%d' % ctr
+    yield "}"
 
 
 def parse(body):

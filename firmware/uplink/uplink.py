@@ -150,10 +150,12 @@ class Uplink:
         # by tools/bench/bench_heap.py --frozen32). Such a sink is left out with a clear
         # error in every window's report instead of failing at every handshake; plain
         # MQTT / http:// with hmac_key (signed batches) is the ESP8266's way.
+        from firmware.config import tls_sinks
+        self.tls = tls_sinks(cfg)
         self.refused = {}
         if getattr(port, "chip", "") == "esp8266":
-            for sk in list(self.sinks):
-                if self._needs_tls(sk):
+            for sk in self.tls:
+                if sk in self.sinks:
                     self.sinks.remove(sk)
                     self.refused[sk] = ("tls does not fit the ESP8266's heap: use %s" % (
                         "mqtt without TLS + hmac_key" if sk == "mqtt" else
@@ -333,20 +335,10 @@ class Uplink:
         res["ok"] = bool(active) and not failed
         return res
 
-    def _needs_tls(self, sink):
-        c = self.cfg
-        if sink == "mqtt":
-            return bool(c.get("ca_pem") or c.get("mqtt_tls"))   # as _mqtt_open decides
-        url = c.get("https_url" if sink == "https" else "influx_url") or ""
-        return url.startswith("https:")
-
     def _new_tls(self, sink):
         # every HTTPS / Influx request opens its own TLS connection (Connection: close):
         # each one costs a handshake the energy manager must be able to pay for
-        if sink == "mqtt":
-            return False
-        url = self.cfg.get("https_url" if sink == "https" else "influx_url") or ""
-        return url.startswith("https:")
+        return sink != "mqtt" and sink in self.tls
 
     def _deliver(self, sink, todo, store, can, more=False):
         first = True

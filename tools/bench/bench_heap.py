@@ -92,41 +92,20 @@ HMAC_KEY = "00112233445566778899aabbccddeeff"
 
 
 def start_https(tmp):
-    # -> (server, port): a loopback HTTPS receiver answering 200 to every POST
-    import http.server
-    import ssl
-    import threading
-    from tools.collector import make_pki
-    # RSA: axTLS has no elliptic curves
+    # -> (server, port): the collector (tools/collector.py) over HTTPS on loopback, with
+    # an RSA certificate and RSA key exchange suites (axTLS has no elliptic curves); it
+    # checks every batch against the bench's HMAC key
+    from tools.collector import Collector, make_pki, serve_https
+    from firmware.uplink import sign
     _, cert_pem, key_pem, _ = make_pki(("127.0.0.1",), key_type="rsa")
     cp, kp = os.path.join(tmp, "https-cert.pem"), os.path.join(tmp, "https-key.pem")
     with open(cp, "wb") as f:
         f.write(cert_pem)
     with open(kp, "wb") as f:
         f.write(key_pem)
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *a):
-            pass
-
-        def do_POST(self):
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            self.send_response(200)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    srv.daemon_threads = True
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(cp, kp)
-    # axTLS offers RSA key exchange suites only (AES128-SHA256 / -SHA)
-    ctx.set_ciphers("DEFAULT:AES128-SHA256:AES128-SHA:AES256-SHA")
-    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    return srv, srv.server_address[1]
+    col = Collector(os.path.join(tmp, "https-collector"), default_key=sign.parse_key(HMAC_KEY))
+    srv = serve_https(col, "127.0.0.1", 0, cp, kp, "DEFAULT:AES128-SHA256:AES128-SHA:AES256-SHA")
+    return srv, srv.server_port
 
 
 def scenario_cfg(name, mqtt_port=None, https_port=None):
