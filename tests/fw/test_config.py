@@ -319,36 +319,51 @@ def test_power_cut_at_every_point_leaves_old_or_new():
         rmtree(d)
 
 
+class _Writer:
+    # a file opened for writing whose write() is write(f, data) (the flash misbehaving)
+    def __init__(self, f, write):
+        self.f = f
+        self._write = write
+
+    def write(self, data):
+        return self._write(self.f, data)
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.f.close()
+
+
+def _save_with_bad_writes(d, cfg, write):
+    # config.save(d, cfg) with every file it writes going through write(f, data); it
+    # must raise OSError
+    real_open = config._open
+
+    def bad_open(path, mode="r"):
+        f = real_open(path, mode)
+        return _Writer(f, write) if "w" in mode else f
+
+    config._open = bad_open
+    try:
+        raises(OSError, config.save, d, cfg)
+    finally:
+        config._open = real_open
+
+
 def test_disk_full_raises_and_keeps_old_file():
     old = _cfg()
     d = tmpdir()
     try:
         config.save(d, old)
         raw = read(d + "/config.json")
-        real_open = config._open
 
-        class Full:
-            def __init__(self, f):
-                self.f = f
-
-            def write(self, data):
-                raise OSError(28, "no space")
-
-            def __enter__(self):
-                return self
-
-            def __exit__(self, *a):
-                self.f.close()
-
-        def full_open(path, mode="r"):
-            f = real_open(path, mode)
-            return Full(f) if "w" in mode else f
-
-        config._open = full_open
-        try:
-            raises(OSError, config.save, d, _cfg(ssid="New"))
-        finally:
-            config._open = real_open
+        def full(f, data):
+            raise OSError(28, "no space")
+        _save_with_bad_writes(d, _cfg(ssid="New"), full)
         assert read(d + "/config.json") == raw
         assert config.load(d) == old
     finally:
@@ -362,36 +377,13 @@ def test_verify_catches_a_flash_that_lies():
     try:
         config.save(d, old)
         raw = read(d + "/config.json")
-        real_open = config._open
 
-        class Liar:
-            def __init__(self, f):
-                self.f = f
-
-            def write(self, data):
-                b = bytearray(data)
-                if len(b) > 5:
-                    b[5] ^= 0x01
-                return self.f.write(b)
-
-            def __getattr__(self, name):
-                return getattr(self.f, name)
-
-            def __enter__(self):
-                return self
-
-            def __exit__(self, *a):
-                self.f.close()
-
-        def lie_open(path, mode="r"):
-            f = real_open(path, mode)
-            return Liar(f) if "w" in mode else f
-
-        config._open = lie_open
-        try:
-            raises(OSError, config.save, d, _cfg(ssid="New"))
-        finally:
-            config._open = real_open
+        def lie(f, data):
+            b = bytearray(data)
+            if len(b) > 5:
+                b[5] ^= 0x01
+            return f.write(b)
+        _save_with_bad_writes(d, _cfg(ssid="New"), lie)
         assert read(d + "/config.json") == raw
     finally:
         rmtree(d)
