@@ -7,8 +7,10 @@ For each board (power, demod, relay):
      (0 violations, 0 unconnected items, 0 parity issues wanted)
   3. netlist export compared with hardware/<board>/expected_nets.json (hand-written from
      the design intent): every expected net exists with exactly the expected pins, and no
-     connected net exists that the file does not list; and the parts' value/LCSC/MPN
-     against hardware/design/values.json (matched by the part's Role field)
+     connected net exists that the file does not list; the parts' value/LCSC/MPN
+     against hardware/design/values.json (matched by the part's Role field); every
+     semiconductor's pad -> pin function against hardware/design/pinouts.json (transcribed
+     from the datasheet of the MPN in the BOM)
   4. fab outputs into hardware/<board>/fab/: Gerber+drill zip (JLCPCB layer set), drill
      file, BOM CSV (JLCPCB columns), CPL CSV (JLCPCB columns), schematic PDF, 3D render PNG.
      Date stamps are normalised so the outputs are byte-reproducible.
@@ -106,6 +108,7 @@ def netlist(board, tmp):
         tree = parse_sexpr(f.read())
     nets = {}
     pinnames = {}
+    pintypes = {}
     comps = {}
     for sec in tree[1:]:
         if isinstance(sec, list) and sec[0] == "components":
@@ -116,6 +119,9 @@ def netlist(board, tmp):
                         continue
                     if item[0] in ("ref", "value", "footprint"):
                         c[item[0]] = item[1]
+                    elif item[0] == "libsource":
+                        f_ = {x[0]: x[1] for x in item[1:] if isinstance(x, list) and len(x) > 1}
+                        c["lib_id"] = "%s:%s" % (f_.get("lib", ""), f_.get("part", ""))
                     elif item[0] == "fields":
                         for fld in item[1:]:
                             name = [x[1] for x in fld[1:] if isinstance(x, list) and x[0] == "name"]
@@ -136,10 +142,12 @@ def netlist(board, tmp):
                     f_ = {x[0]: x[1] for x in item[1:] if isinstance(x, list) and len(x) > 1}
                     nodes.add("%s.%s" % (f_["ref"], f_["pin"]))
                     pinnames.setdefault(f_["ref"], {})[f_["pin"]] = f_.get("pinfunction", "")
+                    pintypes.setdefault(f_["ref"], {})[f_["pin"]] = f_.get("pintype", "")
             if name.startswith("/"):
                 name = name[1:]
             nets[name] = nodes
     netlist.components = comps
+    netlist.pintypes = pintypes
     return nets, pinnames
 
 
@@ -184,6 +192,79 @@ def compare_values(board, comps, values_path=None):
             if key in e and str(e[key]) != c.get(field, ""):
                 problems.append("%s (%s, role %s): %s is %r in the schematic, %r in values.json"
                                 % (c["ref"], board, e["role"], key, c.get(field, ""), e[key]))
+    return problems
+
+
+def symbol_pins(board):
+    """{lib_id: {pin number: (name, x, y)}} of the symbols embedded in the schematic."""
+    with open(os.path.join(HW, board, board + ".kicad_sch")) as f:
+        tree = parse_sexpr(f.read())
+    out = {}
+    for sec in tree[1:]:
+        if not (isinstance(sec, list) and sec[0] == "lib_symbols"):
+            continue
+        for sym in sec[1:]:
+            pins = {}
+            for unit in sym[2:]:
+                if not (isinstance(unit, list) and unit[0] == "symbol"):
+                    continue
+                for it in unit[2:]:
+                    if isinstance(it, list) and it[0] == "pin":
+                        d = {x[0]: x for x in it[1:] if isinstance(x, list)}
+                        pins[d["number"][1]] = (d["name"][1], float(d["at"][1]), float(d["at"][2]))
+            out[sym[1]] = pins
+    return out
+
+
+def _side(pins, num):
+    """'left-top' etc.: where the symbol draws pin num among the pins of its side."""
+    _, x, y = pins[num]
+    same = [p for p in pins.values() if (p[1] < 0) == (x < 0)]
+    return "%s-%s" % ("left" if x < 0 else "right", "top" if y >= max(p[2] for p in same) else "bottom")
+
+
+def compare_pins(board, comps, pinnames, pintypes, table=None, sympins=None):
+    """Every semiconductor's pads carry the pin functions its datasheet gives for the exact
+    MPN in the BOM (hardware/design/pinouts.json, transcribed by hand), and sit on the
+    package's footprint."""
+    if table is None:
+        with open(os.path.join(HW, "design", "pinouts.json")) as f:
+            table = json.load(f)
+    sympins = symbol_pins(board) if sympins is None else sympins
+    problems = []
+    for ref, c in sorted(comps.items()):
+        if not re.match(r"^(U|Q|D|K)\d+$", ref):
+            continue
+        mpn = c.get("MPN", "")
+        t = table.get(mpn)
+        if t is None:
+            problems.append("%s (%s): no datasheet pin table for MPN %r in pinouts.json" % (ref, board, mpn))
+            continue
+        if t.get("footprint") and c.get("footprint") != t["footprint"]:
+            problems.append("%s (%s, %s): footprint %s, the package needs %s"
+                            % (ref, board, mpn, c.get("footprint"), t["footprint"]))
+        drawn = pinnames.get(ref, {})
+        if set(drawn) != set(t["pins"]):
+            problems.append("%s (%s, %s): pads %s drawn, datasheet has %s"
+                            % (ref, board, mpn, sorted(drawn), sorted(t["pins"])))
+        for pad, want in sorted(t["pins"].items()):
+            if pad not in drawn:
+                continue
+            name = drawn[pad]
+            if isinstance(want, str):
+                if name != want:
+                    problems.append("%s (%s, %s) pad %s: symbol pin %r, datasheet %r"
+                                    % (ref, board, mpn, pad, name, want))
+                continue
+            if "type" in want and pintypes.get(ref, {}).get(pad) != want["type"]:
+                problems.append("%s (%s, %s) pad %s (%s): pin type %r, datasheet %r"
+                                % (ref, board, mpn, pad, want["fn"], pintypes.get(ref, {}).get(pad), want["type"]))
+            if "side" in want:
+                pins = sympins.get(c.get("lib_id"), {})
+                got = _side(pins, pad) if pad in pins else None
+                if got != want["side"]:
+                    problems.append("%s (%s, %s) pad %s (%s): drawn at %s of the symbol, expected %s"
+                                    % (ref, board, mpn, pad, want["fn"], got, want["side"]))
     return problems
 
 
@@ -360,6 +441,7 @@ def check_board(board, check_only=False):
         res["pin_names"] = pinnames
         res["net_problems"] = compare_nets(board, nets)
         res["value_problems"] = compare_values(board, netlist.components)
+        res["pin_problems"] = compare_pins(board, netlist.components, pinnames, netlist.pintypes)
         fab_dir = os.path.join(HW, board, "fab")
         if check_only:
             fresh = os.path.join(tmp, "fab")
@@ -374,7 +456,8 @@ def check_board(board, check_only=False):
     res["ok"] = (not res["erc"]["violations"] and res["erc"]["exit_code"] == 0
                  and not res["drc"]["violations"] and not res["drc"]["unconnected"]
                  and not res["drc"]["parity"] and res["drc"]["exit_code"] == 0
-                 and not res["net_problems"] and not res["value_problems"] and not res["fab_problems"])
+                 and not res["net_problems"] and not res["value_problems"] and not res["pin_problems"]
+                 and not res["fab_problems"])
     return res
 
 
@@ -410,7 +493,9 @@ def main(argv=None):
             for v in r["drc"][key]:
                 print("   DRC %s: %s" % (key, v))
         print("   values.json: %s" % ("matches" if not r["value_problems"] else "%d mismatches" % len(r["value_problems"])))
-        for p in r["net_problems"] + r["value_problems"] + r["fab_problems"]:
+        print("   pins vs datasheet tables: %s" % ("all match" if not r["pin_problems"]
+                                                        else "%d problems" % len(r["pin_problems"])))
+        for p in r["net_problems"] + r["value_problems"] + r["pin_problems"] + r["fab_problems"]:
             print("   " + p)
         ok = ok and r["ok"]
     if a.json:
