@@ -100,7 +100,16 @@ def parse_sexpr(text):
 
 
 def netlist(board, tmp):
-    """-> {net name without the root-sheet '/': set of "REF.PIN"}, {ref: {pin: pin name}}"""
+    """-> {net name without the root-sheet '/': set of "REF.PIN"}, {ref: {pin: pin name}};
+    also sets netlist.components and netlist.pintypes (use netlist_full from threads)."""
+    nets, pinnames, pintypes, comps = netlist_full(board, tmp)
+    netlist.components = comps
+    netlist.pintypes = pintypes
+    return nets, pinnames
+
+
+def netlist_full(board, tmp):
+    """-> (nets, {ref: {pin: pin name}}, {ref: {pin: pin type}}, {ref: component fields})"""
     d = os.path.join(HW, board)
     out = os.path.join(tmp, board + ".net")
     run(["sch", "export", "netlist", "--format", "kicadsexpr", "-o", out, board + ".kicad_sch"], cwd=d)
@@ -146,9 +155,7 @@ def netlist(board, tmp):
             if name.startswith("/"):
                 name = name[1:]
             nets[name] = nodes
-    netlist.components = comps
-    netlist.pintypes = pintypes
-    return nets, pinnames
+    return nets, pinnames, pintypes, comps
 
 
 def load_expected(board):
@@ -289,7 +296,73 @@ def normalise(path):
         f.write(data)
 
 
-def make_fab(board, out):
+# JLCPCB's pick-and-place convention differs from KiCad's footprint zero orientation for some
+# packages; the corrections (added to KiCad's rotation) are the ones of Matthew Lai's
+# JLCKicadTools (jlc_kicad_tools/cpl_rotations_db.csv: "^SOT-223" 180, "^SOT-23" 180, the
+# latter also covering SOT-23-5/-6). Packages not listed there (0805/1206 chips, SOD-123,
+# SMA, the XKB switch, the SMDIP-4 opto, whose SOP-4 sibling has 0) need none. JLCPCB's
+# order page shows every part over its footprint: check the preview before paying.
+ROTATION_FIX = ((re.compile(r"^SOT-223"), 180), (re.compile(r"^SOT-23"), 180))
+
+
+def jlc_rotation(package, rot):
+    for rx, fix in ROTATION_FIX:
+        if rx.search(package):
+            return (rot + fix) % 360
+    return rot % 360
+
+
+def cpl_text(rows):
+    """KiCad position rows (Ref, Val, Package, PosX, PosY, Rot, Side) -> JLCPCB CPL."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["Designator", "Val", "Package", "Mid X", "Mid Y", "Rotation", "Layer"])
+    for r in sorted(rows, key=lambda r: _refkey(r[0])):
+        w.writerow([r[0], r[1], r[2], "%.3fmm" % float(r[3]), "%.3fmm" % float(r[4]),
+                    "%.1f" % jlc_rotation(r[2], float(r[5])), "Top" if r[6] == "top" else "Bottom"])
+    return buf.getvalue()
+
+
+def _refkey(ref):
+    m = re.match(r"([A-Z]+)(\d+)", ref)
+    return (m.group(1), int(m.group(2))) if m else (ref, 0)
+
+
+def bom_texts(comps, placed):
+    """-> (JLCPCB BOM of the placed parts, hand-assembly list of the rest)."""
+    groups = {}
+    hand = []
+    for ref, c in comps.items():
+        if ref.startswith("#"):
+            continue
+        if ref in placed:
+            key = (c.get("value", ""), c.get("footprint", ""), c.get("LCSC", ""), c.get("MPN", ""),
+                   c.get("Manufacturer", ""))
+            groups.setdefault(key, []).append(ref)
+        else:
+            hand.append(ref)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["Comment", "Designator", "Footprint", "LCSC Part #", "MPN", "Manufacturer", "Quantity"])
+    for key, refs in sorted(groups.items(), key=lambda kv: _refkey(sorted(kv[1], key=_refkey)[0])):
+        refs = sorted(refs, key=_refkey)
+        w.writerow([key[0], ",".join(refs), key[1].split(":")[-1], key[2], key[3], key[4], len(refs)])
+    hb = io.StringIO()
+    w = csv.writer(hb, lineterminator="\n")
+    w.writerow(["Designator", "Comment", "Footprint", "MPN", "Manufacturer", "Fit"])
+    for ref in sorted(hand, key=_refkey):
+        c = comps[ref]
+        fit = "hand-solder (through-hole)"
+        if not c.get("MPN"):
+            fit = "DNP: not a part - bridge the pads with solder (see the silkscreen)"
+        elif c.get("Note"):
+            fit += "; " + c["Note"]
+        w.writerow([ref, c.get("value", ""), c.get("footprint", "").split(":")[-1], c.get("MPN", ""),
+                    c.get("Manufacturer", ""), fit])
+    return buf.getvalue(), hb.getvalue()
+
+
+def make_fab(board, out, comps=None):
     """Regenerates every fabrication output of one board into directory out."""
     d = os.path.join(HW, board)
     pcb, sch = board + ".kicad_pcb", board + ".kicad_sch"
@@ -313,26 +386,24 @@ def make_fab(board, out):
         for n in names:
             if n.endswith(".drl"):
                 shutil.copyfile(os.path.join(g, n), os.path.join(out, n))
-        # BOM, JLCPCB column names, grouped by value/footprint/part number
-        bom_raw = os.path.join(tmp, "bom.csv")
-        run(["sch", "export", "bom", "--fields", "Value,Reference,Footprint,LCSC,MPN,Manufacturer,${QUANTITY}",
-             "--labels", "Comment,Designator,Footprint,LCSC Part #,MPN,Manufacturer,Quantity",
-             "--group-by", "Value,Footprint,LCSC,MPN", "--sort-field", "Reference", "--exclude-dnp",
-             "-o", bom_raw, sch], cwd=d)
-        shutil.copyfile(bom_raw, os.path.join(out, board + "-bom.csv"))
-        # CPL (pick and place): KiCad's columns renamed to what JLCPCB's importer expects
+        # Assembly files for JLCPCB: the CPL holds the SMD parts only (the assembler places
+        # them); the BOM lists exactly those parts with their LCSC numbers; everything the
+        # maker fits by hand (through-hole parts, sockets, the solder jumper) goes to a
+        # separate hand-assembly list.
         pos_raw = os.path.join(tmp, "pos.csv")
-        run(["pcb", "export", "pos", "--format", "csv", "--units", "mm", "--side", "both", "-o", pos_raw, pcb], cwd=d)
+        run(["pcb", "export", "pos", "--format", "csv", "--units", "mm", "--side", "both", "--smd-only",
+             "--exclude-dnp", "-o", pos_raw, pcb], cwd=d)
         with open(pos_raw, newline="") as f:
-            rows = list(csv.reader(f))
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["Designator", "Val", "Package", "Mid X", "Mid Y", "Rotation", "Layer"])
-        for r in rows[1:]:
-            w.writerow([r[0], r[1], r[2], "%.3fmm" % float(r[3]), "%.3fmm" % float(r[4]), "%.1f" % float(r[5]),
-                        r[6]])
+            rows = list(csv.reader(f))[1:]
         with open(os.path.join(out, board + "-cpl.csv"), "w") as f:
-            f.write(buf.getvalue())
+            f.write(cpl_text(rows))
+        comps = comps if comps is not None else netlist_full(board, tmp)[3]
+        placed = set(r[0] for r in rows)
+        jlc, hand = bom_texts(comps, placed)
+        with open(os.path.join(out, board + "-bom.csv"), "w") as f:
+            f.write(jlc)
+        with open(os.path.join(out, board + "-bom-hand.csv"), "w") as f:
+            f.write(hand)
         pdf = os.path.join(out, board + "-schematic.pdf")
         run(["sch", "export", "pdf", "-o", pdf, sch], cwd=d)
         normalise(pdf)
@@ -436,21 +507,21 @@ def check_board(board, check_only=False):
     with tempfile.TemporaryDirectory() as tmp:
         res["erc"] = erc(board, tmp)
         res["drc"] = drc(board, tmp)
-        nets, pinnames = netlist(board, tmp)
+        nets, pinnames, pintypes, comps = netlist_full(board, tmp)
         res["nets"] = {k: sorted(v) for k, v in nets.items()}
         res["pin_names"] = pinnames
         res["net_problems"] = compare_nets(board, nets)
-        res["value_problems"] = compare_values(board, netlist.components)
-        res["pin_problems"] = compare_pins(board, netlist.components, pinnames, netlist.pintypes)
+        res["value_problems"] = compare_values(board, comps)
+        res["pin_problems"] = compare_pins(board, comps, pinnames, pintypes)
         fab_dir = os.path.join(HW, board, "fab")
         if check_only:
             fresh = os.path.join(tmp, "fab")
-            make_fab(board, fresh)
+            make_fab(board, fresh, comps)
             res["fab_problems"] = compare_fab(fresh, fab_dir)
         else:
             if os.path.isdir(fab_dir):
                 shutil.rmtree(fab_dir)
-            make_fab(board, fab_dir)
+            make_fab(board, fab_dir, comps)
             res["fab_problems"] = []
         res["fab_files"] = sorted(os.listdir(fab_dir)) if os.path.isdir(fab_dir) else []
     res["ok"] = (not res["erc"]["violations"] and res["erc"]["exit_code"] == 0
