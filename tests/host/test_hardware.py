@@ -278,3 +278,29 @@ def test_rotation_correction_per_package():
     assert check.jlc_rotation("SOT-223-3_TabPin2", 270) == 90
     assert check.jlc_rotation("R_0805_2012Metric", 90) == 90
     assert check.jlc_rotation("D_SOD-123", 0) == 0
+
+
+PAPER = {"A4": (297, 210), "A3": (420, 297), "A2": (594, 420), "A1": (841, 594)}
+
+
+@pytest.mark.parametrize("board", BOARDS)
+def test_schematic_is_wired_and_on_the_sheet(board):
+    """Symbols are joined by wires within each block (labels only name the rails), and
+    every symbol, wire, label and text lies on the drawing sheet (inside its border)."""
+    import re
+    with open(os.path.join(HW, board, board + ".kicad_sch")) as f:
+        text = f.read()
+    paper = re.search(r'\(paper "(A\d)"\)', text).group(1)
+    w, h = PAPER[paper]
+    wires = re.findall(r"\(wire \(pts \(xy ([\d.]+) ([\d.]+)\) \(xy ([\d.]+) ([\d.]+)\)\)", text)
+    symbols = re.findall(r"^  \(symbol \(lib_id \"[^\"]+\"\) \(at ([\d.]+) ([\d.]+)", text, re.M)
+    labels = re.findall(r"^  \(label \"[^\"]+\" \(at ([\d.]+) ([\d.]+)", text, re.M)
+    texts = re.findall(r"^  \(text \"[^\"]+\" \(exclude_from_sim no\) \(at ([\d.]+) ([\d.]+)", text, re.M)
+    nets = check.load_expected(board)
+    assert len(wires) > len(nets), (len(wires), len(nets))
+    assert len(labels) <= len(wires) / 2
+    for x, y in [(float(a), float(b)) for a, b in symbols + labels + texts] + \
+            [(float(w_[i]), float(w_[i + 1])) for w_ in wires for i in (0, 2)]:
+        # 10 mm border and the title block (bottom right, ~180 x 40 mm)
+        assert 10 <= x <= w - 10 and 10 <= y <= h - 10, (board, x, y)
+        assert not (x > w - 190 and y > h - 45), (board, "under the title block", x, y)
