@@ -113,22 +113,37 @@ def module_nets(pins, roles):
     return {str(i + 1): roles.get(n) for i, n in enumerate(pins)}
 
 
+# Stacking (hardware/design/stack.json, README "Mechanical stack"): power on top, demod,
+# relay at the bottom. The upper boards carry long-tail stacking sockets whose tails reach
+# into the sockets of the board below; the bottom board plain sockets.
+STACK_TAIL = {"power": 13.1, "demod": 18.1}
+
+
+def _socket(b, n):
+    if b.name in STACK_TAIL:
+        return ("Samtec ESQ-1%02d long-tail stacking socket, 8.5 mm body, tail >= %.1f mm (lead style: "
+                "confirm)" % (n, STACK_TAIL[b.name]), "Samtec")
+    return ("PM254-1-%02d-Z-8.5" % n, "BOOMELE")
+
+
 def headers(b, roles_d1, roles_c3):
+    mpn, mfr = _socket(b, 8)
     b.P("module_d1", "M1", "WeMos_D1_mini", "WeMos_D1_mini_Socket", "WeMos D1 mini",
-        module_nets(D1_PINS, roles_d1), lcsc="", mpn="2x 1x8 female socket 2.54 mm (PM254-1-08-Z-8.5)",
-        mfr="BOOMELE", group="ESP module header (D1 mini, stacking)")
+        module_nets(D1_PINS, roles_d1), lcsc="", mpn="2x " + mpn,
+        mfr=mfr, group="ESP module header (D1 mini, stacking)")
     b.P("module_c3", "M2", "ESP32C3_SuperMini", "ESP32C3_SuperMini_Socket", "ESP32-C3 super mini",
-        module_nets(C3_PINS, roles_c3), lcsc="", mpn="2x 1x8 female socket 2.54 mm (PM254-1-08-Z-8.5)",
-        mfr="BOOMELE", group="ESP module header (D1 mini, stacking)",
+        module_nets(C3_PINS, roles_c3), lcsc="", mpn="2x " + mpn,
+        mfr=mfr, group="ESP module header (D1 mini, stacking)",
         note="alternative module: fit either M1 or M2")
 
 
 def aux(b, nets):
     """Stacking bus: 1 TIC I1, 2 TIC I2, 3 VCAP, 4 GND, 5 P1 +5 V after the demodulator's
     diode (feeds the power board's regulator input VSW)."""
+    mpn, mfr = _socket(b, 5)
     b.P("aux", "J9", "Connector_Generic:Conn_01x05", "Connector_PinHeader_2.54mm:PinHeader_1x05_P2.54mm_Vertical",
         "AUX stack 1x5", {str(i + 1): n for i, n in enumerate(nets)},
-        lcsc="", mpn="PZ254V-11-04P", mfr="XFCN", group="Stacking bus: I1, I2, VCAP, GND, P1 5V")
+        lcsc="", mpn=mpn, mfr=mfr, group="Stacking bus: I1, I2, VCAP, GND, P1 5V")
 
 
 # ----------------------------------------------------------------------------------------

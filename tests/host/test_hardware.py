@@ -304,3 +304,34 @@ def test_schematic_is_wired_and_on_the_sheet(board):
         # 10 mm border and the title block (bottom right, ~180 x 40 mm)
         assert 10 <= x <= w - 10 and 10 <= y <= h - 10, (board, x, y)
         assert not (x > w - 190 and y > h - 45), (board, "under the title block", x, y)
+
+
+@needs_kicad
+def test_stack_closes(report):
+    st = report["_stack"]
+    assert st["ok"] and st["problems"] == [], st
+    for key, v in st["figures"].items():
+        assert v["needed"] <= v["gap"], (key, v)
+
+
+def test_stack_check_catches_a_tall_part_a_short_standoff_and_an_unreachable_plug():
+    st = check.load_stack()
+    boxes = {b: check.footprint_boxes(b) for b in st["order_top_to_bottom"]}
+    assert check.stack_report(st, boxes)[0] == []
+    import copy
+    tall = copy.deepcopy(st)
+    tall["parts"]["relay"]["K1"]["height"] = 19.0          # a taller relay
+    assert any("demod/relay" in p and "K1" in p for p in check.stack_report(tall, boxes)[0])
+    short = copy.deepcopy(st)
+    short["standoffs"]["lengths"]["power/demod"] = 12.0
+    assert any("standoffs" in p for p in check.stack_report(short, boxes)[0])
+    hidden = copy.deepcopy(st)
+    hidden["access"]["demod"]["J2"] = "top"                 # the RJ12 under the power board
+    assert any("J2" in p for p in check.stack_report(hidden, boxes)[0])
+    moved = copy.deepcopy(boxes)
+    x0, y0, x1, y1, th = moved["demod"]["J2"]
+    moved["demod"]["J2"] = (x0, y0 - 5, x1, y1 - 5, th)     # RJ12 pulled 5 mm in from the edge
+    assert any("J2" in p and "edge" in p for p in check.stack_report(st, moved)[0])
+    gone = copy.deepcopy(st)
+    del gone["parts"]["power"]["C1"]                        # a through-hole part without a height
+    assert any("C1" in p for p in check.stack_report(gone, boxes)[0])
