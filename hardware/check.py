@@ -345,6 +345,10 @@ def stack_report(stack=None, boxes=None):
         if need > gap + 1e-9:
             probs.append("gap %s: %.1f mm, but %s %s is %.1f mm tall (+ %.1f leads + %.1f clearance = %.1f)"
                          % (key, gap, lower, tallest, hmax, st["lead_protrusion"], st["clearance"], need))
+        for ref, v in st["parts"][lower].items():
+            if v.get("mains") and gap - v["height"] < st.get("mains_clearance_above", 0) - 1e-9:
+                probs.append("gap %s: mains part %s %s ends %.1f mm below the board above (needs %.1f)"
+                             % (key, lower, ref, gap - v["height"], st["mains_clearance_above"]))
         if abs(st["standoffs"]["lengths"][key] - gap) > 1e-9:
             probs.append("gap %s: standoffs %.1f mm for a %.1f mm gap" % (key, st["standoffs"]["lengths"][key], gap))
         if gap < st["headers"]["socket_body"]:

@@ -307,6 +307,15 @@ def test_schematic_is_wired_and_on_the_sheet(board):
 
 
 @needs_kicad
+def test_relay_board_keeps_6mm_creepage_to_mains():
+    # KiCad 9's creepage constraint (measured around the milled slots) in the relay's
+    # design rules; test_drc_clean_routed_and_matching_schematic proves DRC finds nothing
+    with open(os.path.join(HW, "relay", "relay.kicad_dru")) as f:
+        dru = f.read()
+    assert "(constraint creepage (min 6mm))" in dru and "(constraint clearance (min 3mm))" in dru
+
+
+@needs_kicad
 def test_stack_closes(report):
     st = report["_stack"]
     assert st["ok"] and st["problems"] == [], st
@@ -320,7 +329,7 @@ def test_stack_check_catches_a_tall_part_a_short_standoff_and_an_unreachable_plu
     assert check.stack_report(st, boxes)[0] == []
     import copy
     tall = copy.deepcopy(st)
-    tall["parts"]["relay"]["K1"]["height"] = 19.0          # a taller relay
+    tall["parts"]["relay"]["K1"]["height"] = 23.0          # a much taller relay
     assert any("demod/relay" in p and "K1" in p for p in check.stack_report(tall, boxes)[0])
     short = copy.deepcopy(st)
     short["standoffs"]["lengths"]["power/demod"] = 12.0
@@ -332,6 +341,9 @@ def test_stack_check_catches_a_tall_part_a_short_standoff_and_an_unreachable_plu
     x0, y0, x1, y1, th = moved["demod"]["J2"]
     moved["demod"]["J2"] = (x0, y0 - 5, x1, y1 - 5, th)     # RJ12 pulled 5 mm in from the edge
     assert any("J2" in p and "edge" in p for p in check.stack_report(st, moved)[0])
+    near = copy.deepcopy(st)
+    near["gaps"]["demod/relay"] = near["standoffs"]["lengths"]["demod/relay"] = 21.0
+    assert any("mains part relay J1" in p for p in check.stack_report(near, boxes)[0])
     gone = copy.deepcopy(st)
     del gone["parts"]["power"]["C1"]                        # a through-hole part without a height
     assert any("C1" in p for p in check.stack_report(gone, boxes)[0])
