@@ -240,8 +240,8 @@ def demod():
     g = "Carrier filter, Schmitt trigger, open-drain output"
     b.P("r_tic_pu", "R2", "Device:R", R0805, "10k", {"1": "+3V3", "2": "TIC_OC"}, group=g)
     b.P("c_tic_filter", "C1", "Device:C", C0805, "1nF", {"1": "TIC_OC", "2": "GND"}, group=g)
-    b.P("r_tic_fast", "R3", "Device:R", R0805, "4.7k", {"1": "TIC_FAST", "2": "TIC_FAST_K"}, group=g)
-    b.P("d_tic_fast", "D1", "Diode:1N4148W", "Diode_SMD:D_SOD-123", "1N4148W", {"1": "TIC_OC", "2": "TIC_FAST_K"},
+    b.P("r_tic_fast", "R3", "Device:R", R0805, "4.7k", {"1": "TIC_FAST", "2": "TIC_FAST_A"}, group=g)
+    b.P("d_tic_fast", "D1", "Diode:1N4148W", "Diode_SMD:D_SOD-123", "1N4148W", {"1": "TIC_OC", "2": "TIC_FAST_A"},
         "C81598", "1N4148W", "Jiangsu Changjing", group=g,
         note="GPIO high adds R3 in parallel with R2 (9600 Bd); low: diode blocks")
     b.P("schmitt", "U2", "74xGxx:SN74LVC1G14DBV", "Package_TO_SOT_SMD:SOT-23-5", "74LVC1G14", {"2": "TIC_OC", "3": "GND", "4": "TIC_INV",
