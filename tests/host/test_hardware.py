@@ -347,3 +347,21 @@ def test_stack_check_catches_a_tall_part_a_short_standoff_and_an_unreachable_plu
     gone = copy.deepcopy(st)
     del gone["parts"]["power"]["C1"]                        # a through-hole part without a height
     assert any("C1" in p for p in check.stack_report(gone, boxes)[0])
+
+
+def test_solder_jumper_gets_no_paste():
+    """JP1 is bridged by hand: its pads must not receive solder paste from the stencil."""
+    tree = check.parse_sexpr(open(os.path.join(HW, "demod", "demod.kicad_pcb")).read())
+    for fp in tree[1:]:
+        if not (isinstance(fp, list) and fp and fp[0] == "footprint"):
+            continue
+        props = {p[1]: p[2] for p in fp[1:] if isinstance(p, list) and p and p[0] == "property"}
+        if props.get("Reference") != "JP1":
+            continue
+        pads = [p for p in fp[1:] if isinstance(p, list) and p and p[0] == "pad"]
+        assert len(pads) == 3
+        for p in pads:
+            layers = [l for it in p[1:] if isinstance(it, list) and it[0] == "layers" for l in it[1:]]
+            assert "F.Cu" in layers and not any("Paste" in l for l in layers), layers
+        return
+    raise AssertionError("JP1 not found")
