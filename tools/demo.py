@@ -22,7 +22,7 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CORPUS = os.path.join(ROOT, "..", "shared", "corpus")
+CORPUS = os.path.join(ROOT, "tests", "captures")
 # (capture, device id, repeat): one dongle per meter, so the collector shows three
 # devices; the historic capture (10 real frames, 23 s) is replayed 12 times (~4.6 min of
 # meter time, ~60 readings at 5 s). P1 telegrams repeat once per second by themselves.
