@@ -7,7 +7,7 @@ from firmware import config
 from firmware.portal import run as portal_run, page, appass
 from tools.portal import PortalPort
 from tests.fw.portal_util import (exchange, free_port, tmpdir, rmtree, read, form_body,
-                                  CA_PEM)
+                                  CA_PEM, Stalled)
 
 SCAN = [{"ssid": "HomeNet", "rssi": -48, "password": "correct horse"},
         {"ssid": "<script>alert(1)</script>", "rssi": -71},
@@ -263,6 +263,28 @@ def test_status_server_says_when_the_password_goes_in_the_clear():
             s.close()
     finally:
         rmtree(d)
+
+
+def test_stalled_save_never_blocks_a_genuine_save():
+    # issue #19, as reported: POST /save with Content-Length: 7000 and no body,
+    # reconnecting after each 408, made 20 of 20 genuine saves fail with 503. No token
+    # needed for that. Now every genuine save goes through.
+    r = Rig(saved={"ssid": "HomeNet", "password": "correct horse"})
+    r.p.server.req_ms = 150
+    try:
+        a = Stalled(r.p.server, r.hp, "/save")
+        for i in range(20):
+            st, h, body = r.post("/save", r.form(reading_interval_s=str(10 + i)))
+            assert st == 200 and b"Connected" in body, (i, st, body[:200])
+            assert config.load(r.dir)["reading_interval_s"] == 10 + i
+            a.check()
+        for _ in range(60):
+            r.p.server.poll(5)
+            a.check()
+        assert a.answers and set(a.answers) == {b"408"}, a.answers
+        a.close()
+    finally:
+        r.close()
 
 
 def test_largest_valid_form_fits_the_body_cap():
