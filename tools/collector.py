@@ -48,6 +48,8 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from tools import wire  # noqa: E402
+# the collector's CA and server certificate come from the shared host services module
+from tools.services import ensure_pki, make_pki  # noqa: E402,F401 (collector API)
 
 ENV_KEY = "LINKY_COLLECTOR_KEY"
 ENV_KEYS = "LINKY_COLLECTOR_KEYS"
@@ -364,11 +366,6 @@ def csv_cell(v):
     if v.startswith(FORMULA_START):
         return "'" + v
     return v
-
-
-# -- PKI ----------------------------------------------------------------------------------
-# the collector's CA and server certificate come from the shared host services module
-from tools.services import ensure_pki, make_pki  # noqa: E402,F401 (collector API)
 
 
 # -- HTTP(S): Starlette app on uvicorn ----------------------------------------------------
