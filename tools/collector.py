@@ -22,8 +22,8 @@
 * --http-port: plain HTTP for dongles without TLS (ESP8266): signed batches only.
 * MQTT: paho-mqtt subscriber (persistent session, QoS 1 acknowledged after the batch is
   stored or refused), reconnects by itself.
-* Storage: tools/fleetdb.py's interface (open_db(url), Db.ingest/readings/devices);
-  SQLite DIR/collector.sqlite by default, --db for another URL.
+* Storage: tools/fleetdb.py (the fleet store's schema): SQLite DIR/collector.sqlite by
+  default, --db URL for another file or PostgreSQL ("postgresql://...").
 * GET / or /plot.html, /export.csv (formulas neutralised), /export.json, /stats.json,
   /plot.png.
 """
@@ -37,7 +37,6 @@ import json
 import math
 import os
 import socket
-import sqlite3
 import stat
 import sys
 import threading
@@ -48,6 +47,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from tools import wire  # noqa: E402
+from tools.fleetdb import CounterReplay, open_db  # noqa: E402
 # the collector's CA and server certificate come from the shared host services module
 from tools.services import ensure_pki, make_pki  # noqa: E402,F401 (collector API)
 
@@ -61,134 +61,6 @@ REQUEST_TIMEOUT = 10.0       # request head + body, from the connection being re
 RESPONSE_TIMEOUT = 60.0      # then the answer must have gone out (a client not reading)
 KEEP_ALIVE = 5               # idle between two requests on one connection
 MAX_CONNECTIONS = 256        # open connections past the handshake; more are cut at once
-
-
-# -- storage: tools/fleetdb.py's interface ------------------------------------------------
-class CounterReplay(Exception):
-    """A signed batch whose counter is not above the last one for (dev, ch)."""
-
-    def __init__(self, last_ctr):
-        Exception.__init__(self, "replayed counter (last %s)" % last_ctr)
-        self.last_ctr = last_ctr
-
-
-class _SqliteDb:
-    """The part of tools/fleetdb.py's Db the collector uses (the fleet store, #20, is the
-    full one: PostgreSQL, consent, aggregates): ingest/readings/count/devices/close on
-    SQLite, one schema, a batch and its counter in one transaction."""
-
-    SCHEMA = """
-    CREATE TABLE IF NOT EXISTS readings (
-      dev TEXT NOT NULL, ep BIGINT NOT NULL, seq BIGINT NOT NULL, kind TEXT, t BIGINT,
-      t_src TEXT, data TEXT NOT NULL, ch TEXT, received DOUBLE PRECISION,
-      PRIMARY KEY (dev, ep, seq));
-    CREATE TABLE IF NOT EXISTS counters (
-      dev TEXT NOT NULL, ch TEXT NOT NULL, ctr BIGINT NOT NULL, PRIMARY KEY (dev, ch));
-    CREATE TABLE IF NOT EXISTS batches (
-      dev TEXT, ch TEXT, ctr BIGINT, ep BIGINT, first BIGINT, last BIGINT, n BIGINT,
-      stored BIGINT, dropped BIGINT, aggregated BIGINT, received DOUBLE PRECISION);
-    """
-
-    def __init__(self, path):
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE ... COMMIT)
-        self.conn = sqlite3.connect(path, timeout=30, isolation_level=None,
-                                    check_same_thread=False)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.executescript(self.SCHEMA)
-
-    def ingest(self, dev, ch, ctr, header, rows):
-        """-> (stored, duplicates); CounterReplay(last) with nothing stored."""
-        now = time.time()
-        times = _resolve_times(rows)
-        c = self.conn
-        c.execute("BEGIN IMMEDIATE")
-        try:
-            if ctr is not None:
-                row = c.execute("SELECT ctr FROM counters WHERE dev=? AND ch=?",
-                                (dev, ch)).fetchone()
-                if row is not None and ctr <= row[0]:
-                    raise CounterReplay(row[0])
-                c.execute("INSERT OR REPLACE INTO counters VALUES (?,?,?)", (dev, ch, ctr))
-            stored = 0
-            for r, t in zip(rows, times):
-                cur = c.execute(
-                    "INSERT INTO readings VALUES (?,?,?,?,?,?,?,?,?) "
-                    "ON CONFLICT (dev, ep, seq) DO NOTHING",
-                    (dev, header["ep"], r["seq"], r.get("kind"), t, r.get("t_src"),
-                     json.dumps(r, separators=(",", ":")), ch, now))
-                stored += cur.rowcount
-            c.execute("INSERT INTO batches VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                      (dev, ch, ctr, header["ep"], header.get("first"), header.get("last"),
-                       len(rows), stored, header.get("dropped"), header.get("aggregated"),
-                       now))
-            c.execute("COMMIT")
-        except BaseException:
-            c.execute("ROLLBACK")
-            raise
-        return stored, len(rows) - stored
-
-    def readings(self, dev=None, since=None, until=None):
-        where, args = [], []
-        for cond, v in (("dev = ?", dev), ("t >= ?", since), ("t < ?", until)):
-            if v is not None:
-                where.append(cond)
-                args.append(v)
-        q = "SELECT dev, ep, t, data FROM readings"
-        if where:
-            q += " WHERE " + " AND ".join(where)
-        out = []
-        for d, ep, t, data in self.conn.execute(q + " ORDER BY dev, ep, seq", args):
-            r = json.loads(data)
-            r["dev"], r["ep"] = d, ep
-            if t is not None:
-                r["t"] = t
-            out.append(r)
-        return out
-
-    def count(self, dev=None):
-        if dev is None:
-            return self.conn.execute("SELECT COUNT(*) FROM readings").fetchone()[0]
-        return self.conn.execute("SELECT COUNT(*) FROM readings WHERE dev=?",
-                                 (dev,)).fetchone()[0]
-
-    def devices(self):
-        rows = self.conn.execute(
-            "SELECT dev, COUNT(*), MIN(received), MAX(received) FROM readings GROUP BY dev "
-            "ORDER BY dev").fetchall()
-        nb = dict(self.conn.execute("SELECT dev, COUNT(*) FROM batches GROUP BY dev"))
-        return [dict(dev=d, first_seen=a, last_seen=b, batches=nb.get(d, 0), readings=n)
-                for d, n, a, b in rows]
-
-    def close(self):
-        self.conn.close()
-
-
-def _resolve_times(rows):
-    # a record timed only by "dt_s after ref_seq" (wire-format: t_src elapsed) gets
-    # t = t(ref) + dt_s when the reference is in the same batch
-    by_seq = {r["seq"]: r.get("t") for r in rows}
-    out = []
-    for r in rows:
-        t = r.get("t")
-        if t is None and r.get("dt_s") is not None and r.get("ref_seq") in by_seq:
-            base = by_seq[r["ref_seq"]]
-            if base is not None:
-                t = base + r["dt_s"]
-        out.append(t)
-    return out
-
-
-def open_db(url):
-    """"sqlite:///abs/path", "sqlite:rel/path" or a plain path -> Db."""
-    if url.startswith("postgres"):
-        raise ValueError("PostgreSQL storage is tools/fleetdb.py's (#20)")
-    path = url
-    if url.startswith("sqlite://"):
-        path = "/" + url[len("sqlite://"):].lstrip("/")
-    elif url.startswith("sqlite:"):
-        path = url[len("sqlite:"):]
-    return _SqliteDb(path)
 
 
 # -- the collector ------------------------------------------------------------------------

