@@ -481,6 +481,8 @@ class MqttSubscriber:
         self.client.reconnect_delay_set(0.2, 5)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
+        self.client.on_connect_fail = self._on_connect_fail
+        self.failures = 0       # connection attempts that failed (broker down, TLS refused)
         self.client.on_message = self._on_message
         self.host, self.port = host, port
         # the topic level that names the device: "linky/+/batch" -> 1
@@ -499,6 +501,9 @@ class MqttSubscriber:
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties=None):
         self.connected.clear()
+
+    def _on_connect_fail(self, client, userdata):
+        self.failures += 1
 
     def _on_message(self, client, userdata, msg):
         dev = None

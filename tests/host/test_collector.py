@@ -538,3 +538,38 @@ def test_connections_past_the_cap_are_cut_at_once(tmp_path):
                 time.sleep(0.1)
     finally:
         h.close()
+
+
+@pytest.mark.timeout(60)
+def test_the_mqtt_subscriber_verifies_the_broker_over_tls(tmp_path):
+    from tools.services import write_pki
+    cert, key, ca_pem = write_pki(str(tmp_path))
+    other_ca = tmp_path / "other-ca.pem"
+    other_ca.write_text(write_pki(str(tmp_path), prefix="other")[2])
+    ca = tmp_path / "ca.pem"
+    ca.write_text(ca_pem)
+    broker = Mosquitto(tls=(cert, key)).start()
+    col = Collector(str(tmp_path / "col"), keys={DEV: KEY})
+    good = MqttSubscriber(col, "127.0.0.1", broker.tls_port, ca_file=str(ca),
+                          client_id="good").start()
+    bad = MqttSubscriber(col, "127.0.0.1", broker.tls_port, ca_file=str(other_ca),
+                         client_id="bad").start()
+    try:
+        assert good.connected.wait(10)
+        import paho.mqtt.publish as publish
+        publish.single("linky/%s/batch" % DEV, seal(KEY, body([1, 2], ch="mqtt", ctr=1)),
+                       qos=1, hostname="127.0.0.1", port=broker.port)
+        end = time.time() + 10
+        while time.time() < end and col.count() < 2:
+            time.sleep(0.05)
+        assert col.count() == 2 and col.refused == {}
+        # a broker whose certificate the given CA did not sign: tried, never connected
+        end = time.time() + 10
+        while time.time() < end and bad.failures < 2:
+            time.sleep(0.05)
+        assert bad.failures >= 2 and not bad.connected.is_set()
+    finally:
+        good.close()
+        bad.close()
+        col.close()
+        broker.stop()
