@@ -463,7 +463,9 @@ def serve_http(collector, bind, port, **limits):
 class MqttSubscriber:
     """paho-mqtt subscriber: persistent session (QoS 1 batches published while the
     collector was away are kept by the broker), reconnects with backoff. A batch is
-    acknowledged (PUBACK) after ingest returns, stored or refused."""
+    acknowledged (PUBACK) once ingest has stored or refused it; one that could not be
+    stored (the database failed: 503) is not, and the connection is dropped, so the
+    broker sends it again when the subscriber is back (MQTT 3.1.1 §4.4)."""
 
     def __init__(self, collector, host, port, topic="linky/+/batch", client_id=None,
                  ca_file=None, username=None, password=None):
@@ -473,7 +475,7 @@ class MqttSubscriber:
         self.connected = threading.Event()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
                                   client_id=client_id or "linky-collector-%d" % os.getpid(),
-                                  clean_session=False)
+                                  clean_session=False, manual_ack=True)
         if ca_file:
             self.client.tls_set(ca_certs=ca_file)
         if username:
@@ -483,6 +485,7 @@ class MqttSubscriber:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_connect_fail = self._on_connect_fail
         self.failures = 0       # connection attempts that failed (broker down, TLS refused)
+        self.unstored = 0       # batches left unacknowledged because storing them failed
         self.client.on_message = self._on_message
         self.host, self.port = host, port
         # the topic level that names the device: "linky/+/batch" -> 1
@@ -511,7 +514,17 @@ class MqttSubscriber:
             levels = msg.topic.split("/")
             if len(levels) > self.dev_level:
                 dev = levels[self.dev_level]
-        self.c.ingest(msg.payload, "mqtt", transport_dev=dev)
+        status, _ = self.c.ingest(msg.payload, "mqtt", transport_dev=dev)
+        if status == 503:
+            self.unstored += 1
+            sock = client.socket()
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            return
+        client.ack(msg.mid, msg.qos)
 
     def close(self):
         self.client.disconnect()

@@ -573,3 +573,33 @@ def test_the_mqtt_subscriber_verifies_the_broker_over_tls(tmp_path):
         bad.close()
         col.close()
         broker.stop()
+
+
+@pytest.mark.timeout(60)
+def test_an_mqtt_batch_the_store_could_not_take_is_delivered_again(tmp_path):
+    broker = Mosquitto().start()
+    col = Collector(str(tmp_path / "col"), keys={DEV: KEY})
+    sub = MqttSubscriber(col, "127.0.0.1", broker.port).start()
+    try:
+        assert sub.connected.wait(10)
+        # the database fails for a while (the batch log table gone)
+        col.db.execute("ALTER TABLE batches RENAME TO batches_away")
+        import paho.mqtt.publish as publish
+        publish.single("linky/%s/batch" % DEV, seal(KEY, body([1, 2], ch="mqtt", ctr=1)),
+                       qos=1, hostname="127.0.0.1", port=broker.port)
+        end = time.time() + 10
+        while time.time() < end and sub.unstored < 1:
+            time.sleep(0.02)
+        assert sub.unstored >= 1 and col.count() == 0
+        with col.lock:
+            col.db.execute("ALTER TABLE batches_away RENAME TO batches")
+        # not acknowledged: the broker hands it over again after the reconnect
+        end = time.time() + 20
+        while time.time() < end and col.count() < 2:
+            time.sleep(0.05)
+        assert col.count() == 2 and _counter_rows(col) == [(DEV, "mqtt", 1)]
+        assert col.refused.get("replay") is None
+    finally:
+        sub.close()
+        col.close()
+        broker.stop()
