@@ -1,4 +1,4 @@
-# DSMR P1 decoder: bytes from the P1 port -> readings (../shared/reading-schema.md).
+# DSMR P1 decoder: bytes from the P1 port -> readings (docs/reading-schema.md).
 # Covers DSMR 2.2 to 5.0.2 (NL), Belgian eMUCS-H 1.x/2.x (Fluvius), Luxembourg
 # Smarty (AES-128-GCM, firmware/frame/smarty.py) and the DSMR-like meters of the
 # corpus (EasyMeter Q3D, Iskra IE, Sagemcom HU/T210-D-r, Kamstrup Omnia).

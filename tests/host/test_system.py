@@ -11,8 +11,9 @@ import pytest
 
 from tools.loadcapture import real_frames, with_papp
 from tests.host.mpy import ROOT
+from tools import captures
 
-CORPUS = os.path.join(ROOT, "..", "shared", "corpus")
+CORPUS = captures.BASE
 
 
 def replay(capture, cfg, tmp_path, micropython=False):
