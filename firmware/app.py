@@ -574,11 +574,13 @@ def unload(*packages):
         for p in packages:
             if name == p or name.startswith(p + "."):
                 del mods[name]
-                parent, _, child = name.rpartition(".")
-                pm = mods.get(parent)
+                # (no str.rpartition on the ESP8266 image: its mpconfigport.h turns
+                # MICROPY_PY_BUILTINS_STR_PARTITION off)
+                dot = name.rfind(".")
+                pm = mods.get(name[:dot]) if dot > 0 else None
                 if pm is not None:
                     try:
-                        delattr(pm, child)
+                        delattr(pm, name[dot + 1:])
                     except (AttributeError, TypeError):
                         pass
                 break
