@@ -31,6 +31,15 @@ BUF_SIZE = 128
 # A read starting this long after the previous one ended follows a sleep: what the rx
 # buffer holds is stale.
 STALE_MS = 300
+# The ESP8266's UART.any() says only whether a byte is there (ports/esp8266/uart.c
+# uart_rx_any), the ESP32's how many: on a 1 the loop asks for a chunk, which the
+# ESP8266's read fills from the backlog and then from the line while characters keep
+# coming (timeout_char), so it never waits long past what is arriving anyway.
+READ_CHUNK = 32
+# Dropping stale bytes reads small pieces and stops once a read has to wait on the
+# line: live characters arrive one per 8.3 ms at 1200 bd, stale ones are in RAM.
+DRAIN_PIECE = 8
+DRAIN_MS = 20
 
 
 class App:
@@ -75,6 +84,12 @@ class App:
             energy = EnergyManager(params_for(cfg, getattr(port, "chip", None)))
         self.em = energy
         self.policy = RelayPolicy(cfg)
+        # seconds awake for the relay policy, counted with ticks_diff: ticks_ms() wraps
+        # after 2^30 ms (12.4 days; MicroPython's TICKS_PERIOD on the 32-bit ports), so
+        # ticks_ms() // 1000 jumps back and plain differences go negative
+        self._tick_last = port.ticks_ms()
+        self._awake_ms = 0
+        self._awake_secs = 0
         self.relay = RelayDriver(port, cfg.get("relay_pulse_ms", 30))
         self._uplink = uplink
         self._uplink_rtc = None
@@ -118,7 +133,7 @@ class App:
             if last is not None:
                 self.policy.state = last
         if ok and self._rtc_policy:
-            self.policy.load(self._rtc_policy, self.port.ticks_ms() // 1000)
+            self.policy.load(self._rtc_policy, self._awake_s())
         if self.relay.position in (0, 1):
             self.policy.state = self.relay.position
 
@@ -135,7 +150,7 @@ class App:
         es = ",".join(self.early_stop).encode() if self.early_stop else b""
         if len(es) > 160:
             es = b""
-        rp = self.policy.dump(self.port.ticks_ms() // 1000, sleep_ms // 1000)
+        rp = self.policy.dump(self._awake_s(), sleep_ms // 1000)
         data = RTC_MAGIC + struct.pack("<bBBBBBBB", li, min(self.wifi_fails, 255),
                                        min(self.misses, 255), len(em), len(rl), len(up),
                                        len(es), len(rp)) + em + rl + up + es + rp
@@ -224,9 +239,13 @@ class App:
         last = self._last_read_end
         if last is None or port.ticks_diff(t0, last) > STALE_MS:
             k = 0
-            while self.uart.any() and k < 64:
-                self.uart.readinto(self.buf)
+            td = port.ticks_ms()
+            piece = self.mv[:DRAIN_PIECE]
+            while self.uart.any() and k < 256:
+                self.uart.readinto(piece)
                 k += 1
+                if port.ticks_diff(port.ticks_ms(), td) > DRAIN_MS:
+                    break          # reading the live line now, not the stale buffer
             if k:
                 self.decoder.reset()
         got = None
@@ -238,8 +257,8 @@ class App:
                 # is full, up to 1 s after the frame's end at 1200 bd; with nothing there,
                 # wait (UART timeout) for a few characters
                 n = uart.any()
-                n = uart.readinto(self.mv[:n if 0 < n < BUF_SIZE else
-                                          (BUF_SIZE if n else 8)])
+                n = uart.readinto(self.mv[:n if 1 < n < BUF_SIZE else
+                                          (BUF_SIZE if n > 1 else READ_CHUNK if n else 8)])
                 if not n:
                     if getattr(port, "meter_exhausted", None) and port.meter_exhausted():
                         ended = True
@@ -366,8 +385,19 @@ class App:
         self._relay_step(reading)
 
     # -- relay -------------------------------------------------------------------
+    def _awake_s(self):
+        # whole seconds since this boot, across ticks_ms() wrap-arounds (kept as seconds
+        # and a millisecond remainder: small integers, no allocation)
+        t = self.port.ticks_ms()
+        self._awake_ms += self.port.ticks_diff(t, self._tick_last)
+        self._tick_last = t
+        if self._awake_ms >= 1000:
+            self._awake_secs += self._awake_ms // 1000
+            self._awake_ms %= 1000
+        return self._awake_secs
+
     def _relay_step(self, reading):
-        now_s = self.port.ticks_ms() // 1000
+        now_s = self._awake_s()
         d = self.policy.update(reading, now_s)
         if d is not None:
             state, reason = d
