@@ -109,6 +109,8 @@ class EnergyManager:
         self.slept_v = 0
         self.loaded = False
         self.cold_starts = 1
+        self.stx = None            # ticks of the last meter frame start seen (frame())
+        self.period = None         # the meter's frame period (ms), once measured
 
     # -- energy ------------------------------------------------------------------
     def energy(self, v_mv):
@@ -349,7 +351,8 @@ class EnergyManager:
             if self.act == "read" and 0 < d < 60000:
                 self.rd_ms = (3 * self.rd_ms + d) // 4
             # the next reading is due t_read after this one started
-            self.next_read = self.act_t + self.t_read if self.act == "read" else now_ms + self.t_read
+            self.next_read = self._align(self.act_t + self.t_read if self.act == "read"
+                                         else now_ms + self.t_read)
         elif what == "upload":
             if ok:
                 self.fails = 0
@@ -365,6 +368,37 @@ class EnergyManager:
                 if back < self.t_up:
                     back = self.t_up
                 self.next_up = now_ms + back
+
+    # -- meter frames ------------------------------------------------------------
+    def frame(self, stx_ms, frame_ms=None):
+        # A read saw a frame start (STX) at stx_ms; frame_ms: the length of a whole frame
+        # it read (STX to ETX), None when it stopped early. The period starts as one
+        # frame's length (the gap between historic TIC frames is a few characters) and is
+        # refined from frame starts m periods apart (the m nearest the measured span).
+        if frame_ms is not None and self.period is None and 500 <= frame_ms <= 20000:
+            self.period = frame_ms
+        per = self.period
+        if self.stx is not None and per:
+            d = _diff(stx_ms, self.stx)
+            m = (d + per // 2) // per
+            if 0 < m <= 16:
+                q = d // m
+                if (q - per) * 8 < per and (per - q) * 8 < per:
+                    self.period = (3 * per + q) // 4
+        self.stx = stx_ms
+
+    def _align(self, t):
+        # the wake-up for a read due at t: frame_lead_ms before the frame start nearest to
+        # t (chips whose sleep stops the UART lose what arrives meanwhile: waking in the
+        # middle of a frame costs the rest of it in listening)
+        per = self.period
+        if not self.p["align_frames"] or not per or self.stx is None:
+            return t
+        lead = self.p["frame_lead_ms"]
+        k = (_diff(t, self.stx) + lead + per // 2) // per
+        if k < 1:
+            k = 1
+        return self.stx + k * per - lead
 
     # -- RTC memory --------------------------------------------------------------
     def dump(self):
