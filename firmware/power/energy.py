@@ -94,6 +94,8 @@ class EnergyManager:
         p = self.p
         self.up_ms = p["join_exp_ms"] + p["tls_exp_ms"] + p["batch_exp_ms"]
         self.fails = 0
+        self.retry_at = 0
+        self.last_up = None        # ticks when the last acknowledged upload began
         self.t_read = self.READ_TARGET
         self.t_up = p["latency_target_ms"]
         self.next_read = None      # ticks when the next read is due (None: now)
@@ -293,9 +295,19 @@ class EnergyManager:
         # the capacitor is at the clamp (the input would be shed), affordable in the
         # worst case with the relay reserve intact
         early = self.fails == 0 and _diff(now, self.next_up) >= -(self.t_up // 2)
-        up_due = backlog > 0 and (_diff(now, self.next_up) >= 0
-                                  or (early and (backlog >= p["batch_records"]
-                                                 or v >= p["v_max_mv"] - 60)))
+        # at the clamp the input is being shed: an upload costs nothing that would not be
+        # lost anyway, however far the planned one is (after a weak spell the plan may
+        # have put it up to UP_MAX away, or stretched a back-off to it): half the latency
+        # target after the last one began, or the plain back-off after a failure
+        at_clamp = False
+        if v >= p["v_max_mv"] - 60:
+            if self.fails == 0:
+                gap = self.t_up if self.t_up < p["latency_target_ms"] else p["latency_target_ms"]
+                at_clamp = self.last_up is None or _diff(now, self.last_up) >= gap // 2
+            else:
+                at_clamp = _diff(now, self.retry_at) >= 0
+        up_due = backlog > 0 and (_diff(now, self.next_up) >= 0 or at_clamp
+                                  or (early and backlog >= p["batch_records"]))
         up_need = self.worst("upload") + reserve
         if up_due and e >= up_need:
             extra = (e - up_need) // self.c["batch"]
@@ -358,6 +370,7 @@ class EnergyManager:
                 self.fails = 0
                 start = self.act_t if self.act == "upload" else now_ms
                 self.next_up = start + self.t_up
+                self.last_up = start
             else:
                 # server or Wi-Fi down: back off (doubling) so a long outage does not
                 # drain the capacitor into failed joins; readings go on being stored
@@ -365,6 +378,7 @@ class EnergyManager:
                 back = self.p["retry_ms"] << (self.fails - 1 if self.fails < 8 else 7)
                 if back > self.p["retry_max_ms"]:
                     back = self.p["retry_max_ms"]
+                self.retry_at = now_ms + back     # at the clamp: no stretching
                 if back < self.t_up:
                     back = self.t_up
                 self.next_up = now_ms + back
