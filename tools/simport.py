@@ -183,7 +183,8 @@ class SimPort(HostPort):
                 self.E = emax
             if p_in == 0.0 and v >= b["V_CLAMP"]:
                 shed += self._p_avail(t_s, v) * dt
-            acct["harvested_j"] += p_in * dt
+            # what the clamp took off the top was never stored: not harvested, shed
+            acct["harvested_j"] += p_in * dt - shed
             acct["clamp_shed_j"] += shed
             acct["supervisor_j"] += p_sup * dt
             acct["leakage_j"] += p_leak * dt
