@@ -267,76 +267,8 @@ def _cell(v):
 
 
 # -- PKI ----------------------------------------------------------------------------------
-def ensure_pki(data_dir, sans=("127.0.0.1", "localhost")):
-    """CA + server certificate in data_dir (made on first run). -> (ca_pem, cert, key)."""
-    ca_p = os.path.join(data_dir, "ca.pem")
-    cert_p = os.path.join(data_dir, "server.pem")
-    key_p = os.path.join(data_dir, "server.key")
-    if not (os.path.exists(ca_p) and os.path.exists(cert_p) and os.path.exists(key_p)):
-        os.makedirs(data_dir, exist_ok=True)
-        ca_pem, cert_pem, key_pem, _ = make_pki(sans)
-        for p, data in ((ca_p, ca_pem), (cert_p, cert_pem), (key_p, key_pem)):
-            with open(p, "wb") as f:
-                f.write(data)
-        os.chmod(key_p, 0o600)
-    with open(ca_p) as f:
-        return f.read(), cert_p, key_p
-
-
-def make_pki(sans=("127.0.0.1", "localhost"), days=825, not_before=None, ca=None,
-             key_type="ec"):
-    """-> (ca_pem, cert_pem, key_pem, (ca_key, ca_cert)). ECDSA P-256 by default, which
-    the ESP32 (mbedTLS) handles; key_type="rsa" (2048 bit, CA and leaf) for axTLS, the
-    ESP8266's, which has no elliptic curves. not_before/days let tests make expired
-    certs."""
-    import ipaddress
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, rsa
-    from cryptography.x509.oid import NameOID
-
-    def new_key():
-        if key_type == "rsa":
-            return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        return ec.generate_private_key(ec.SECP256R1())
-    now = not_before or datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(
-        minutes=5)
-    if ca is None:
-        ca_key = new_key()
-        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Linky collector CA")])
-        ca_cert = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-                   .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-                   .not_valid_before(now - datetime.timedelta(days=1))
-                   .not_valid_after(now + datetime.timedelta(days=3650))
-                   .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-                   .add_extension(x509.KeyUsage(False, False, False, False, False, True, True,
-                                                False, False), critical=True)
-                   .add_extension(x509.SubjectKeyIdentifier.from_public_key(
-                       ca_key.public_key()), critical=False)
-                   .sign(ca_key, hashes.SHA256()))
-    else:
-        ca_key, ca_cert = ca
-    key = new_key()
-    alt = []
-    for s in sans:
-        try:
-            alt.append(x509.IPAddress(ipaddress.ip_address(s)))
-        except ValueError:
-            alt.append(x509.DNSName(s))
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, sans[0])]))
-            .issuer_name(ca_cert.subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=days))
-            .add_extension(x509.SubjectAlternativeName(alt), critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                ca_key.public_key()), critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    pem = serialization.Encoding.PEM
-    return (ca_cert.public_bytes(pem), cert.public_bytes(pem),
-            key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
-                              serialization.NoEncryption()), (ca_key, ca_cert))
+# the collector's CA and server certificate come from the shared host services module
+from tools.services import ensure_pki, make_pki  # noqa: E402,F401 (collector API)
 
 
 # -- HTTPS server -------------------------------------------------------------------------

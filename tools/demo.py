@@ -15,7 +15,6 @@ import binascii
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,59 +32,16 @@ CAPTURES = [("tic/hist_tempo_mono_pyteleinfo.txt", "a1b2c3", 12),
 BUDGET_S = 100      # the whole demo stays under two minutes
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
 def start_broker(workdir, certfile=None, keyfile=None):
-    """-> (process, plain port, TLS port) or (None, None, None) when no broker is installed.
+    """-> a started services.Mosquitto, or None when no broker is installed.
 
     The device side connects with TLS (the config carries the collector's CA in ca_pem,
     which turns MQTT TLS on, as it would on a real network); the collector's subscriber
-    uses a second, plain listener on loopback."""
-    exe = shutil.which("mosquitto") or ("/usr/sbin/mosquitto"
-                                        if os.path.exists("/usr/sbin/mosquitto") else None)
-    if exe is None:
-        return None, None, None
-    port = free_port()
-    tls_port = free_port() if certfile else None
-    if certfile:
-        # mosquitto started as root drops to its own user, which must read the demo's
-        # throwaway server key: give the broker its own readable copy
-        for name in ("certfile", "keyfile"):
-            src = certfile if name == "certfile" else keyfile
-            dst = os.path.join(workdir, "broker-" + os.path.basename(src))
-            shutil.copyfile(src, dst)
-            os.chmod(dst, 0o644)
-            if name == "certfile":
-                certfile = dst
-            else:
-                keyfile = dst
-        os.chmod(workdir, 0o755)
-    conf = os.path.join(workdir, "mosquitto.conf")
-    with open(conf, "w") as f:
-        f.write("per_listener_settings false\nallow_anonymous true\npersistence false\n")
-        f.write("listener %d 127.0.0.1\n" % port)
-        if tls_port:
-            f.write("listener %d 127.0.0.1\ncertfile %s\nkeyfile %s\n"
-                    % (tls_port, certfile, keyfile))
-    p = subprocess.Popen([exe, "-c", conf], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
-    end = time.time() + 10
-    while time.time() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            if tls_port:
-                socket.create_connection(("127.0.0.1", tls_port), 0.2).close()
-            return p, port, tls_port
-        except OSError:
-            time.sleep(0.05)
-    p.terminate()
-    return None, None, None
+    uses the plain listener on loopback."""
+    from tools.services import Mosquitto, mosquitto_exe
+    if mosquitto_exe() is None:
+        return None
+    return Mosquitto(tls=(certfile, keyfile) if certfile else None).start()
 
 
 def replay(capture, cfg_path, report_path, micropython=True, timeout=60, device_id=None,
@@ -140,14 +96,15 @@ def main(argv=None):
     ap.add_argument("--cpython", action="store_true", help="run the firmware on CPython")
     a = ap.parse_args(argv)
     sys.path[:0] = [ROOT]
-    from tools.collector import Collector, MqttSubscriber, ensure_pki, serve_https
+    from tools.collector import Collector, MqttSubscriber, serve_https
+    from tools.services import ensure_pki
     t0 = time.time()
     os.makedirs(a.out, exist_ok=True)
     work = tempfile.mkdtemp(prefix="linky-demo-")
     key = binascii.hexlify(os.urandom(16)).decode()
     col = Collector(os.path.join(work, "collector"), default_key=binascii.unhexlify(key))
     ca_pem, cert, kfile = ensure_pki(os.path.join(work, "collector"))
-    broker, mport, mtls = start_broker(work, cert, kfile)
+    broker = start_broker(work, cert, kfile)
     srv = sub = None
     summary = []
     try:
@@ -158,6 +115,7 @@ def main(argv=None):
         cfg = {"ssid": "demo", "password": "", "https_url": "https://127.0.0.1:%d/ingest" % hport,
                "ca_pem": ca_pem, "hmac_key": key, "replay_wall_start": int(time.time()) - 3600}
         if broker is not None:
+            mport, mtls = broker.port, broker.tls_port
             sub = MqttSubscriber(col, "127.0.0.1", mport).start()
             sub.connected.wait(10)
             cfg.update({"mqtt_host": "127.0.0.1", "mqtt_port": mtls, "ha_discovery": True})
@@ -216,11 +174,7 @@ def main(argv=None):
             srv.shutdown()
             srv.server_close()
         if broker is not None:
-            broker.terminate()
-            try:
-                broker.wait(5)
-            except subprocess.TimeoutExpired:
-                broker.kill()
+            broker.stop()
         col.close()
         shutil.rmtree(work, ignore_errors=True)
 

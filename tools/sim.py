@@ -94,16 +94,9 @@ class PaperPolicy:
 # -- the collector -------------------------------------------------------------------------
 def make_cert(tmpdir):
     # the collector's certificate for 127.0.0.1 and the CA the firmware verifies it with
-    # (tools/collector.make_pki, as the real collector makes them) -> cert, key, CA PEM
-    from tools.collector import make_pki
-    ca_pem, cert_pem, key_pem, _ = make_pki(("127.0.0.1", "localhost"))
-    cp = os.path.join(tmpdir, "cert.pem")
-    kp = os.path.join(tmpdir, "key.pem")
-    with open(cp, "wb") as f:
-        f.write(cert_pem)
-    with open(kp, "wb") as f:
-        f.write(key_pem)
-    return cp, kp, ca_pem.decode()
+    # (made as the real collector makes them) -> cert, key, CA PEM
+    from tools.services import write_pki
+    return write_pki(tmpdir, prefix="collector")
 
 
 class Collector:
@@ -252,13 +245,13 @@ def run(policy="firmware", tls=None, power_mw=130.0, hours=6.0, seed=1, outage=N
     from firmware.app import App
     from firmware.store.log import Store
     from firmware import config
-    from tests.fw.util import corpus
+    from tools import captures
 
     if capture and os.path.exists(capture):
         with open(capture, "rb") as f:
             data = f.read()
     else:
-        data = corpus(capture or SP.CAPTURE)
+        data = captures.read(capture or SP.CAPTURE)
     baud, bits, parity, inv = WIRE[meter]
     board = board or SP.BOARD_FOR_POLICY[policy]
     SP.board(board)            # an unknown board fails here, before anything starts

@@ -363,12 +363,15 @@ class Uplink:
         return self.max_bytes - (sign.TAIL_LEN if self.key else 0)
 
     def _body(self, sink, recs, store):
+        # signed: the channel ("mqtt" / "https", also for http://) and that channel's
+        # counter go inside the signed bytes (docs/wire-format.md), so a batch sealed for
+        # one channel is refused on the other
         ctr = self.counters[sink].take() if self.key else None
         buf = self._buf
         body, first, last, n = B.build(self.dev, recs, getattr(store, "dropped", 0),
                                        getattr(store, "aggregated", 0),
                                        getattr(store, "epoch", None) or self.epoch, ctr,
-                                       self._room(), buf)
+                                       self._room(), buf, sink if self.key else None)
         if self.key:
             if isinstance(body, memoryview):
                 body = memoryview(buf)[:sign.seal_into(self.key, buf, len(body))]

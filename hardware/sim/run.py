@@ -363,10 +363,41 @@ def esp_profile(tstop, active_a=0.070, tx_a=0.170, tx_every=0.050, tx_len=0.005)
     return " ".join("%s %s" % (spice_num(a), spice_num(b)) for a, b in pts)
 
 
-def supervisor(v0=4.0, tstop=150.0, profile=None, values=None, curve=None, tstep=2e-3, keep=None):
+# spice node of each power-board net the simulated part of the circuit touches
+POWER_NODES = {"VCAP": "vcap", "OVP_REF": "ovref", "GND": "0"}
+_PINS = {}
+
+
+def board_pins(board, ref):
+    """{pad number: net name} of one part, from the board's KiCad netlist (kicad-cli via
+    hardware/check.py): the simulation wires the part the way the board does."""
+    if (board, ref) not in _PINS:
+        sys.path.insert(0, os.path.join(HERE, ".."))
+        import check
+        with tempfile.TemporaryDirectory() as tmp:
+            nets, _ = check.netlist(board, tmp)
+        for name, nodes in nets.items():
+            for node in nodes:
+                r, pad = node.split(".", 1)
+                _PINS.setdefault((board, r), {})[pad] = name
+    return dict(_PINS[(board, ref)])
+
+
+def spice_nodes(pins, nodes=POWER_NODES):
+    out = {}
+    for pad, net in pins.items():
+        if net not in nodes:
+            raise SimError("pad %s is on net %s, which the simulation does not model" % (pad, net))
+        out[pad] = nodes[net]
+    return out
+
+
+def supervisor(v0=4.0, tstop=150.0, profile=None, values=None, curve=None, tstep=2e-3, keep=None, u3_pins=None):
     """Charge from v0 with the harvested current, let the supervisor switch the ESP load on
-    and off. Returns measured thresholds and the load current while switched off."""
+    and off. Returns measured thresholds and the load current while switched off.
+    u3_pins: {pad: net} of the TL431 (default: the power board's netlist)."""
     v = values or load_values()
+    u3 = spice_nodes(u3_pins if u3_pins is not None else board_pins("power", "U3"))
     cp = cap_params(v)
     curve = curve or rectifier_curve()
     harv = ", ".join("%s, %s" % (spice_num(a), spice_num(b)) for a, b in curve)
@@ -377,6 +408,7 @@ def supervisor(v0=4.0, tstop=150.0, profile=None, values=None, curve=None, tstep
         "R1": val(v, "power", "R1"), "R2": val(v, "power", "R2"), "R3": val(v, "power", "R3"),
         "R4": val(v, "power", "R4"), "C3": val(v, "power", "C3"), "R5": val(v, "power", "R5"),
         "prof_pwl": profile or esp_profile(tstop), "tstep": float(tstep), "tstop": float(tstop),
+        "u3_1": u3["1"], "u3_2": u3["2"], "u3_3": u3["3"],
     }
     d = run_template("supervisor", params, keep=keep)
     t, vc, vsw, v33, iesp, iq1 = (d["time"], d["v(vcap)"], d["v(vsw)"], d["v(v33)"], d["i(vesp)"],
@@ -413,11 +445,13 @@ def supervisor(v0=4.0, tstop=150.0, profile=None, values=None, curve=None, tstep
             "vcap_max": max(vc), "vcap_min": min(vc), "curve": curve, "cap": cp}
 
 
-def ovp(v0=5.2, tstop=20.0, sleep_a=20e-6, values=None, curve=None, keep=None):
+def ovp(v0=5.2, tstop=60.0, sleep_a=20e-6, values=None, curve=None, keep=None, u3_pins=None):
     """ESP8266 in deep sleep (20 uA, ESP8266EX datasheet) while the TIC keeps charging: the
-    TL431 shunt must hold VCAP below the supercapacitor's 5.5 V rating."""
+    TL431 shunt must hold VCAP below the supercapacitor's 5.5 V rating. 60 s: long enough
+    for an unclamped capacitor to pass 5.5 V (~19 mA into 2.5 F = 7.6 mV/s)."""
     prof = "0 %s %s %s" % (spice_num(sleep_a), spice_num(tstop + 1), spice_num(sleep_a))
-    r = supervisor(v0=v0, tstop=tstop, profile=prof, values=values, curve=curve, tstep=10e-3, keep=keep)
+    r = supervisor(v0=v0, tstop=tstop, profile=prof, values=values, curve=curve, tstep=10e-3, keep=keep,
+                   u3_pins=u3_pins)
     return r
 
 

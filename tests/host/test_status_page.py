@@ -51,7 +51,7 @@ def make_app(tmp_path, vcap, broker_port, http_port, need_reading=True):
 
 
 def test_status_page_served_on_usb_power(tmp_path):
-    broker = Mosquitto(str(tmp_path)).start()
+    broker = Mosquitto().start()
     try:
         http_port = free_port()
         app, port = make_app(tmp_path, 5400, broker.port, http_port)
@@ -75,7 +75,7 @@ def test_status_page_served_on_usb_power(tmp_path):
 
 
 def test_no_status_page_on_meter_power(tmp_path):
-    broker = Mosquitto(str(tmp_path)).start()
+    broker = Mosquitto().start()
     try:
         app, port = make_app(tmp_path, 5150, broker.port, free_port(), need_reading=False)
         assert app.status_srv is None and not port.wifi_up

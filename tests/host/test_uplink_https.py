@@ -10,7 +10,8 @@ import http.client
 import pytest
 
 from tests.host.uplink_services import Driver, free_port
-from tools.collector import Collector, make_pki, serve_https, serve_http
+from tools.collector import Collector, serve_https, serve_http
+from tools.services import make_pki
 from firmware.uplink import batch as B
 from firmware.uplink import sign
 
