@@ -71,12 +71,9 @@ DEFAULTS = {
     # handshake too (MQTT keeps its session: False would be enough there)
     "batch_reconnects": True,
     # shorter waits use port.sleep_ms (a deep-sleep wake-up costs a boot, ~0.2 J, and
-    # the UART's partial frame); in low-power mode deep sleep from this length on: a
-    # boot (75 mA x 0.6 s at 5 V = 0.23 J) against modem sleep (16 mA at 5 V = 80 mW)
-    # breaks even after ~2.9 s (the simulator's breakdown showed 1 s deep sleeps
-    # spending more on boots than they saved)
+    # the UART's partial frame); in low-power mode deep sleep from this length on
     "deep_sleep_min_ms": 60000,
-    "deep_sleep_low_ms": 3000,
+    "deep_sleep_low_ms": 1000,
     "soc_tau_ms": 60000,    # stored energy above the upload level is spent over this
                             # (x4 to rebuild a shortfall)
     "retry_ms": 30000,      # first back-off after a failed upload (doubles, capped)
