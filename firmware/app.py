@@ -45,6 +45,7 @@ class App:
             from firmware.power.costs import params_for
             energy = EnergyManager(params_for(cfg, getattr(port, "chip", None)))
         self.em = energy
+        self.meter.on_frame = getattr(energy, "frame", None)
         self.policy = RelayPolicy(cfg)
         # seconds awake for the relay policy, counted with ticks_diff: ticks_ms() wraps
         # after 2^30 ms (12.4 days; MicroPython's TICKS_PERIOD on the 32-bit ports), so

@@ -120,6 +120,9 @@ class LineReader:
         self._last_read_end = None
         self.early_stop = None    # labels the decoder stops at (() when none apply)
         self.rtc_early_stop = None  # labels kept across a deep sleep, for the next open
+        # on_frame(stx_ticks, frame_ms or None): told when a read saw a TIC frame start
+        # (the energy manager aligns its next wake-up to the meter's frames)
+        self.on_frame = None
 
     def _err(self, kind, n=1):
         e = self.stats["errors"]
@@ -222,6 +225,13 @@ class LineReader:
                 self.decoder.reset()
         got = None
         ended = False              # the host's capture ran out (not the meter's fault)
+        # energy plan (firmware/power/energy.py frame()): when this read sees a TIC frame
+        # start, its time (and a whole frame's length) lets the next wake-up come just
+        # before a frame instead of half a frame too early on average
+        dec = self.decoder
+        in0 = getattr(dec, "in_frame", True)
+        full = self.early_stop is None
+        stx = None
         try:
             uart = self.uart
             while port.ticks_diff(port.ticks_ms(), t0) < max_ms:
@@ -237,6 +247,8 @@ class LineReader:
                         break
                     continue
                 out = self.decoder.feed(self.mv[:n])
+                if stx is None and not in0 and dec.in_frame:
+                    stx = port.ticks_ms()
                 if out:
                     for r in out:
                         got = r
@@ -247,6 +259,8 @@ class LineReader:
                 port.data_request(False)   # high-Z: the meter stops sending
             self._last_read_end = port.ticks_ms()
         spent = port.ticks_diff(port.ticks_ms(), t0)
+        if stx is not None and got is not None and self.on_frame is not None:
+            self.on_frame(stx, port.ticks_diff(self._last_read_end, stx) if full else None)
         if got is not None and self.early_stop is None and not got.get("partial"):
             self._set_early_stop(line, got)
         if got is not None and self.line is None:
