@@ -484,6 +484,7 @@ class MqttSubscriber:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_connect_fail = self._on_connect_fail
+        self.client.on_subscribe = self._on_subscribe
         self.failures = 0       # connection attempts that failed (broker down, TLS refused)
         self.unstored = 0       # batches left unacknowledged because storing them failed
         self.client.on_message = self._on_message
@@ -500,6 +501,10 @@ class MqttSubscriber:
     def _on_connect(self, client, userdata, flags, reason_code, properties=None):
         if reason_code == 0:
             client.subscribe(self.topic, qos=1)
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties=None):
+        # connected = subscribed: from the SUBACK on, the broker keeps our batches
+        if all(not rc.is_failure for rc in reason_codes):
             self.connected.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties=None):
