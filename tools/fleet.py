@@ -246,6 +246,149 @@ def cmd_worker(a):
     return 0
 
 
+def _time(s):
+    """ISO date/time (naive = UTC) or unix seconds -> unix seconds; None passes."""
+    if s is None:
+        return None
+    try:
+        return float(s)
+    except ValueError:
+        import datetime
+        d = datetime.datetime.fromisoformat(s)
+        if d.tzinfo is None:
+            d = d.replace(tzinfo=datetime.timezone.utc)
+        return d.timestamp()
+
+
+def _open(a):
+    url = a.db or os.environ.get("FLEET_DB")
+    if not url:
+        raise SystemExit("give --db URL (or set FLEET_DB)")
+    return fleetdb.open_db(url)
+
+
+def cmd_consent(a):
+    db = _open(a)
+    try:
+        if a.action == "grant":
+            for dev in a.dev:
+                print(json.dumps({"dev": dev, "use": a.use,
+                                  "id": db.grant(dev, a.use, _time(a.at), a.note)}))
+        elif a.action == "withdraw":
+            for dev in a.dev:
+                print(json.dumps({"dev": dev, "use": a.use or "all",
+                                  "withdrawn": db.withdraw(dev, a.use, _time(a.at))}))
+        else:
+            for c in db.consent_history(a.dev[0] if a.dev else None):
+                print(json.dumps(c))
+    finally:
+        db.close()
+    return 0
+
+
+def cmd_group(a):
+    db = _open(a)
+    try:
+        if a.action == "add":
+            db.add_members(a.name, a.kind, a.dev)
+        elif a.action == "remove":
+            for d in a.dev:
+                db.remove_member(a.name, d)
+        if a.action == "list" and not a.name:
+            for g in db.groups():
+                print(json.dumps(g))
+        else:
+            print(json.dumps({"group": a.name, "members": db.members(a.name)}))
+    finally:
+        db.close()
+    return 0
+
+
+def _emit(a, res, text):
+    if a.out:
+        with open(a.out, "w") as f:
+            f.write(text)
+        print("wrote %s (%d rows, log id %s)" % (a.out, len(res["rows"]), res["log_id"]),
+              file=sys.stderr)
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def _thresholds(a):
+    th, rw = {}, {}
+    if a.restricted is not None:
+        th["restricted"] = a.restricted
+    if a.public is not None:
+        th["public"] = a.public
+    if a.round_public is not None:
+        rw["public"] = a.round_public
+    if a.round_restricted is not None:
+        rw["restricted"] = a.round_restricted
+    return th, rw
+
+
+def cmd_aggregate(a):
+    from tools import fleetagg
+    db = _open(a)
+    th, rw = _thresholds(a)
+    try:
+        res = fleetagg.aggregate(db, a.group, a.use, a.step, _time(a.since), _time(a.until),
+                                 a.tz, th, rw)
+    except fleetagg.Refusal as e:
+        print("refused: " + e.result["reason"], file=sys.stderr)
+        if a.format == "json":
+            _emit(a, e.result, fleetagg.to_json(e.result))
+        return 3
+    finally:
+        db.close()
+    if a.format == "csv":
+        _emit(a, res, fleetagg.to_csv(res))
+    elif a.format == "html":
+        _emit(a, res, fleetagg.plot_html(res))
+    elif a.format == "png":
+        if not a.out:
+            raise SystemExit("--format png needs --out FILE")
+        fleetagg.plot_png(res, a.out)
+        print("wrote %s" % a.out, file=sys.stderr)
+    else:
+        _emit(a, res, fleetagg.to_json(res))
+    return 0
+
+
+def cmd_curve(a):
+    from tools import fleetagg
+    db = _open(a)
+    try:
+        res = fleetagg.individual_curve(db, a.dev, _time(a.since), _time(a.until))
+    except fleetagg.Refusal as e:
+        print("refused: " + e.result["reason"], file=sys.stderr)
+        return 3
+    finally:
+        db.close()
+    _emit(a, res, fleetagg.to_csv(res) if a.format == "csv" else fleetagg.to_json(res))
+    return 0
+
+
+def cmd_log(a):
+    db = _open(a)
+    try:
+        for u in db.uses_log():
+            print(json.dumps(u))
+    finally:
+        db.close()
+    return 0
+
+
+def cmd_devices(a):
+    db = _open(a)
+    try:
+        for d in db.devices():
+            print(json.dumps(d))
+    finally:
+        db.close()
+    return 0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m tools.fleet",
                                  description=__doc__.split("\n")[0])
@@ -262,6 +405,59 @@ def main(argv=None):
     w.add_argument("--stats-every", type=float, default=0,
                    help="print a JSON stats line every S seconds (and always at exit)")
     w.set_defaults(fn=cmd_worker)
+
+    def dbarg(p):
+        p.add_argument("--db", default=None, help="store URL (default: $FLEET_DB)")
+
+    from tools.fleetdb import USES
+    c = sub.add_parser("consent", help="grant, withdraw or list a household's consents")
+    dbarg(c)
+    c.add_argument("action", choices=("grant", "withdraw", "list"))
+    c.add_argument("dev", nargs="*")
+    c.add_argument("--use", choices=USES, default=None)
+    c.add_argument("--at", default=None, help="ISO time or unix seconds (default now)")
+    c.add_argument("--note", default=None, help="e.g. the signed form's reference")
+    c.set_defaults(fn=cmd_consent)
+    g = sub.add_parser("group", help="groups of devices (building, district)")
+    dbarg(g)
+    g.add_argument("action", choices=("add", "remove", "list"))
+    g.add_argument("name", nargs="?")
+    g.add_argument("dev", nargs="*")
+    g.add_argument("--kind", default="building")
+    g.set_defaults(fn=cmd_group)
+    for name, fn, hlp in (("aggregate", cmd_aggregate, "a group's sums and quartiles"),
+                          ("plot", cmd_aggregate, "a group's 10-minute curve (HTML/PNG)")):
+        p = sub.add_parser(name, help=hlp)
+        dbarg(p)
+        p.add_argument("--group", required=True)
+        p.add_argument("--use", default="building_aggregate",
+                       choices=("building_aggregate", "public_aggregate"))
+        p.add_argument("--step", default="10min", choices=("10min", "day"))
+        p.add_argument("--since", default=None, help="ISO time (UTC if naive) or unix s")
+        p.add_argument("--until", default=None)
+        p.add_argument("--tz", default="UTC", help="days cut at this zone's midnight")
+        p.add_argument("--restricted", type=int, default=None, help="threshold (11)")
+        p.add_argument("--public", type=int, default=None, help="threshold (101)")
+        p.add_argument("--round-restricted", type=int, default=None, help="Wh (1)")
+        p.add_argument("--round-public", type=int, default=None, help="Wh (1000)")
+        p.add_argument("--format", default="html" if name == "plot" else "json",
+                       choices=("json", "csv", "html", "png"))
+        p.add_argument("--out", default=None)
+        p.set_defaults(fn=fn)
+    cv = sub.add_parser("curve", help="one household's readings (its consent required)")
+    dbarg(cv)
+    cv.add_argument("--dev", required=True)
+    cv.add_argument("--since", default=None)
+    cv.add_argument("--until", default=None)
+    cv.add_argument("--format", default="csv", choices=("csv", "json"))
+    cv.add_argument("--out", default=None)
+    cv.set_defaults(fn=cmd_curve)
+    lg = sub.add_parser("log", help="every use and the consents it relied on")
+    dbarg(lg)
+    lg.set_defaults(fn=cmd_log)
+    dv = sub.add_parser("devices", help="devices seen, readings stored")
+    dbarg(dv)
+    dv.set_defaults(fn=cmd_devices)
     a = ap.parse_args(argv)
     return a.fn(a)
 

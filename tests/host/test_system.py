@@ -12,6 +12,7 @@ import pytest
 
 from tools.loadcapture import real_frames, with_papp
 from tests.host.mpy import ROOT
+from tools import captures
 
 
 def replay(capture, cfg, tmp_path, micropython=False, readings=None):
