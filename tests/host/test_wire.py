@@ -325,3 +325,16 @@ def test_firmware_batches_of_every_size_parse():
         got += b.records()
         start += b.header["n"]
     assert [r["seq"] for r in got] == list(range(100, 115))
+
+
+def test_check_record_applies_the_column_rules_to_one_record():
+    wire.check_record({"seq": 1, "kind": "reading", "t": 1700000000, "t_src": "ntp",
+                       "apparent_power_va": 5, "registers": {"BASE": 1}})
+    wire.check_record({"seq": 2, "kind": "raw", "raw": "00ff"})
+    for bad in ({"seq": 1, "kind": "reading", "apparent_power_va": "5"},
+                {"seq": 1, "kind": "reading", "fields": {}},
+                {"seq": True, "kind": "reading"}, {"kind": "reading"},
+                {"seq": 1, "kind": "raw"}, {"seq": 1, "kind": "reading", "raw": "00"},
+                [1, "reading"]):
+        with pytest.raises(WireError):
+            wire.check_record(bad)
