@@ -664,7 +664,9 @@ def main(argv=None):
     ap.add_argument("--san", action="append", help="extra certificate name/address")
     ap.add_argument("--mqtt-host", default=None)
     ap.add_argument("--mqtt-port", type=int, default=1883)
-    ap.add_argument("--mqtt-topic", default="linky/+/batch")
+    ap.add_argument("--mqtt-topic", default="linky/+/batch",
+                    help="its one '+' level names the device (checked against the batch's "
+                         "dev); a topic without '+' (custom mqtt_prefix) checks nothing there")
     ap.add_argument("--mqtt-ca", default=None, help="CA file: MQTT over TLS")
     ap.add_argument("--mqtt-user", default=None,
                     help="MQTT user; the password comes from " + ENV_MQTT_PASSWORD)

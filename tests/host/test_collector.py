@@ -488,11 +488,14 @@ def test_stalled_connections_are_cut_and_pile_nothing_up(tmp_path):
             s.sendall(b"POST /ingest HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
                       % len(data) + data[:len(data) // 2])
             socks.append(("body", s))
-        # one connection per request: no thread per connection (uvicorn is asynchronous)
-        assert threading.active_count() - threads0 <= 4
+        # no thread per connection (uvicorn is asynchronous)
+        grew = threading.active_count() - threads0
+        assert grew <= 4
         t0 = time.monotonic()
         for kind, s in socks:
             assert _closed_by_server(s, max(0.1, 15 - (time.monotonic() - t0))), kind
+        print("120 stalled connections: %d more threads, all cut after %.1f s"
+              % (grew, time.monotonic() - t0))
         assert h.col.count() == 0 and _counter_rows(h.col) == []
         # a client that is answered and then keeps the connection idle is closed too
         s = h.tls_socket()
