@@ -83,6 +83,15 @@ BUF_SIZE = 128
 # A read starting this long after the previous one ended follows a sleep: what the rx
 # buffer holds is stale.
 STALE_MS = 300
+# The ESP8266's UART.any() says only whether a byte is there (ports/esp8266/uart.c
+# uart_rx_any), the ESP32's how many: on a 1 the loop asks for a chunk, which the
+# ESP8266's read fills from the backlog and then from the line while characters keep
+# coming (timeout_char), so it never waits long past what is arriving anyway.
+READ_CHUNK = 32
+# Dropping stale bytes reads small pieces and stops once a read has to wait on the
+# line: live characters arrive one per 8.3 ms at 1200 bd, stale ones are in RAM.
+DRAIN_PIECE = 8
+DRAIN_MS = 20
 
 
 class LineReader:
@@ -202,9 +211,13 @@ class LineReader:
         last = self._last_read_end
         if last is None or port.ticks_diff(t0, last) > STALE_MS:
             k = 0
-            while self.uart.any() and k < 64:
-                self.uart.readinto(self.buf)
+            td = port.ticks_ms()
+            piece = self.mv[:DRAIN_PIECE]
+            while self.uart.any() and k < 256:
+                self.uart.readinto(piece)
                 k += 1
+                if port.ticks_diff(port.ticks_ms(), td) > DRAIN_MS:
+                    break          # reading the live line now, not the stale buffer
             if k:
                 self.decoder.reset()
         got = None
@@ -216,8 +229,8 @@ class LineReader:
                 # is full, up to 1 s after the frame's end at 1200 bd; with nothing there,
                 # wait (UART timeout) for a few characters
                 n = uart.any()
-                n = uart.readinto(self.mv[:n if 0 < n < BUF_SIZE else
-                                          (BUF_SIZE if n else 8)])
+                n = uart.readinto(self.mv[:n if 1 < n < BUF_SIZE else
+                                          (BUF_SIZE if n > 1 else READ_CHUNK if n else 8)])
                 if not n:
                     if getattr(port, "meter_exhausted", None) and port.meter_exhausted():
                         ended = True

@@ -142,7 +142,8 @@ class Portal:
 
     def _status(self):
         st = self.status() if callable(self.status) else self.status
-        return 200, HTML, page.status_page(st, self.port.ticks_ms(), self.dev)
+        return 200, HTML, page.status_page(st, self.port.ticks_ms(), self.dev,
+                                           page.notes(self.cfg))
 
     # -- requests -----------------------------------------------------------------
     def handle(self, req):
@@ -332,9 +333,14 @@ def run(port, cfg_dir, status=None, dns_port=53, http_port=80, should_pause=None
 class StatusServer:
     # The /status page in normal operation (on the LAN, when energy allows, e.g. on USB
     # power): the app calls poll(ms) when it has time and close() before sleeping.
-    def __init__(self, port, status, http_port=80, bind="0.0.0.0"):
+    def __init__(self, port, status, http_port=80, bind="0.0.0.0", warnings=None):
         self.port = port
         self.status = status
+        # the settings' warnings (page.notes), worked out once: the config itself is not
+        # kept in RAM beside the app's copy
+        if warnings is None:
+            warnings = page.notes(config.load(port.fs_root))
+        self.warnings = warnings
         self.server = http.Server(self.handle, http_port, bind)
 
     def handle(self, req):
@@ -343,7 +349,7 @@ class StatusServer:
         if req.path in ("/", "/status"):
             st = self.status() if callable(self.status) else self.status
             return 200, HTML, page.status_page(st, self.port.ticks_ms(),
-                                               self.port.device_id())
+                                               self.port.device_id(), self.warnings)
         raise http.HttpError(404, "no such page")
 
     def poll(self, timeout_ms):

@@ -174,6 +174,8 @@ except Exception:
     pass
 
 
+# CPython only: str.partition/splitlines do the split in C (the ESP8266 image has neither)
+_HAS_PARTITION = hasattr(str, "partition") and hasattr(str, "splitlines")
 try:
     from itertools import repeat as _repeat
 except ImportError:
@@ -185,7 +187,7 @@ def _lines(buf, a, b):
     # removed; None when a byte is not printable ASCII. CPython: one copy, C-level
     # split and partition (no interpreter work per line); MicroPython: one small
     # str per line, so the heap never holds a second copy of the telegram.
-    if _HAS_TRANSLATE and _repeat is not None:
+    if _HAS_TRANSLATE and _repeat is not None and _HAS_PARTITION:
         body = bytes(memoryview(buf)[a:b])
         if body.translate(None, _PRINT_CRLF):
             return None
@@ -209,7 +211,9 @@ def _iter_lines(buf, pos, end):
             # a CR inside a line: malformed, as on CPython where it splits the line
             yield ("\r", "", "")
         else:
-            yield s.partition("(")
+            # (no str.partition on the ESP8266 image)
+            i = s.find("(")
+            yield (s, "", "") if i < 0 else (s[:i], "(", s[i + 1:])
         pos = e + 1
 
 

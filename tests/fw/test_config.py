@@ -125,7 +125,64 @@ def test_plain_http_endpoint_only_with_signed_batches():
     assert cfg2["https_url"] == old["https_url"]
     assert config.chip_errors(cfg, "esp8266") == {}
     assert config.chip_errors(dict(cfg, https_url="https://h/in"), "esp8266")
-    assert config.chip_errors(dict(cfg, https_url="https://h/in"), "esp32c3") == {}
+    assert config.chip_errors(dict(cfg, https_url="https://h/in", ca_pem=CA_PEM),
+                              "esp32c3") == {}
+
+
+# (settings beside GOOD, chip, {key: words of its message}) - the rules of
+# config.sink_errors, written out case by case: TLS only verified, a broker password
+# only over TLS unless the owner allowed it in the clear, no TLS at all on the ESP8266
+SINK_CASES = (
+    # the hole of issue #19: https:// with a signing key but no CA was sent unverified
+    ({"https_url": "https://c.lan/in", "hmac_key": "11" * 16}, "esp32c3",
+     {"https_url": "CA certificate"}),
+    ({"https_url": "https://c.lan/in", "hmac_key": "11" * 16}, "host",
+     {"https_url": "CA certificate"}),
+    ({"https_url": "https://c.lan/in", "ca_pem": CA_PEM}, "esp32c6", {}),
+    ({"influx_url": "https://i.lan:8086"}, "esp32c3", {"influx_url": "CA certificate"}),
+    ({"influx_url": "http://i.lan:8086"}, "esp32c3", {}),
+    ({"mqtt_tls": True}, "esp32c3", {"mqtt_tls": "CA certificate"}),
+    ({"mqtt_tls": "1", "ca_pem": CA_PEM}, "esp32c3", {}),
+    ({"mqtt_tls": True}, "esp8266", {"mqtt_tls": "no room for TLS"}),
+    # credentials in the clear: refused unless allowed, on every chip
+    ({"mqtt_user": "u", "mqtt_password": "pw"}, "esp32c3", {"mqtt_password": "in the clear"}),
+    ({"mqtt_user": "u", "mqtt_password": "pw"}, "esp8266", {"mqtt_password": "no TLS"}),
+    ({"mqtt_user": "u", "mqtt_password": "pw", "mqtt_plain_ok": True}, "esp8266", {}),
+    ({"mqtt_user": "u", "mqtt_password": "pw", "mqtt_plain_ok": "0"}, "esp32c3",
+     {"mqtt_password": "allow"}),
+    ({"mqtt_user": "u", "mqtt_password": "pw", "ca_pem": CA_PEM}, "esp32c3", {}),
+    ({"mqtt_user": "u", "mqtt_password": "pw", "mqtt_host": ""}, "esp32c3", {}),
+    ({"mqtt_user": "u"}, "esp32c3", {}),
+    ({"https_url": "https://c.lan/in", "ca_pem": CA_PEM}, "esp8266",
+     {"https_url": "no room for TLS", "ca_pem": "no room for TLS"}),
+)
+
+
+def test_unsafe_sinks_are_configuration_errors_with_the_reason():
+    for extra, chip, want in SINK_CASES:
+        cfg, errors = config.validate(dict(GOOD, **extra))
+        assert not errors, (extra, errors)
+        got = config.chip_errors(cfg, chip)
+        assert sorted(got) == sorted(want), (extra, chip, got)
+        for k in want:
+            assert want[k] in got[k], (extra, chip, got[k])
+    # the status page's "sent in the clear" flag is exactly the allowed case
+    assert config.plain_credentials(_cfg(mqtt_password="pw", mqtt_plain_ok=True))
+    assert not config.plain_credentials(_cfg(mqtt_password="pw"))
+    assert not config.plain_credentials(_cfg(mqtt_password="", mqtt_plain_ok=True))
+    assert not config.plain_credentials(_cfg(mqtt_password="pw", mqtt_plain_ok=True,
+                                             ca_pem=CA_PEM))
+
+
+def test_tls_options_are_yes_or_no_and_move_the_default_port():
+    cfg, errors = config.validate(dict(GOOD, mqtt_tls="1", mqtt_port="", ca_pem=CA_PEM))
+    assert not errors and cfg["mqtt_tls"] is True and cfg["mqtt_port"] == 8883
+    cfg, errors = config.validate(dict(GOOD, mqtt_tls="0", mqtt_port=""))
+    assert not errors and cfg["mqtt_tls"] is False and cfg["mqtt_port"] == 1883
+    cfg, errors = config.validate(dict(GOOD, mqtt_plain_ok="maybe"))
+    assert list(errors) == ["mqtt_plain_ok"] and "yes or no" in errors["mqtt_plain_ok"]
+    assert config.defaults()["mqtt_tls"] is False
+    assert config.defaults()["mqtt_plain_ok"] is False
 
 
 def test_messages_name_the_field():

@@ -284,11 +284,7 @@ def _firmware_records():
 def _fw_sealed(key, dev, recs, ch, ctr, epoch=0, max_bytes=8192):
     from firmware.uplink import batch as B
     from firmware.uplink import sign
-    body = bytes(B.build(dev, recs, epoch=epoch, ctr=ctr, max_bytes=max_bytes)[0])
-    if b'"ch":' not in body:
-        # the firmware adds "ch" before "ctr" (docs/wire-format.md, device side of #19);
-        # until it does, put it where the doc says, inside the signed bytes
-        body = body.replace(b',"ctr":', b',"ch":"%s","ctr":' % ch.encode())
+    body = bytes(B.build(dev, recs, epoch=epoch, ctr=ctr, max_bytes=max_bytes, ch=ch)[0])
     return sign.seal(key, body), body
 
 
