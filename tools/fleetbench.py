@@ -95,16 +95,9 @@ def seal_batch(dev, key, recs, ctr, epoch=0, max_bytes=2048):
     -> (sealed bytes, number of records taken)."""
     from firmware.uplink import batch as B
     from firmware.uplink import sign
-    import inspect
-    if "ch" in inspect.signature(B.build).parameters:
-        body, first, last, k = B.build(dev, recs, epoch=epoch, ctr=ctr, max_bytes=max_bytes,
-                                       ch="mqtt")
-        body = bytes(body)
-    else:
-        body, first, last, k = B.build(dev, recs, epoch=epoch, ctr=ctr, max_bytes=max_bytes)
-        # the firmware puts "ch" just before "ctr" (docs/wire-format.md); until its
-        # batch.py does, it goes where the document says, inside the signed bytes
-        body = bytes(body).replace(b',"ctr":', b',"ch":"mqtt","ctr":', 1)
+    body, first, last, k = B.build(dev, recs, epoch=epoch, ctr=ctr, max_bytes=max_bytes,
+                                   ch="mqtt")
+    body = bytes(body)
     return sign.seal(key, body), k
 
 
