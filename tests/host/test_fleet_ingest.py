@@ -136,3 +136,17 @@ def test_database_outage_keeps_the_batch_until_it_is_stored(tmp_path):
         db.close()
     finally:
         pg.stop()
+
+
+def test_worker_keys_from_file_or_environment(tmp_path):
+    from tools import fleet
+    f = tmp_path / "keys"
+    f.write_text("# comment\n\n  AbC123 %s\nDEF456 %s extra\n" % ("11" * 16, "22" * 20))
+    keys, default = fleet.load_keys(str(f), env={})
+    assert keys == {"abc123": b"\x11" * 16, "def456": b"\x22" * 20} and default is None
+    keys, default = fleet.load_keys(env={"FLEET_KEYS": str(f), "FLEET_KEY": "33" * 16})
+    assert len(keys) == 2 and default == b"\x33" * 16
+    for bad in ("abc\n", "abc 1234\n", "abc zz%s\n" % ("0" * 30)):
+        f.write_text(bad)
+        with pytest.raises(ValueError):
+            fleet.load_keys(str(f), env={})
