@@ -1,4 +1,5 @@
-# The device configuration (config.json), per /work/shared/config-schema.md.
+# The device configuration (config.json), per docs/config-schema.md (the shared contract
+# extended by this repository: mqtt_tls, mqtt_plain_ok, the rules across keys, the backup).
 #
 # One flat JSON object; the captive page's form fields carry the same names. Unknown
 # keys are kept, a missing key takes its default, an invalid value is refused with a

@@ -2,7 +2,7 @@
 # keys kept, secrets redacted, and an atomic save that survives a power cut at every
 # byte and at the rename (old or new file, never a broken one). Both Pythons.
 from firmware import config
-from tests.fw.util import raises, is_micropython
+from tests.fw.util import raises, is_micropython, ROOT
 from tests.fw.portal_util import tmpdir, rmtree, read, CA_PEM
 
 GOOD = {"ssid": "HomeNet", "password": "correct horse", "mqtt_host": "192.168.1.10"}
@@ -514,3 +514,14 @@ def test_verify_catches_a_flash_that_lies():
 def test_mqtt_prefix_default():
     assert config.mqtt_prefix({"mqtt_prefix": ""}, "0a1b2c") == "linky/0a1b2c"
     assert config.mqtt_prefix({"mqtt_prefix": "home/meter"}, "0a1b2c") == "home/meter"
+
+
+def test_every_key_and_rule_is_in_the_documented_contract():
+    # docs/config-schema.md is what other tools and people implement against: every key
+    # the firmware defaults, and every sink rule's field, appears there
+    with open(ROOT + "/docs/config-schema.md") as f:
+        doc = f.read()
+    for k in config.DEFAULTS:
+        assert "`%s`" % k in doc, k
+    for k in ("config.json.bak", "config.json.tmp", "mqtt_plain_ok", "sink_errors"):
+        assert k in doc, k
