@@ -28,7 +28,6 @@ class App:
         }
         self.meter = meter.LineReader(port, cfg, self.stats)
         self.latest = None
-        self.prev_record = None
         self.last_rec_ticks = None
         self.last_upload = None
         self.wifi_fails = 0
@@ -136,26 +135,20 @@ class App:
         return None, "elapsed"
 
     def record(self, reading):
-        from firmware.store import record as rec
+        # into the store, encoded once there against its delta base (Store.add_reading)
         self.latest = reading
         t, src = self._time_of(reading)
         self.port.activity("flash")
         try:
-            data = rec.encode(reading, t, src, self.prev_record)
+            self.store.add_reading(reading, t, src)
         except (ValueError, TypeError, KeyError):
             self._err("record_encode")
             return
-        try:
-            self.store.append(data)
         except OSError:
             # the store could not keep it (flash failure): counted, visible in status
             self._err("store_write")
             return
         self.last_rec_ticks = self.port.ticks_ms()
-        try:
-            self.prev_record = rec.decode(data, self.prev_record)
-        except Exception:
-            self.prev_record = None
         self.stats["readings_recorded"] += 1
         self._relay_step(reading)
 
@@ -192,7 +185,7 @@ class App:
                 try:
                     from firmware.store import record as rec
                     t, src = self._time_of(reading)
-                    self.store.append(rec.encode_relay(state, coil, reason, power, t, src))
+                    self.store.append(*rec.encode_relay(state, coil, reason, power, t, src))
                 except Exception:
                     self._err("relay_record")
             else:
