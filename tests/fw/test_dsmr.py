@@ -585,3 +585,66 @@ def test_key_on_a_build_without_aes_counts_encrypted_telegrams():
                 sys.modules[name] = saved
             if had is not None:
                 frame_pkg.smarty = had
+
+
+def _edit(name, old, new):
+    base = corpus(name)
+    body = base[:base.find(b"!") + 1]
+    assert old in body, (name, old)
+    return base, _with_crc(body.replace(old, new))
+
+
+def _same_except(r, ref, keys):
+    for k in ref:
+        if k not in keys and k != "fields":
+            assert r[k] == ref[k], k
+
+
+def test_real_meter_quirks_decode_with_all_other_values():
+    # Iskra AM550: an empty power-failure log "1-0:99.97.0()"
+    base, t = _edit("dsmr/nl_v5_basjes_iskra_am550.txt",
+                    b"1-0:99.97.0(1)(0-0:96.7.19)(180417201458S)(0000000236*s)", b"1-0:99.97.0()")
+    ref = _decode(base)[1][0]
+    d, out = _decode(t)
+    assert not d.errors and out[0]["power_failure_log"] == [], d.errors
+    _same_except(out[0], ref, ("power_failure_log",))
+    # Landis+Gyr E350 (DSMR 4.0): the gas time's season flag in lower case
+    base, t = _edit("dsmr/nl_v4.2_basjes_landisgyr_e350_gas.txt",
+                    b"0-1:24.2.1(190905210000S)", b"0-1:24.2.1(190905210000s)")
+    ref = _decode(base)[1][0]
+    d, out = _decode(t)
+    assert not d.errors, d.errors
+    assert out[0]["gas_m3"] == 1091.352 and out[0]["gas_timestamp"] == "2019-09-05T21:00:00"
+    _same_except(out[0], ref, ())
+    # an equipment id printed as text, not hex (EasyMeter style "1ESY...")
+    base, t = _edit("dsmr/nl_v4.2_basjes_landisgyr_e350_gas.txt",
+                    b"0-0:96.1.1(4530303331303030303030303030303338)", b"0-0:96.1.1(1ESY1313002565)")
+    d, out = _decode(t)
+    assert not d.errors and out[0]["meter_id"] == "1ESY1313002565", d.errors
+    _same_except(out[0], ref, ("meter_id",))
+    # hex with one stray character is damage, not text: the id goes, the rest stays
+    base, t = _edit("dsmr/nl_v4.2_basjes_landisgyr_e350_gas.txt",
+                    b"(4530303331303030303030303030303338)", b"(45303033313030303030303030303`03338)")
+    d, out = _decode(t)
+    assert d.errors == {"0-0:96.1.1": 1} and out[0]["meter_id"] is None, d.errors
+    _same_except(out[0], ref, ("meter_id",))
+    # "700101010000W" is the meter's "not set" (the Unix epoch): no time, no season
+    base, t = _edit("dsmr/nl_v4.2_basjes_landisgyr_e350_gas.txt",
+                    b"0-0:1.0.0(190905214003S)", b"0-0:1.0.0(700101010000W)")
+    d, out = _decode(t)
+    assert not d.errors and out[0]["timestamp"] is None and out[0]["dst"] is None
+    _same_except(out[0], ref, ("timestamp", "dst"))
+    assert ref["timestamp"] == "2019-09-05T21:40:03" and ref["dst"] is True
+
+
+def test_dsmr22_at_end_of_input_decodes_under_auto():
+    from firmware.meter import make_decoder
+    base = corpus("dsmr/nl_v2.2_athom_kamstrup_kfm.txt")
+    ref = _decode(base)[1][0]
+    bang = base.find(b"!")
+    for tail in (base, base[:bang + 1], base[:bang]):
+        d = make_decoder("auto")
+        out = d.feed(tail) + d.flush()
+        assert len(out) == 1 and out[0]["meter_id"] == ref["meter_id"], (tail[-5:], d.errors)
+        assert out[0]["energy_import_wh"] == ref["energy_import_wh"]
+        assert d.frames == 1 and d.readings == 1
