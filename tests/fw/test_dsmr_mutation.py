@@ -240,10 +240,19 @@ def test_random_bytes_never_raise():
                                b"!ABCD", b"0-1:24.3.0")[rng.below(13)])
                 parts.append(rng.bytes(rng.below(20)))
             data = b"".join(parts)
+        out = []
         for c in chunks(data, 1 + rng.below(300)):
-            d.feed(c)
-        d.flush()
-        assert d.frames >= 0 and d.readings >= 0
+            out += d.feed(c)
+        out += d.flush()
+        assert d.readings == len(out) and d.frames >= len(out), (k, d.frames, out)
+        if d.check_crc:
+            # nothing vouches for random bytes: no reading, ever (a CRC-valid telegram
+            # by chance would need "/" + a 3-letter header + a well-formed OBIS line +
+            # "!" + the one right CRC among 65536)
+            assert out == [], (k, out)
+        for r in out:
+            # diagnostic mode may pass a CRC-failed telegram, and says so
+            assert r["crc"] is False and r["protocol"] == "dsmr", r
 
 
 def test_random_multi_byte_damage_never_raises():
