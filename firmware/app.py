@@ -47,6 +47,7 @@ class App:
             "errors": {}, "relay": [], "uploads": [], "boots": 0, "store_full": 0,
         }
         self.latest = None
+        self.whole = None
         self.prev_record = None
         self.last_rec_ticks = None
         self.last_upload = None
@@ -344,6 +345,8 @@ class App:
     def record(self, reading):
         from firmware.store import record as rec
         self.latest = reading
+        if not reading.get("partial"):
+            self.whole = reading    # discovery's capability set grows from whole ones
         t, src = self._time_of(reading)
         self.port.activity("flash")
         try:
@@ -456,7 +459,8 @@ class App:
             em = self.em
             before = self.store.count
             res = self.uplink.send(self.store, self.latest,
-                                   lambda what: em.can_afford(what, vcap()))
+                                   lambda what: em.can_afford(what, vcap()),
+                                   whole=self.whole)
             sent = before - self.store.count
             if sent > 0:
                 self.stats["readings_uploaded"] += sent
