@@ -28,6 +28,7 @@ class App:
         }
         self.meter = meter.LineReader(port, cfg, self.stats)
         self.latest = None
+        self.whole = None
         self.last_rec_ticks = None
         self.last_upload = None
         self.wifi_fails = 0
@@ -137,6 +138,8 @@ class App:
     def record(self, reading):
         # into the store, encoded once there against its delta base (Store.add_reading)
         self.latest = reading
+        if not reading.get("partial"):
+            self.whole = reading    # discovery's capability set grows from whole ones
         t, src = self._time_of(reading)
         self.port.activity("flash")
         try:
@@ -251,7 +254,8 @@ class App:
             em = self.em
             before = self.store.count
             res = self.uplink.send(self.store, self.latest,
-                                   lambda what: em.can_afford(what, vcap()))
+                                   lambda what: em.can_afford(what, vcap()),
+                                   whole=self.whole)
             sent = before - self.store.count
             if sent > 0:
                 self.stats["readings_uploaded"] += sent

@@ -29,9 +29,11 @@ SEARCH = {
 
 
 def decoder_for_line(line, key=None, aak=None, fields=True):
-    # The decoder that matches a line setting found by the search. fields=False (the
-    # device) keeps only the raw groups the firmware uses (DATE), which holds the TIC
-    # decoder's allocation under 1 KB per frame.
+    # The decoder that matches a line setting found by the search; the same
+    # configuration on every chip (the DSMR reader streams through one line buffer).
+    # fields=False (the device) keeps no raw groups/lines: the firmware reads only
+    # typed reading keys (timestamp + dst for the clock, threshold_w, ejp_notice), so
+    # a P1 reading is about half the RAM and a TIC frame's allocation stays under 1 KB.
     if line == "tic-historic":
         from firmware.reading.tic import TicDecoder
         return TicDecoder("historic", fields=fields)
@@ -39,16 +41,7 @@ def decoder_for_line(line, key=None, aak=None, fields=True):
         from firmware.reading.tic import TicDecoder
         return TicDecoder("standard", fields=fields)
     from firmware.reading.dsmr import DsmrDecoder
-    # fields=False: only the raw line the relay policy reads (0-0:17.0.0, the
-    # contracted power threshold, which has no reading-schema name), not every raw
-    # line: a P1 reading is ~6 KB on the 64-bit unix port with them, ~2.7 KB without
-    # (tools/bench/bench_heap.py)
-    return DsmrDecoder(key=key, aak=aak,
-                       keep_fields=True if fields else DSMR_FIELDS)
-
-
-# raw P1 lines a reading keeps when fields=False (firmware/relay/policy.py)
-DSMR_FIELDS = ("0-0:17.0.0",)
+    return DsmrDecoder(key=key, aak=aak, keep_fields=bool(fields))
 
 
 def make_decoder(protocol="auto", key=None, aak=None):
@@ -384,10 +377,21 @@ class AutoDecoder:
         return out
 
     def flush(self):
-        # end of input (files): a telegram without its "!" completes only here
-        d = self._pick()
-        f = getattr(d, "flush", None)
-        return f() if f is not None else []
+        # end of input (files): a telegram without its "!" completes only here. Before
+        # a choice every candidate is flushed: a DSMR 2.2 telegram that ends the input
+        # without "!" (or without the CR LF after it) has given the DSMR decoder no
+        # frame yet, so it cannot be picked by its frame count.
+        if self.chosen is not None:
+            f = getattr(self.chosen, "flush", None)
+            return f() if f is not None else []
+        out = []
+        for d in self.subs:
+            f = getattr(d, "flush", None)
+            r = f() if f is not None else []
+            if r and self.chosen is None:
+                self.chosen = d
+                out = r
+        return out
 
     def _pick(self):
         if self.chosen is not None:
@@ -448,27 +452,16 @@ def parse_timestamp(ts):
 
 
 def season_offset_s(reading):
-    # UTC offset of the meter's local time from its season flag. France, the Netherlands,
-    # Belgium and Luxembourg all use CET/CEST: summer +2 h, winter +1 h.
-    #   TIC standard DATE horodate: first char E (ete, summer) / H (hiver, winter); lower
-    #   case means the meter's clock is degraded (Enedis-NOI-CPT_54E §6.2.3.1) -> not trusted.
-    #   DSMR 0-0:1.0.0 (YYMMDDhhmmssX): X = S (summer) / W (winter) (DSMR 5.0.2 §6.4).
-    f = reading.get("fields") or {}
-    v = f.get("DATE")
-    if v:
-        c = v[0]
-        if c == "E":
-            return 7200
-        if c == "H":
-            return 3600
-        return None
-    v = f.get("0-0:1.0.0")
-    if v:
-        c = v[-1]
-        if c == "S":
-            return 7200
-        if c == "W":
-            return 3600
+    # UTC offset of the meter's local time from its season flag (reading["dst"]).
+    # France, the Netherlands, Belgium and Luxembourg all use CET/CEST: summer +2 h,
+    # winter +1 h. The decoders set "dst" from the TIC standard DATE horodate (E/H;
+    # lower case = degraded clock -> None, Enedis-NOI-CPT_54E s.6.2.3.1) and the DSMR
+    # 0-0:1.0.0 flag (S/W, DSMR 5.0.2 s.6.4); None when absent (DSMR 2.2, historic TIC).
+    d = reading.get("dst")
+    if d is True:
+        return 7200
+    if d is False:
+        return 3600
     return None
 
 
