@@ -422,6 +422,9 @@ def test_hostile_rows_do_not_break_the_pages(https):
         ("evil", 0, 4, {"seq": 4, "kind": "reading", "t": 1700000000,
                         "apparent_power_va": {"x": [1]}, "tariff_period": "=1+1"}),
         ("evil", 0, 5, {"seq": 5, "kind": 7, "t": None}),
+        ("evil", 0, 6, {"seq": 6, "kind": "reading", "t": 2 ** 50, "apparent_power_va": 1}),
+        ("$\\frac{", 0, 7, {"seq": 7, "kind": "reading", "t": 1700000000,
+                            "apparent_power_va": 1, "=cmd|' /C calc'!A0": 1}),
     ]
     for dev, ep, seq, rec in hostile:
         db.execute("INSERT INTO readings (dev, ep, seq, kind, data, ch, received) "
@@ -432,11 +435,13 @@ def test_hostile_rows_do_not_break_the_pages(https):
         st, ctype, raw = https.get(path)
         assert st == 200, (path, raw[:200])
     st, _, page = https.get("/plot.html")
-    assert b"<script>" not in page and b"3 readings" in page   # the three good ones drawn
+    # the three good ones drawn, and the one of a device whose id is a broken formula
+    assert b"<script>" not in page and b"4 readings" in page
     st, _, raw = https.get("/export.csv")
     table = list(csv.DictReader(io.StringIO(raw.decode())))
-    assert len(table) == 8
+    assert len(table) == 10
     assert "'=1+1" in [r["tariff_period"] for r in table]
+    assert "'=cmd|' /C calc'!A0" in table[0]
     # the server still takes batches
     assert https.post(seal(KEY, body([4], ctr=2)))[0] == 200
 
