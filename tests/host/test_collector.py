@@ -423,7 +423,7 @@ def test_hostile_rows_do_not_break_the_pages(https):
                         "apparent_power_va": {"x": [1]}, "tariff_period": "=1+1"}),
         ("evil", 0, 5, {"seq": 5, "kind": 7, "t": None}),
         ("evil", 0, 6, {"seq": 6, "kind": "reading", "t": 2 ** 50, "apparent_power_va": 1}),
-        ("$\\frac{", 0, 7, {"seq": 7, "kind": "reading", "t": 1700000000,
+        ("$\\frac{$", 0, 7, {"seq": 7, "kind": "reading", "t": 1700000000,
                             "apparent_power_va": 1, "=cmd|' /C calc'!A0": 1}),
     ]
     for dev, ep, seq, rec in hostile:
