@@ -121,6 +121,7 @@ class Worker:
         self.t0 = None
         self.t_last = None
         self.connected = threading.Event()
+        self.stopping = threading.Event()
         self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
                              protocol=mqtt.MQTTv5, manual_ack=True)
         self.c.on_connect = self._on_connect
@@ -173,27 +174,40 @@ class Worker:
         return reason
 
     def _on_message(self, c, userdata, msg):
-        try:
-            self.handle(msg.payload, msg.topic)
-        except Exception as e:
-            # the database is unreachable or failing: leave the message unacknowledged
-            # (the broker delivers it again after we reconnect) and drop the connection
-            print("fleet worker: store failed (%s); reconnecting" % e, file=sys.stderr,
-                  flush=True)
-            self._reopen()
-            c.disconnect()
-            return
+        delay = 0.5
+        while True:
+            try:
+                self.handle(msg.payload, msg.topic)
+                break
+            except Exception as e:
+                if not _transient(e):
+                    # the database refused this batch itself (not its connection): a
+                    # batch that can never be stored must not block the ones after it
+                    print("fleet worker: batch refused by the store: %s" % e,
+                          file=sys.stderr, flush=True)
+                    self._refuse("store error")
+                    self._reopen()
+                    break
+                # the database is unreachable: keep the batch unacknowledged and retry
+                # (the broker still holds it; if this worker stops now, it delivers it
+                # again to this session or, after the session expires, to the group)
+                print("fleet worker: store unavailable (%s); retrying in %.1f s"
+                      % (str(e).strip()[:120], delay), file=sys.stderr, flush=True)
+                if self.stopping.wait(delay):
+                    return
+                delay = min(delay * 2, 10.0)
+                self._reopen()
         # PUBACK only now: the batch is committed (or refused for good)
         c.ack(msg.mid, msg.qos)
 
     def _reopen(self):
+        url = self.db.url
+        self.db.close()
         try:
-            self.db.close()
-        finally:
-            try:
-                self.db = fleetdb.open_db(self.db.url)
-            except Exception:
-                pass
+            self.db = fleetdb.open_db(url)
+        except Exception:
+            # still down: keep a closed handle, the next attempt fails fast and retries
+            pass
 
     def report(self):
         s = dict(self.stats, client_id=self.client_id, t_first=self.t0, t_last=self.t_last)
@@ -204,6 +218,7 @@ class Worker:
         from paho.mqtt.packettypes import PacketTypes
         from paho.mqtt.properties import Properties
         stop = stop or threading.Event()
+        self.stopping = stop
         props = Properties(PacketTypes.CONNECT)
         # a persistent session: QoS 1 batches for this worker wait at the broker for an
         # hour while it restarts
@@ -222,6 +237,18 @@ class Worker:
             self.c.loop_stop()
             self.db.close()
             self.report()
+
+
+def _transient(e):
+    """A failure of the database connection (retry later), not of the batch."""
+    import sqlite3
+    kinds = [sqlite3.OperationalError]
+    try:
+        import psycopg
+        kinds += [psycopg.OperationalError, psycopg.InterfaceError]
+    except ImportError:
+        pass
+    return isinstance(e, tuple(kinds))
 
 
 def hostport(s, default=1883):

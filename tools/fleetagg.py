@@ -272,10 +272,11 @@ def plot_png(res, path):
     rows = res["rows"]
     xs = [datetime.datetime.fromtimestamp(r["start"], datetime.timezone.utc) for r in rows]
     fig, ax = plt.subplots(figsize=(10, 3.8), dpi=100)
-    ax.plot(xs, [r["sum_wh"] for r in rows], drawstyle="steps-post", label="sum")
+    h1, = ax.plot(xs, [r["sum_wh"] for r in rows], drawstyle="steps-post", label="sum")
     ax2 = ax.twinx()
-    ax2.plot(xs, [r["median_wh"] for r in rows], drawstyle="steps-post", color="#c62828",
-             label="median household")
+    h2, = ax2.plot(xs, [r["median_wh"] for r in rows], drawstyle="steps-post",
+                   color="#c62828", label="median household")
+    ax.legend(handles=[h1, h2], loc="upper left")
     ax.set_ylabel("Wh per %s (sum)" % res["step"])
     ax2.set_ylabel("Wh (median household)")
     ax.set_title("Group %s, %s rule, %d households" % (res["group"], res["rule"],

@@ -40,56 +40,19 @@ for _p in (ROOT, os.path.join(ROOT, "tools", "compat", "cpython")):
         sys.path.append(_p)
 
 from tools import fleetdb  # noqa: E402
-from tools.pgserver import PgServer, free_port  # noqa: E402
+from tools.pgserver import PgServer  # noqa: E402
+from tools.services import Mosquitto  # noqa: E402
 
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 T0 = 1_767_225_600          # 2026-01-01T00:00:00Z, start of the simulated readings
 
 
-class Broker:
-    """mosquitto on a free loopback port. Queues are unbounded (max_queued_messages 0):
-    a burst of batches waiting for busy workers must not be dropped (mosquitto's default
+class Broker(Mosquitto):
+    """mosquitto (tools/services.py) with unbounded queues (max_queued_messages 0): a
+    burst of batches waiting for busy workers must not be dropped (mosquitto's default
     drops QoS 1 messages beyond 1000 queued per client)."""
 
-    def __init__(self, workdir, port=None):
-        self.dir = workdir
-        self.port = port or free_port()
-        self.proc = None
-
-    def start(self):
-        conf = os.path.join(self.dir, "mosquitto.conf")
-        with open(conf, "w") as f:
-            f.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                    "max_queued_messages 0\nmax_inflight_messages 100\n" % self.port)
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", conf], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        import socket
-        end = time.time() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return self
-            except OSError:
-                if time.time() > end or self.proc.poll() is not None:
-                    raise RuntimeError("mosquitto did not start on port %d" % self.port)
-                time.sleep(0.05)
-
-    def stop(self):
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-        return False
+    def config(self):
+        return Mosquitto.config(self) + "max_queued_messages 0\nmax_inflight_messages 100\n"
 
 
 # -- simulated dongles ---------------------------------------------------------------------
@@ -132,16 +95,9 @@ def seal_batch(dev, key, recs, ctr, epoch=0, max_bytes=2048):
     -> (sealed bytes, number of records taken)."""
     from firmware.uplink import batch as B
     from firmware.uplink import sign
-    import inspect
-    if "ch" in inspect.signature(B.build).parameters:
-        body, first, last, k = B.build(dev, recs, epoch=epoch, ctr=ctr, max_bytes=max_bytes,
-                                       ch="mqtt")
-        body = bytes(body)
-    else:
-        body, first, last, k = B.build(dev, recs, epoch=epoch, ctr=ctr, max_bytes=max_bytes)
-        # the firmware puts "ch" just before "ctr" (docs/wire-format.md); until its
-        # batch.py does, it goes where the document says, inside the signed bytes
-        body = bytes(body).replace(b',"ctr":', b',"ch":"mqtt","ctr":', 1)
+    body, first, last, k = B.build(dev, recs, epoch=epoch, ctr=ctr, max_bytes=max_bytes,
+                                   ch="mqtt")
+    body = bytes(body)
     return sign.seal(key, body), k
 
 
@@ -325,7 +281,7 @@ def run(dongles, workers, db_url, seconds=None, per_dongle=None, interval=5, dup
         write_keys(keys, devs)
         db = fleetdb.open_db(db_url)
         before = db.count()
-        with Broker(work) as broker:
+        with Broker() as broker:
             pool = WorkerPool(workers, db_url, broker.port, keys)
             try:
                 t_pub = publish(broker.port, msgs, conns, rate, sent / max(len(msgs), 1))

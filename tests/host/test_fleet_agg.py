@@ -259,3 +259,34 @@ def test_exports_carry_size_and_rule(db_url, tmp_path):
     fleetagg.plot_png(res, str(tmp_path / "b1.png"))
     assert (tmp_path / "b1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     db.close()
+
+
+def test_daily_step_across_the_spring_clock_change(db_url):
+    # Paris moves to summer time on 2026-03-29 at 02:00 (a 23-hour day): each local day's
+    # value is the sum of the 10-minute steps that start on that local date
+    db = fleetdb.open_db(db_url)
+    paris = ZoneInfo("Europe/Paris")
+    start = int(datetime.datetime(2026, 3, 28, tzinfo=paris).timestamp())
+    end = int(datetime.datetime(2026, 3, 31, tzinfo=paris).timestamp())
+    steps = (end - start) // STEP
+    assert steps == 3 * 144 - 6
+    rnd = random.Random(12)
+    data = {}
+    for i in range(11):
+        dev = "dst-%02d" % i
+        data[dev] = [rnd.randint(0, 50) for _ in range(steps)]
+        household(db, dev, data[dev], start=start)
+    db.add_members("bdst", "building", list(data))
+    for dev in data:
+        db.grant(dev, "building_aggregate", at=0)
+    res = fleetagg.aggregate(db, "bdst", "building_aggregate", step="day",
+                             tz="Europe/Paris", since=start, until=end, now=end + 86400)
+    day_of = [datetime.datetime.fromtimestamp(start + i * STEP, paris).date()
+              for i in range(steps)]
+    days = sorted(set(day_of))
+    assert [r["time"][:10] for r in res["rows"]] == [str(d) for d in days]
+    assert [r["time"][19:] for r in res["rows"]] == ["+01:00", "+01:00", "+02:00"]
+    for row, d in zip(res["rows"], days):
+        vals = [sum(v for v, dd in zip(c, day_of) if dd == d) for c in data.values()]
+        assert {k: row[k] for k in expected(vals, 1)} == expected(vals, 1)
+    db.close()

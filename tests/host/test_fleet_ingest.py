@@ -21,7 +21,7 @@ def publish(port, msgs):
 def setup(tmp_path, db_url):
     keys = tmp_path / "keys"
     keys.write_text("# dev key\n%s %s\n" % (DEV.upper(), KEY.hex()))
-    with Broker(str(tmp_path)) as broker:
+    with Broker() as broker:
         yield broker, str(keys), db_url
 
 
@@ -105,3 +105,48 @@ def test_bench_small_run_is_exact(pg_server):
     assert r["sent"] > r["unique"]                  # some batches did go twice
     assert sum(r["per_worker_batches"]) + sum(r["refused"].values()) == r["batches_sent"]
     json.dumps(r)
+
+
+def test_database_outage_keeps_the_batch_until_it_is_stored(tmp_path):
+    # the worker acknowledges a batch only after its commit: with PostgreSQL down it
+    # holds the batch and retries; once the server is back the batch is stored, once
+    from tools.pgserver import PgServer
+    keys = tmp_path / "keys"
+    keys.write_text("%s %s\n" % (DEV, KEY.hex()))
+    recs = fleetbench.readings(DEV, 20)
+    first, _ = fleetbench.seal_batch(DEV, KEY, recs[:10], ctr=1)
+    second, _ = fleetbench.seal_batch(DEV, KEY, recs[10:], ctr=2)
+    topic = "linky/%s/batch" % DEV
+    pg = PgServer(durable=False).start()
+    try:
+        with Broker() as broker, WorkerPool(1, pg.url, broker.port, str(keys),
+                                            group="g3") as pool:
+            publish(broker.port, [(topic, first)])
+            assert pool.wait_handled(1, idle=20) == 1
+            pg.stop(keep=True)
+            publish(broker.port, [(topic, second)])
+            # nothing can be stored now, and nothing is counted as handled
+            assert pool.wait_handled(2, idle=3) == 1
+            pg.start()
+            assert pool.wait_handled(2, idle=30) == 2
+            (st,) = pool.stop()
+        assert st["stored"] == 20 and st["refused"] == {}
+        db = fleetdb.open_db(pg.url)
+        assert [r["seq"] for r in db.readings(DEV)] == list(range(20))
+        db.close()
+    finally:
+        pg.stop()
+
+
+def test_worker_keys_from_file_or_environment(tmp_path):
+    from tools import fleet
+    f = tmp_path / "keys"
+    f.write_text("# comment\n\n  AbC123 %s\nDEF456 %s extra\n" % ("11" * 16, "22" * 20))
+    keys, default = fleet.load_keys(str(f), env={})
+    assert keys == {"abc123": b"\x11" * 16, "def456": b"\x22" * 20} and default is None
+    keys, default = fleet.load_keys(env={"FLEET_KEYS": str(f), "FLEET_KEY": "33" * 16})
+    assert len(keys) == 2 and default == b"\x33" * 16
+    for bad in ("abc\n", "abc 1234\n", "abc zz%s\n" % ("0" * 30)):
+        f.write_text(bad)
+        with pytest.raises(ValueError):
+            fleet.load_keys(str(f), env={})

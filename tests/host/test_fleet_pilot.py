@@ -32,7 +32,7 @@ def test_pilot_end_to_end(tmp_path, pg_url):
     keys = tmp_path / "keys"
     fleetbench.write_keys(str(keys), devs)
     msgs, unique, sent = fleetbench.make_batches(devs, PER, dup=0.2, seed=4)
-    with Broker(str(tmp_path)) as broker:
+    with Broker() as broker:
         with WorkerPool(2, pg_url, broker.port, str(keys), group="pilot") as pool:
             fleetbench.publish(broker.port, msgs, conns=2)
             assert pool.wait_handled(len(msgs), idle=30) == len(msgs)
