@@ -98,7 +98,8 @@ def test_device_ids_are_normalised_and_case_variants_get_no_way_in():
                      transport_dev="0A1B2C")
     assert b.dev == DEV and b.header["dev"] == DEV
     assert wire.normalise_dev("\tAbC12 ") == "abc12"
-    for bad in ("", "   ", "a/b", "a+b", "#", "x" * 65, "a\x00b", "a\nb", 5, None, True):
+    for bad in ("", "   ", "a/b", "a+b", "#", "x" * 65, "a\x00b", "a\nb", "0\u04301b2c", 5,
+                None, True):
         with pytest.raises(WireError):
             wire.normalise_dev(bad)
 
