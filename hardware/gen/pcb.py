@@ -5,7 +5,8 @@ import pcbnew
 
 from router import Grid, astar, simplify
 from sch import uid
-from symbols import LIB, SYMBOLS
+import kicadlib
+from symbols import LIB, get
 
 MM = pcbnew.FromMM
 
@@ -14,6 +15,7 @@ WIDTHS = (0.3, 0.5)       # signal, power
 VIA_D, VIA_DRILL = 0.6, 0.3
 EDGE_CLR = 0.5
 PITCH = 0.25
+HOLE_FP = "MountingHole:MountingHole_3.2mm_M3"
 
 
 def V(x, y):
@@ -110,10 +112,15 @@ class BoardBuilder:
         self.slots.append((cx, cy, length / 2, width / 2, math.degrees(math.atan2(uy, ux))))
 
     def place(self, part, x, y, rot=0):
-        fp = pcbnew.FootprintLoad(self.libdir, part.fp)
+        if ":" in part.fp:      # KiCad's official library
+            lib, name = part.fp.split(":", 1)
+            fp = pcbnew.FootprintLoad(os.path.dirname(kicadlib.footprint_path(part.fp)), name)
+        else:
+            lib, name = LIB, part.fp
+            fp = pcbnew.FootprintLoad(self.libdir, part.fp)
         if fp is None:
             raise RuntimeError("footprint %s not found" % part.fp)
-        fp.SetFPID(pcbnew.LIB_ID(LIB, part.fp))
+        fp.SetFPID(pcbnew.LIB_ID(lib, name))
         fp.SetReference(part.ref)
         fp.SetValue(part.value)
         fp.SetPath(pcbnew.KIID_PATH("/" + uid(self.project, "sym", part.ref)))
@@ -137,7 +144,7 @@ class BoardBuilder:
                 pad.SetNet(self.net("/" + net))
             else:
                 # KiCad names a lone pin's net after the symbol pin (schematic parity)
-                pname = SYMBOLS[part.sym].pin(num)[1]
+                pname = get(part.sym).pin(num)[1]
                 if pname in ("~", ""):
                     nn = "unconnected-(%s-Pad%s)" % (part.ref, num)
                 else:
@@ -147,10 +154,11 @@ class BoardBuilder:
         return fp
 
     def hole(self, ref, x, y):
-        fp = pcbnew.FootprintLoad(self.libdir, "MountingHole_3.2mm_M3")
-        fp.SetFPID(pcbnew.LIB_ID(LIB, "MountingHole_3.2mm_M3"))
+        fp = pcbnew.FootprintLoad(os.path.dirname(kicadlib.footprint_path(HOLE_FP)), HOLE_FP.split(":")[1])
+        fp.SetFPID(pcbnew.LIB_ID(*HOLE_FP.split(":")))
         fp.SetReference(ref)
-        fp.SetValue("MountingHole_3.2mm_M3")
+        fp.SetValue(HOLE_FP.split(":")[1])
+        fp.SetBoardOnly(True)      # no schematic symbol: a hole, not a part
         self.board.Add(fp)
         fp.SetPosition(V(x, y))
         self.fps[ref] = fp

@@ -7,7 +7,7 @@ UUIDs are derived from names (uuid5) so regenerating gives byte-identical files.
 """
 import uuid
 
-from symbols import SYMBOLS, LIB, q
+from symbols import LIB, get, lib_id, q
 
 NS = uuid.UUID("6f1d7c2e-0b7e-4f57-9a55-2b1c3d4e5f60")
 
@@ -46,13 +46,20 @@ class Part:
         self.dnp = dnp
 
 
+FLAG = "power:PWR_FLAG"
+
+
+def fp_id(fp):
+    return fp if ":" in fp else LIB + ":" + fp
+
+
 def label_angle(pin_angle):
     return (pin_angle + 180) % 360
 
 
 def write_schematic(path, project, title, parts, pwr_flags, notes=(), rev="1", date=""):
     root = uid(project, "root")
-    used = sorted(set(p.sym for p in parts) | ({"PWR_FLAG"} if pwr_flags else set()))
+    used = sorted(set(p.sym for p in parts) | ({FLAG} if pwr_flags else set()))
     out = []
     out.append("(kicad_sch (version 20250114) (generator \"eeschema\") (generator_version \"9.0\")")
     out.append("  (uuid %s)" % q(root))
@@ -62,7 +69,7 @@ def write_schematic(path, project, title, parts, pwr_flags, notes=(), rev="1", d
     out.append("  )")
     out.append("  (lib_symbols")
     for name in used:
-        out.append(SYMBOLS[name].sexpr(LIB + ":" + name, indent="    "))
+        out.append(get(name).sexpr(lib_id(name), indent="    "))
     out.append("  )")
 
     # --- layout: parts in groups, left to right, wrapping rows -------------------------
@@ -90,7 +97,7 @@ def write_schematic(path, project, title, parts, pwr_flags, notes=(), rev="1", d
                 row_h = 0
             group_titles.append((obj, x, y - 7.62))
             continue
-        sym = SYMBOLS["PWR_FLAG" if kind == "flag" else obj.sym]
+        sym = get(FLAG if kind == "flag" else obj.sym)
         bx0, by0, bx1, by1 = sym.bbox
         nets = {"1": obj} if kind == "flag" else obj.nets
         lab_l = max([len(str(nets.get(pn[0]) or "")) for pn in sym.pins if pn[5] == 0] + [0])
@@ -121,9 +128,9 @@ def write_schematic(path, project, title, parts, pwr_flags, notes=(), rev="1", d
         if kind == "flag":
             flag_no += 1
             ref = "#FLG%02d" % flag_no
-            sym = SYMBOLS["PWR_FLAG"]
+            sym = get(FLAG)
             nets = {"1": obj}
-            lib_id = LIB + ":PWR_FLAG"
+            lid = FLAG
             props = [("Reference", ref, (sx, sy - 3.81), True), ("Value", "PWR_FLAG", (sx, sy - 4.0 - 1.27), False),
                      ("Footprint", "", (sx, sy), True), ("Datasheet", "", (sx, sy), True),
                      ("Description", "", (sx, sy), True)]
@@ -132,15 +139,15 @@ def write_schematic(path, project, title, parts, pwr_flags, notes=(), rev="1", d
         else:
             p = obj
             ref = p.ref
-            sym = SYMBOLS[p.sym]
+            sym = get(p.sym)
             nets = p.nets
-            lib_id = LIB + ":" + p.sym
+            lid = lib_id(p.sym)
             bx0, by0, bx1, by1 = sym.bbox
             tx = sx + bx1 + 1.27 + (lab_r * 1.15 + 1.27 if lab_r else 0)
             ty = sy - by1 + (1.27 if lab_r == 0 else 0)
             props = [("Reference", p.ref, (tx, ty), False),
                      ("Value", p.value, (tx, ty + 2.54), False),
-                     ("Footprint", LIB + ":" + p.fp, (tx, sy - by1 + 6.35), True),
+                     ("Footprint", fp_id(p.fp), (tx, sy - by1 + 6.35), True),
                      ("Datasheet", "", (sx, sy), True),
                      ("Description", sym.descr, (sx, sy), True),
                      ("LCSC", p.lcsc, (tx, sy - by1 + 6.35), True),
@@ -150,11 +157,14 @@ def write_schematic(path, project, title, parts, pwr_flags, notes=(), rev="1", d
                 props.append(("Role", p.key, (tx, sy - by1 + 6.35), True))
             if p.note:
                 props.append(("Note", p.note, (tx, sy - by1 + 6.35), True))
-            inbom = onboard = "yes"
+            # the library symbol says whether the part is bought and placed (a solder
+            # jumper is copper only: in_bom no)
+            inbom = "no" if getattr(sym, "in_bom", True) is False else "yes"
+            onboard = "yes"
             key = p.ref
         out.append("  (symbol (lib_id %s) (at %g %g 0) (unit 1) (exclude_from_sim no) (in_bom %s) "
                    "(on_board %s) (dnp no) (fields_autoplaced yes) (uuid %s)"
-                   % (q(lib_id), sx, sy, inbom, onboard, q(uid(project, "sym", key))))
+                   % (q(lid), sx, sy, inbom, onboard, q(uid(project, "sym", key))))
         for (k, v, (px, py), hide) in props:
             out.append("    (property %s %s (at %g %g 0) %s)" % (q(k), q(v), snap(px, 0.01), snap(py, 0.01),
                                                                 _font(hide=hide, justify="left")))

@@ -5,6 +5,8 @@
 import os
 import socket
 
+from tools.services import free_port  # noqa: F401 (re-exported for the portal tests)
+
 try:
     import time
     _sleep_ms = time.sleep_ms
@@ -62,18 +64,6 @@ def read(path):
             return f.read()
     except OSError:
         return None
-
-
-def free_port():
-    # a port number nothing listens on now (bind to 0 where getsockname exists)
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        if hasattr(s, "getsockname"):
-            s.bind(socket.getaddrinfo("127.0.0.1", 0)[0][-1])
-            return s.getsockname()[1]
-    finally:
-        s.close()
-    return 20000 + (os.urandom(2)[0] << 6 | os.urandom(1)[0] & 63) % 30000
 
 
 def _eagain(e):

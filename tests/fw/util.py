@@ -19,25 +19,8 @@ def _root():
 ROOT = _root()
 
 
-def shared_dir():
-    d = os.getenv("LINKY_SHARED")
-    if d:
-        return d
-    return ROOT + "/../shared"
-
-
-def corpus_path(rel):
-    return shared_dir() + "/corpus/" + rel
-
-
-def corpus(rel):
-    with open(corpus_path(rel), "rb") as f:
-        return f.read()
-
-
-def corpus_files(sub, suffix=""):
-    names = sorted(os.listdir(shared_dir() + "/corpus/" + sub))
-    return [sub + "/" + n for n in names if n.endswith(suffix)]
+# the captures: one lookup for tools and tests (tools/captures.py)
+from tools.captures import path as corpus_path, read as corpus, files as corpus_files  # noqa
 
 
 def raises(exc, fn, *args, **kw):
@@ -67,6 +50,31 @@ try:
 except ImportError:
     class SkipTest(Exception):      # MicroPython: tests/mprun.py reports it as a skip
         pass
+
+
+class blocked_imports:
+    # `with blocked_imports("cryptolib", ...)`: importing these (or their submodules)
+    # raises ImportError, as on a build without them. builtins.__import__ is what both
+    # Pythons call for an import statement (MicroPython: MICROPY_CAN_OVERRIDE_BUILTINS).
+    def __init__(self, *names):
+        self.names = names
+
+    def __enter__(self):
+        import builtins
+        self.real = real = builtins.__import__
+        names = self.names
+
+        def imp(name, *a):
+            if name in names or name.split(".")[0] in names:
+                raise ImportError("blocked: " + name)
+            return real(name, *a)
+        builtins.__import__ = imp
+        return self
+
+    def __exit__(self, *exc):
+        import builtins
+        builtins.__import__ = self.real
+        return False
 
 
 def is_micropython():

@@ -20,6 +20,7 @@ import shutil
 import pytest
 
 from tools.bench import bench_heap as H
+from tools.services import Mosquitto
 
 FW_BUDGET = 32 * 1024
 
@@ -40,10 +41,8 @@ def exe():
 def broker(tmp_path_factory):
     if not os.path.exists("/usr/sbin/mosquitto"):
         pytest.skip("no mosquitto")
-    p, port = H.start_mosquitto(str(tmp_path_factory.mktemp("mosq")))
-    yield port
-    p.terminate()
-    p.wait(5)
+    with Mosquitto() as m:
+        yield m.port
 
 
 @pytest.fixture(scope="module")

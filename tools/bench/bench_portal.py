@@ -135,8 +135,9 @@ def micropython_figures():
         print("MicroPython: unix port not found, skipped")
         return
     sys.path.insert(0, os.path.join(ROOT, "tests", "fw"))
-    from tests.fw.portal_util import CA_PEM
-    from tests.host.portal_proc import free_port
+    from tools.services import free_port, make_pki
+    # a CA certificate of the size a user pastes (EC P-256), for the config page
+    CA_PEM = make_pki()[0].decode()
     with tempfile.TemporaryDirectory() as tmp:
         compiled = os.path.exists(cross)
         for m in MODULES:
