@@ -219,6 +219,30 @@ def test_firmware_outage_nothing_lost_backlog_drains(results):
     assert r["readings_waiting"] * r["reading_interval_s"]["mean"] <= 2 * 110
 
 
+@pytest.mark.parametrize("chip", ["esp32c3", "esp8266"])
+def test_mqtt_sink_discovery_published_once_nothing_lost(chip):
+    # --sink mqtt: the uplink publishes to a real mosquitto (over TLS with the CA
+    # verified on the C3, in the clear with signed batches on the ESP8266); a subscriber
+    # counts what the broker delivers. Home Assistant discovery goes out once per entity
+    # (its content does not change during the run), batches and state once per window.
+    r = subprocess.run([sys.executable, "-m", "tools.sim", "--json", "--hours", "0.6",
+                        "--chip", chip, "--source", "meter", "--sink", "mqtt"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rep = json.loads(r.stdout)
+    assert rep["sink"] == "mqtt" and rep["tls"] is (chip == "esp32c3")
+    assert rep["readings_lost"] == 0 and rep["brownouts"] == 0
+    assert rep["readings_measured"] - rep["readings_delivered"] == rep["readings_waiting"]
+    m = rep["mqtt_messages"]
+    # one session per window: status and retained state once, batches of at most
+    # batch_records rows (24 on the ESP8266's heap, 60 on the C3) one or more
+    assert m["state"] == m["status"] == rep["wifi_joins"] >= 5, (m, rep["wifi_joins"])
+    assert m["batch"] >= m["state"], m
+    assert 5 <= m["discovery"] == rep["mqtt_discovery_topics"], (m, rep["mqtt_discovery_topics"])
+    assert rep["mqtt_bytes"]["discovery"] > 100 * m["discovery"]
+    assert rep["latency_s"]["mean"] <= 90
+
+
 def test_tls_on_the_esp8266_is_refused_with_the_reason():
     r = subprocess.run([sys.executable, "-m", "tools.sim", "--json", "--hours", "0.05",
                         "--chip", "esp8266", "--tls"], cwd=ROOT, capture_output=True,
