@@ -327,7 +327,7 @@ def parse_outage(s):
 # -- the run -----------------------------------------------------------------------------
 def run(policy="firmware", tls=None, power_mw=130.0, hours=6.0, seed=1, outage=None,
         capture=None, trace_every=2.0, meter="tic-historic", relay=None, profile=None,
-        board=None, chip=None, source="constant", sink="https"):
+        board=None, chip=None, source="constant", sink="https", wifi_fail=0.0):
     from tools.simport import SimPort, Trace
     from tools.flashsim import FaultFlash
     from tools.replay import WIRE
@@ -370,6 +370,7 @@ def run(policy="firmware", tls=None, power_mw=130.0, hours=6.0, seed=1, outage=N
                    ntp_s=SP.REF_NTP_S if policy == "paper" else None,
                    trace=trace, baud=baud, meter_bits=bits, meter_parity=parity,
                    meter_invert=inv, period_ms=period, wall_start=1700000000)
+    port.wifi_fail = float(wifi_fail or 0.0)
     if sink == "mqtt":
         if outage:
             raise ValueError("--outage needs the HTTPS collector (--sink https)")
@@ -666,6 +667,8 @@ def main(argv=None):
     ap.add_argument("--meter", default="tic-historic", choices=("tic-historic", "tic-standard", "dsmr"))
     ap.add_argument("--relay-threshold", type=int, default=None,
                     help="shed the relay above this many VA (relay_threshold_va)")
+    ap.add_argument("--wifi-fail", type=float, default=0.0,
+                    help="probability that a Wi-Fi join fails (runs to the join timeout)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--plot", default=None)
     a = ap.parse_args(argv)
@@ -682,7 +685,8 @@ def main(argv=None):
     try:
         rep, trace = run(a.policy, a.tls, a.power_mw, a.hours, a.seed, outage, a.capture,
                          meter=a.meter, relay=relay, profile=profile, board=a.board,
-                         chip=a.chip, source=a.source, sink=a.sink)
+                         chip=a.chip, source=a.source, sink=a.sink,
+                         wifi_fail=a.wifi_fail)
     except ValueError as e:
         ap.error(str(e))
     if profile:
