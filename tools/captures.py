@@ -1,6 +1,7 @@
-# Where the real meter captures are: one lookup for tools, the demo, the benchmarks and
-# the tests (tests/fw/util.py re-exports it). Imports on the MicroPython unix port too
-# (the firmware tests run there): os only, paths built with "/".
+# Where the real meter captures are: tests/captures/ in this repository (provenance and
+# licences in tests/captures/SOURCES.md). One lookup for tools, the demo, the benchmarks
+# and the tests (tests/fw/util.py re-exports it). Imports on the MicroPython unix port
+# too (the firmware tests run there): os only, paths built with "/".
 import os
 
 try:
@@ -15,22 +16,11 @@ def _root():
 
 
 ROOT = _root()
-
-
-def shared_dir():
-    d = os.getenv("LINKY_SHARED")
-    if d:
-        return d
-    return ROOT + "/../shared"
-
-
-def base():
-    # directory holding tic/, dsmr/, INDEX.json
-    return shared_dir() + "/corpus"
+BASE = ROOT + "/tests/captures"     # holds tic/, dsmr/, INDEX.json
 
 
 def path(rel):
-    return base() + "/" + rel
+    return BASE + "/" + rel
 
 
 def read(rel):
@@ -39,5 +29,5 @@ def read(rel):
 
 
 def files(sub, suffix=""):
-    names = sorted(os.listdir(base() + "/" + sub))
+    names = sorted(os.listdir(BASE + "/" + sub))
     return [sub + "/" + n for n in names if n.endswith(suffix)]

@@ -77,6 +77,10 @@ HOST_KEEPS = {
     "MICROPY_PY_OS_INCLUDEFILE": "unix os module",
     "MICROPY_PY_TIME_INCLUDEFILE": "unix time module",
     "MICROPY_PY_MACHINE_INCLUDEFILE": "unix machine module",
+    # the tests' host plumbing (capture folder from the environment, a shell to build a
+    # ROMFS image); the firmware never calls them (tests/host/test_chip_variants.py)
+    "MICROPY_PY_OS_GETENV_PUTENV_UNSETENV": "test harness: environment variables",
+    "MICROPY_PY_OS_SYSTEM": "test harness: a shell",
     # how the unix port's pthreads implement the GC lock (ESP32: FreeRTOS's own)
     "MICROPY_PY_THREAD_RECURSIVE_MUTEX": "unix thread layer",
     "MICROPY_PY_SSL": "TLS as the chip has it (axTLS, see above)",

@@ -16,11 +16,12 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
+
+from tools.services import free_port
 
 
 def pg_bindir():
@@ -38,14 +39,6 @@ def pg_bindir():
         return os.path.dirname(p)
     raise RuntimeError("PostgreSQL server binaries not found: install Debian's 'postgresql' "
                        "package (sh tools/setup_system.sh) or set PG_BINDIR")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class PgServer:
@@ -121,11 +114,13 @@ class PgServer:
         finally:
             c.close()
 
-    def stop(self):
+    def stop(self, keep=False):
+        """Stop the server; its folder is removed when it was a temporary one, unless
+        keep (start() again then resumes on the same data and port)."""
         if self.started:
             self._run("pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop", check=False)
             self.started = False
-        if self.own:
+        if self.own and not keep:
             shutil.rmtree(self.base, ignore_errors=True)
 
     def log(self):

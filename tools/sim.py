@@ -410,14 +410,14 @@ def run(policy="firmware", tls=None, power_mw=130.0, hours=6.0, seed=1, outage=N
     def instrument(app):
         ctx = {"in": False, "seq": None}
         store = app.store
-        orig_append = store.append
+        orig_add = store.add_reading      # the app's way into the store
 
-        def append(d):
-            seq = orig_append(d)
+        def add_reading(r, t, t_src):
+            seq = orig_add(r, t, t_src)
             if ctx["in"] and ctx["seq"] is None:
                 ctx["seq"] = seq
             return seq
-        store.append = append
+        store.add_reading = add_reading
         orig_record = app.record
 
         def record(r):

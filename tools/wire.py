@@ -356,6 +356,23 @@ def validate(obj, signed):
     return Batch(header, list(cols), rows, signed)
 
 
+def check_record(rec):
+    """One record in the shape Batch.records() gives (a dict, nulls left out), checked
+    against the v1 columns (for rows that come from elsewhere, e.g. an older store):
+    -> None, or WireError 400 naming the first thing wrong."""
+    if type(rec) is not dict:
+        raise _bad("row", "not an object")
+    for k, v in rec.items():
+        if k not in COLUMNS:
+            raise _bad("row", "unknown column")
+        if v is not None and not COLUMNS[k](v):
+            raise _bad("row", k)
+    if rec.get("seq") is None or rec.get("kind") is None:
+        raise _bad("row", "seq and kind are never absent")
+    if (rec["kind"] == "raw") != (rec.get("raw") is not None):
+        raise _bad("row", "raw")
+
+
 def parse(body, signed=False):
     """Body bytes (unsealed, or the signed bytes of a sealed one) -> Batch."""
     return validate(loads(body), signed)

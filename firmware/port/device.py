@@ -131,9 +131,14 @@ class Port:
                 pass
             u = machine.UART(0, **kw)
         else:
+            # ESP32 port (ports/esp32/machine_uart.c, v1.28): UART objects are static
+            # and an init keeps every setting it is not given (invert among them) while
+            # the driver is installed; UART1's pins default to rx 9 / tx 10. So the RX
+            # inversion is always passed (a P1 search must not leave TIC inverted) and
+            # TX always goes to the board's free pin.
             kw["rx"] = b["meter_rx"]
-            if invert and b.get("rx_invert"):
-                kw["invert"] = machine.UART.INV_RX
+            kw["tx"] = b["uart_tx"]
+            kw["invert"] = machine.UART.INV_RX if (invert and b.get("rx_invert")) else 0
             u = machine.UART(b["uart"], **kw)
         self.uart = u
         return u

@@ -43,7 +43,11 @@ def parse_url(url):
         raise NetError("config", "credentials in url")
     port = 443 if scheme == "https" else 80
     if hostport.startswith("["):
-        host, _, tail = hostport[1:].partition("]")
+        # (no str.partition on the ESP8266 image)
+        e = hostport.find("]")
+        if e < 0:
+            raise NetError("config", "bad url")
+        host, tail = hostport[1:e], hostport[e + 1:]
         if tail.startswith(":"):
             port = int(tail[1:])
     elif ":" in hostport:

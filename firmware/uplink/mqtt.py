@@ -39,9 +39,17 @@ class _SockFactory:
         s.settimeout(self.timeout)
         try:
             # umqtt writes a packet in 3-4 small writes: without TCP_NODELAY, Nagle +
-            # delayed ACK hold every PUBLISH ~40 ms, i.e. radio-on time (IPPROTO_TCP=6,
-            # TCP_NODELAY=1 on Linux and lwIP)
-            s.setsockopt(6, 1, 1)
+            # delayed ACK hold every PUBLISH ~40 ms, i.e. radio-on time. The module's
+            # own constant: the ESP8266's lwIP binding (extmod/modlwip.c) switches on
+            # the option number alone and its TCP_NODELAY is lwIP's TF_NODELAY (0x40);
+            # 1 there is "not implemented" (a warning printed on the meter's UART).
+            # The unix port has no constant: Linux's IPPROTO_TCP=6, TCP_NODELAY=1.
+            m = self.mod
+            nd = getattr(m, "TCP_NODELAY", None)
+            if nd is not None:
+                s.setsockopt(getattr(m, "IPPROTO_TCP", 6), nd, 1)
+            elif getattr(m, "SOL_SOCKET", None) == 1:   # Linux numbering
+                s.setsockopt(6, 1, 1)
         except Exception:
             pass
         self.raw = s

@@ -28,7 +28,7 @@ W, H = 64.0, 46.0
 HOLES = [(3.5, 3.5), (W - 3.5, 3.5), (3.5, H - 3.5), (W - 3.5, H - 3.5)]
 M1_AT = (36.0, 12.0)           # D1 mini pin 1 (RST); rows 22.86 mm apart, pins downwards
 M2_AT = (36.0 + 3.81, 12.0)    # C3 super mini pin 1 (5V)
-AUX_AT = (40.0, 41.0)          # stacking bus pin 1, pins to the right
+AUX_AT = (37.5, 41.0)          # stacking bus pin 1, pins to the right
 
 
 def supercap_fp():
@@ -142,7 +142,7 @@ LAYOUT = {
         "regions": [(23.5, 1.2, 34.2, 10.6), (1.0, 13.2, 34.2, 29.6), (41.6, 10.6, 53.3, 31.2),
                     (30.5, 33.0, 58.0, 37.6), (35.0, 1.2, 56.5, 7.2)],
         "part_labels": {"SW1": "SETUP", "JP2": "SAFE"},
-        "power_nets": ["/VCAP", "/VSW", "/+3V3", "/GND", "/TIC_I1", "/TIC_A", "/AC1"],
+        "power_nets": ["/VCAP", "/VSW", "/VSW_TIC", "/+3V3", "/GND", "/TIC_I1", "/TIC_A", "/AC1"],
         "labels": [("I1", 10.0, 12.0, 1.0), ("I2", 15.08, 12.0, 1.0), ("A", 20.16, 12.0, 1.0),
                    ("TIC", 4.2, 9.8, 1.0), ("SUPERCAP 5.5V", 18.0, 39.0, 1.0)],
     },
@@ -151,7 +151,7 @@ LAYOUT = {
         "fixed": {"J1": (11.0, 6.0, 0), "J2": (11.5, 28.6, 0)},
         "regions": [(20.5, 1.5, 34.2, 20.0), (41.6, 10.6, 53.3, 31.2), (22.0, 21.0, 34.2, 37.6),
                     (30.0, 33.0, 58.0, 37.6)],
-        "power_nets": ["/+3V3", "/GND", "/P1_5V"],
+        "power_nets": ["/+3V3", "/GND", "/P1_5V", "/P1_PWR"],
         "labels": [("TIC  I1   I2", 13.5, 11.2, 1.0), ("P1 (DSMR)", 14.5, 25.2, 1.0),
                    ("JP1: 1-2 ESP8266, 2-3 ESP32", 30.0, 39.6, 0.8)],
     },
@@ -230,7 +230,7 @@ def build(name):
     tx, ty = lay.get("title_at", (31.0, 44.3))
     common = [("%s board rev 1" % name.upper(), tx, ty, 1.0),
               ("M1: D1 mini", 47.4, 8.6, 1.0), ("M2: ESP32-C3 mini", 47.4, 33.5, 0.8),
-              ("I1 I2 VC GND", 43.8, 38.6, 0.8)]
+              ("I1 I2 VC GND P1", 42.6, 38.6, 0.8)]
     for (txt, x, y, sz) in common + lay.get("labels", []):
         bb.label(txt, x, y, sz)
     for ref, txt in sorted(lay.get("part_labels", {}).items()):

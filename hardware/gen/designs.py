@@ -124,9 +124,11 @@ def headers(b, roles_d1, roles_c3):
 
 
 def aux(b, nets):
-    b.P("aux", "J9", "Connector_Generic:Conn_01x04", "Connector_PinHeader_2.54mm:PinHeader_1x04_P2.54mm_Vertical", "AUX stack 1x4",
-        {"1": nets[0], "2": nets[1], "3": nets[2], "4": nets[3]},
-        lcsc="", mpn="PZ254V-11-04P", mfr="XFCN", group="Stacking bus: I1, I2, VCAP, GND")
+    """Stacking bus: 1 TIC I1, 2 TIC I2, 3 VCAP, 4 GND, 5 P1 +5 V after the demodulator's
+    diode (feeds the power board's regulator input VSW)."""
+    b.P("aux", "J9", "Connector_Generic:Conn_01x05", "Connector_PinHeader_2.54mm:PinHeader_1x05_P2.54mm_Vertical",
+        "AUX stack 1x5", {str(i + 1): n for i, n in enumerate(nets)},
+        lcsc="", mpn="PZ254V-11-04P", mfr="XFCN", group="Stacking bus: I1, I2, VCAP, GND, P1 5V")
 
 
 # ----------------------------------------------------------------------------------------
@@ -165,11 +167,17 @@ def power():
     b.P("r_hys", "R4", "Device:R", R0805, "1M", {"1": "SUP_HYS", "2": "SUP_OUT"}, group=g)
     b.P("c_sense", "C3", "Device:C", C0805, "100nF", {"1": "SUP_SENSE", "2": "GND"}, group=g)
     b.P("r_gate_pu", "R5", "Device:R", R0805, "1M", {"1": "VCAP", "2": "SUP_OUT"}, group=g)
-    b.P("load_switch", "Q1", "Transistor_FET:AO3401A", SOT23, "AO3401A", {"1": "SUP_OUT", "2": "VCAP", "3": "VSW"},
+    b.P("load_switch", "Q1", "Transistor_FET:AO3401A", SOT23, "AO3401A", {"1": "SUP_OUT", "2": "VCAP", "3": "VSW_TIC"},
         "C15127", "AO3401A", "Alpha & Omega", group=g)
     g = "3.3 V regulator"
     b.P("ldo", "U2", "Regulator_Linear:MCP1825S", "Package_TO_SOT_SMD:SOT-223-3_TabPin2", "MCP1825S-3302E/DB", {"1": "VSW", "2": "GND", "3": "+3V3"},
         "C179306", "MCP1825S-3302E/DB", "Microchip", group=g)
+    # VSW is fed by the supercapacitor path (Q1, then D4) or by the P1 port's +5 V (J9.5, after
+    # the demodulator's diode): each source is blocked from the other, and a USB-powered
+    # module back-feeding +3V3 through the regulator cannot reach VCAP or the meter.
+    b.P("or_tic", "D4", "Device:D_Schottky", "Diode_SMD:D_SOD-123", "B5819W", {"1": "VSW", "2": "VSW_TIC"},
+        "C8598", "B5819W", "Jiangsu Changjing", group=g,
+        note="OR-ing diode: P1 power or USB cannot back-feed the supercapacitor through Q1's body diode")
     b.P("c_ldo_in", "C4", "Device:C", C0805, "10uF", {"1": "VSW", "2": "GND"}, group=g)
     b.P("c_ldo_out", "C5", "Device:C", C0805, "10uF", {"1": "+3V3", "2": "GND"}, group=g)
     g = "Switched supercapacitor divider to the ADC"
@@ -196,7 +204,7 @@ def power():
                 "D3": "BUTTON", "D7": "SAFE_BOOT"},
             {"GPIO3": "VCAP_ADC", "GPIO1": "VCAP_EN", "3V3": "+3V3", "GND": "GND", "GPIO9": "BUTTON",
              "GPIO5": "SAFE_BOOT"})
-    aux(b, ["TIC_I1", "TIC_I2", "VCAP", "GND"])
+    aux(b, ["TIC_I1", "TIC_I2", "VCAP", "GND", "VSW"])
     b.flags = ["VCAP", "GND", "VSW"]
     b.notes = ["Supply from the meter's TIC (A-I1, 130 mW, Enedis-NOI-CPT_54E); I1/I2 passed to the demodulator on J9.",
                "Supervisor: ESP powered above ~4.5 V, off below ~4.15 V (TLV3012 + resistor hysteresis, see hardware/README.md).",
@@ -230,6 +238,11 @@ def demod():
     g = "DSMR P1 port"
     b.P("rj12", "J2", "Connector:RJ12", "Connector_RJ:RJ12_Amphenol_54601-x06_Horizontal", "RJ12 P1", {"1": "P1_5V", "2": "P1_REQ", "3": "GND",
         "4": None, "5": "P1_DATA", "6": "GND"}, "C142135", "54601-906WPLF", "Amphenol ICC", group=g)
+    # DSMR 5.0.2: RJ12 pin 1 gives +5 V, up to 250 mA: it powers the dongle through D2 (the
+    # meter is never back-fed by USB or the supercapacitor) and the stacking bus (J9.5)
+    b.P("p1_power_diode", "D2", "Device:D_Schottky", "Diode_SMD:D_SOD-123", "B5819W", {"1": "P1_PWR", "2": "P1_5V"},
+        "C8598", "B5819W", "Jiangsu Changjing", group=g,
+        note="P1 +5 V -> power board regulator input (VSW); blocks any current back into the meter")
     b.P("q_req_npn", "Q2", "Transistor_BJT:MMBT3904", SOT23, "MMBT3904", {"1": "REQ_B", "2": "GND", "3": "REQ_DRV"},
         "C20526", "MMBT3904", "Jiangsu Changjing", group=g)
     b.P("r_req_base", "R5", "Device:R", R0805, "10k", {"1": "P1_REQ_EN", "2": "REQ_B"}, group=g)
@@ -248,7 +261,7 @@ def demod():
     # tic_fast on D8 (GPIO15, pulled low at boot: 1200 Bd mode); D1 keeps D8 low at boot
     headers(b, {"RX": "METER_RX", "D6": "P1_REQ_EN", "D8": "TIC_FAST", "3V3": "+3V3", "GND": "GND"},
             {"GPIO20": "METER_RX", "GPIO10": "P1_REQ_EN", "GPIO4": "TIC_FAST", "3V3": "+3V3", "GND": "GND"})
-    aux(b, ["TIC_I1", "TIC_I2", None, "GND"])
+    aux(b, ["TIC_I1", "TIC_I2", None, "GND", "P1_PWR"])
     b.flags = ["+3V3", "GND"]
     b.notes = ["TIC: 50 kHz ASK on I1/I2 -> optocoupler -> RC carrier filter (tic_fast GPIO: 9600 Bd) -> Schmitt -> open drain to RX.",
                "P1 (DSMR 5.0.2): data request from the meter's +5 V via Q3, open when off; data inverted by Q4 for the ESP8266.",
@@ -278,7 +291,7 @@ def relay():
         "Samsung Electro-Mechanics", group=g)
     headers(b, {"D1": "RELAY_SET", "D2": "RELAY_RESET", "GND": "GND"},
             {"GPIO6": "RELAY_SET", "GPIO7": "RELAY_RESET", "GND": "GND"})
-    aux(b, [None, None, "VCAP", "GND"])
+    aux(b, [None, None, "VCAP", "GND", None])
     b.flags = []
     b.notes = ["MAINS on K1 contacts and J1: 3 mm minimum clearance rule, slots between contact and coil pins.",
                "Coils fed from VCAP (stacking bus J9); gate pull-downs keep both coils off while the ESP boots.",

@@ -455,6 +455,30 @@ def ovp(v0=5.2, tstop=60.0, sleep_a=20e-6, values=None, curve=None, keep=None, u
     return r
 
 
+def power_paths(vp1=5.0, vcap=0.0, q1_on=False, usb=False, or_diode=True, tstop=0.2, r_cable=0.5,
+                profile=None, keep=None):
+    """Regulator input fed by the P1 port and/or the supercapacitor, with or without USB on
+    the module (p1power.cir). Returns the supply at the ESP and the currents into the meter
+    and into the supercapacitor (back-feed is current *into* a source: positive here)."""
+    prof = profile or esp_profile(tstop)
+    params = {"vp1": float(vp1), "r_cable": float(r_cable), "vcap": float(vcap), "q1_on": 1 if q1_on else 0,
+              "vusb": 3.3 if usb else 0.0, "prof_pwl": prof, "tstep": 20e-6, "tstop": float(tstop),
+              "d4_line": "XD4 vsw q1d SCHOTTKY_KA" if or_diode else "Rd4 q1d vsw 1m"}
+    d = run_template("p1power", params, keep=keep)
+    t = d["time"]
+    settle = [k for k, x in enumerate(t) if x >= 0.02]   # after C4/C5 charge
+    k0 = settle[0]
+    # the 0 V sense sources sit between the meter / the capacitor and the board, + side on
+    # the source: positive current = the source supplies, negative = it is back-fed
+    return {"min_v33": min(d["v(v33)"][k0:]), "min_vsw": min(d["v(vsw)"][k0:]),
+            "max_vsw": max(d["v(vsw)"][k0:]),
+            "p1_out_max_a": max(d["i(vip1)"][k0:]),
+            "p1_backfeed_a": max(-x for x in d["i(vip1)"][k0:]),
+            "cap_backfeed_a": max(-x for x in d["i(vicap)"][k0:]),
+            "cap_out_max_a": max(d["i(vicap)"][k0:]),
+            "esp_max_a": max(d["i(vesp)"][k0:])}
+
+
 def opto_calibration(rl=100.0, ic=2e-3, vce=2.0, keep=None):
     """LTV-814 datasheet switching test (VCE = 2 V, IC = 2 mA, RL = 100 ohm): returns
     (tr_us, tf_us) of the model, 10-90 %."""
@@ -532,6 +556,14 @@ def main(argv=None):
              ["%.1f" % x for x in s["on_time_s"]], s["max_off_switch_a"]))
     o = ovp(curve=curve, keep=keep)
     print("over-voltage: VCAP max %.3f V with the ESP asleep (rating 5.5 V)" % o["vcap_max"])
+    for name, kw in (("P1 only (supercap empty)", dict(vp1=5.0, vcap=0.0)),
+                     ("P1 at 4.75 V only", dict(vp1=4.75, vcap=0.0)),
+                     ("USB only, meter P1 unpowered", dict(vp1=0.0, vcap=0.0, usb=True)),
+                     ("USB only, supercap at 4.3 V, switch on", dict(vp1=0.0, vcap=4.3, q1_on=True, usb=True)),
+                     ("TIC only (VCAP 4.15 V, switch on)", dict(vp1=0.0, vcap=4.15, q1_on=True))):
+        p = power_paths(keep=keep, **kw)
+        print("power %s: 3V3 min %.3f V, P1 out max %.0f mA, into meter %.2g A, into supercap %.2g A"
+              % (name, p["min_v33"], 1e3 * p["p1_out_max_a"], p["p1_backfeed_a"], p["cap_backfeed_a"]))
 
 
 if __name__ == "__main__":

@@ -180,3 +180,18 @@ def test_open_db_urls(tmp_path):
                                                                  "c.sqlite"]
     with pytest.raises(ValueError):
         fleetdb.open_db("sqlite://host/x")
+
+
+def test_columns_null_in_a_whole_batch(db_url):
+    # a batch of raw records only: no time, no energy in any row (arrays of NULLs on
+    # PostgreSQL), and an empty batch
+    db = fleetdb.open_db(db_url)
+    raw = [{"seq": 1, "kind": "raw", "raw": "00"}, {"seq": 2, "kind": "raw", "raw": "01"}]
+    assert db.ingest("hh", "mqtt", 1, {"ep": 0}, raw) == (2, 0)
+    assert db.ingest("hh", "mqtt", 2, {"ep": 0}, []) == (0, 0)
+    big = {"seq": 3, "kind": "reading", "t": T0, "energy_import_wh": 10 ** 13}
+    assert db.ingest("hh", "mqtt", 3, {"ep": 0}, [big]) == (1, 0)
+    assert [r.get("raw") for r in db.readings("hh")] == ["00", "01", None]
+    assert db.readings("hh")[2]["energy_import_wh"] == 10 ** 13
+    assert db.devices()[0]["batches"] == 3
+    db.close()

@@ -185,3 +185,41 @@ def test_generator_reproduces_the_committed_kicad_files(tmp_path):
                 if f.read() != g.read():
                     stale.append(rel)
     assert stale == [], "regenerate with: python3 hardware/check.py --regen  (stale: %s)" % stale
+
+
+@needs_kicad
+@pytest.mark.parametrize("board", BOARDS)
+def test_semiconductor_pins_match_the_datasheet_tables(report, board):
+    """hardware/design/pinouts.json (hand-transcribed from each MPN's datasheet) against the
+    symbols as drawn: KiCad's official ones where the library has the part."""
+    assert report[board]["pin_problems"] == []
+    with open(os.path.join(HW, "design", "pinouts.json")) as f:
+        table = json.load(f)
+    import re
+    semis = [r for r in report[board]["pin_names"] if re.match(r"^(U|Q|D|K)\d+$", r)]
+    assert semis, board
+    names = report[board]["pin_names"]
+    for ref in semis:
+        assert any(names[ref] and set(names[ref]) == set(t["pins"]) for k, t in table.items()
+                   if not k.startswith("_")), ref
+
+
+@needs_kicad
+def test_pin_check_catches_a_tl432_pinout_and_a_misdrawn_opto(tmp_path):
+    nets, names = check.netlist("power", str(tmp_path))
+    comps, types = check.netlist.components, check.netlist.pintypes
+    assert check.compare_pins("power", comps, names, types) == []
+    assert comps["U3"]["MPN"] == "TL431AIDBZR" and names["U3"] == {"1": "K", "2": "REF", "3": "A"}
+    swapped = dict(names, U3={"1": "REF", "2": "K", "3": "A"})     # the TL432's SOT-23 pinout
+    probs = check.compare_pins("power", comps, swapped, types)
+    assert len(probs) == 2 and all("U3" in p for p in probs), probs
+    nets, names = check.netlist("demod", str(tmp_path))
+    comps, types = check.netlist.components, check.netlist.pintypes
+    sym = check.symbol_pins("demod")
+    opto = dict(sym["Isolator:LTV-814"])
+    opto["3"], opto["4"] = opto["4"], opto["3"]                       # collector drawn on pad 3
+    probs = check.compare_pins("demod", comps, names, types, sympins=dict(sym, **{"Isolator:LTV-814": opto}))
+    assert any("U1" in p and "pad 3" in p for p in probs), probs
+    other = dict(comps, Q9=dict(comps["Q1"], MPN="NOT-IN-TABLE"))
+    names9 = dict(names, Q9=names["Q1"])
+    assert any("Q9" in p and "no datasheet pin table" in p for p in check.compare_pins("demod", other, names9, types))

@@ -32,8 +32,8 @@ def token(p):
 
 def form(p, **change):
     fields = {"_token": token(p), "ssid": "HomeNet", "password": "correct horse",
-              "mqtt_host": "broker.lan", "mqtt_port": "", "mqtt_user": "", "mqtt_password": "",
-              "mqtt_prefix": "", "ha_discovery": "1", "https_url": "", "hmac_key": "",
+              "mqtt_host": "broker.lan", "mqtt_port": "", "mqtt_tls": "0", "mqtt_user": "",
+              "mqtt_password": "", "mqtt_plain_ok": "0", "mqtt_prefix": "", "ha_discovery": "1", "https_url": "", "hmac_key": "",
               "ca_pem": "", "influx_url": "", "influx_token": "", "influx_org": "",
               "influx_bucket": "", "meter_protocol": "auto", "meter_key": "", "meter_aak": "",
               "relay_threshold_va": "", "relay_mode": "auto", "reading_interval_s": "5"}

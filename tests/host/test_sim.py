@@ -304,13 +304,13 @@ def test_a_cut_during_a_flash_write_tears_it_and_the_store_recovers(tmp_path):
     prev = None
     for i in range(5):
         r = {"energy_import_wh": 1000 + i, "apparent_power_va": 500}
-        store.append(record.encode(r, 1700000000 + 5 * i, "meter", prev))
-        prev = record.decode(record.encode(r, 1700000000 + 5 * i, "meter", prev), prev)
+        store.append(record.encode(r, 1700000000 + 5 * i, "meter", prev)[0])
+        prev = record.decode(record.encode(r, 1700000000 + 5 * i, "meter", prev)[0], prev)
     port.state = "flash"
     port._cut()                                   # the capacitor hits the cut-off now
     with pytest.raises(PowerLost):
         store.append(record.encode({"energy_import_wh": 1005, "apparent_power_va": 500},
-                                   1700000025, "meter", prev))
+                                   1700000025, "meter", prev)[0])
     assert port.torn_writes == 1 and flash.writes >= 6
     reopened = Store(flash)
     got = [record.decode(d)["energy_import_wh"] for _, d in reopened.peek(10)]

@@ -8,10 +8,10 @@ import threading
 from tests.host.uplink_services import Mosquitto, free_port
 from tools.hostport import HostPort
 from firmware.app import App
+from tools import captures
 from firmware.port import DeepSleep
 
-CAP = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "corpus", "tic",
-                   "hist_tempo_mono_pyteleinfo.txt")
+CAP = captures.path("tic/hist_tempo_mono_pyteleinfo.txt")
 
 
 def get(port, path):

@@ -62,9 +62,7 @@ from tools.services import Mosquitto, mosquitto_exe, write_pki
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MP = os.path.join(ROOT, ".venv", "bin", "micropython")
 MPREMOTE = os.path.join(ROOT, ".venv", "bin", "mpremote")
-CORPUS = os.path.join(os.path.dirname(ROOT), "shared", "corpus")
-if not os.path.isdir(CORPUS):
-    CORPUS = "/work/shared/corpus"
+CORPUS = os.path.join(ROOT, "tests", "captures")
 
 # what the image holds besides firmware/ (source path, path inside the image)
 HOST_FILES = [
