@@ -327,7 +327,8 @@ def parse_outage(s):
 # -- the run -----------------------------------------------------------------------------
 def run(policy="firmware", tls=None, power_mw=130.0, hours=6.0, seed=1, outage=None,
         capture=None, trace_every=2.0, meter="tic-historic", relay=None, profile=None,
-        board=None, chip=None, source="constant", sink="https", wifi_fail=0.0):
+        board=None, chip=None, source="constant", sink="https", wifi_fail=0.0,
+        ca_pem=None):
     from tools.simport import SimPort, Trace
     from tools.flashsim import FaultFlash
     from tools.replay import WIRE
@@ -384,7 +385,9 @@ def run(policy="firmware", tls=None, power_mw=130.0, hours=6.0, seed=1, outage=N
     cfg = config.defaults()
     cfg.update(where)
     cfg.update({"ssid": "sim", "password": "simulation",
-                "ca_pem": col.ca_pem, "meter_protocol": meter if meter != "dsmr" else "dsmr",
+                # ca_pem: the CA the firmware verifies the collector with (a test gives
+                # another one to see the handshake refused)
+                "ca_pem": col.ca_pem if ca_pem is None else ca_pem, "meter_protocol": meter if meter != "dsmr" else "dsmr",
                 # the firmware plans with the figures of the board it runs on
                 "power_board": "reference" if board == "paper" else "ltr"})
     if not tls:

@@ -265,6 +265,21 @@ def test_flaky_wifi_costs_joins_not_readings():
     assert rep["reading_interval_s"]["mean"] <= 5.0, rep["reading_interval_s"]
 
 
+def test_c3_verifies_the_collector_certificate():
+    # the same run with a CA that did not sign the collector's certificate: every
+    # handshake is refused, nothing is delivered, and nothing is lost either (all of it
+    # waits in the store)
+    from tools import sim
+    from tools.services import make_pki
+    other_ca = make_pki()[0].decode()
+    rep, _ = sim.run("firmware", True, hours=0.25, chip="esp32c3", ca_pem=other_ca)
+    assert rep["readings_measured"] > 50
+    assert rep["readings_delivered"] == 0 and rep["collector_requests"] == 0
+    assert rep["readings_lost"] == 0 and rep["brownouts"] == 0
+    assert rep["readings_waiting"] == rep["readings_measured"]
+    assert rep["wifi_joins"] >= 1
+
+
 def test_tls_on_the_esp8266_is_refused_with_the_reason():
     r = subprocess.run([sys.executable, "-m", "tools.sim", "--json", "--hours", "0.05",
                         "--chip", "esp8266", "--tls"], cwd=ROOT, capture_output=True,
