@@ -247,6 +247,34 @@ def _dst(v):
     return None
 
 
+def _hex_region(buf, a, b):
+    # True when buf[a:b] holds hex digits only
+    for i in range(a, b):
+        c = buf[i]
+        if not (48 <= c <= 57 or 65 <= c <= 70 or 97 <= c <= 102):
+            return False
+    return True
+
+
+try:
+    @micropython.viper
+    def _hex_v(buf: ptr8, a: int, b: int) -> int:
+        i = a
+        while i < b:
+            c = buf[i]
+            if not ((c >= 48 and c <= 57) or (c >= 65 and c <= 70) or (c >= 97 and c <= 102)):
+                return 0
+            i += 1
+        return 1
+
+    def _hex_region(buf, a, b):  # noqa: F811
+        return _hex_v(buf, a, b) == 1
+
+    _hex_region(b"ab", 0, 2)
+except Exception:
+    pass
+
+
 def _is_hex(v):
     return not v.strip(_HEX)
 
@@ -396,6 +424,9 @@ class _Telegram:
         if a >= b:
             self.pend = None
             return
+        if trunc:
+            self._long(buf, a, b)
+            return
         if _HAS_TRANSLATE:
             lb = bytes(memoryview(buf)[a:b])
             if lb.translate(None, _PRINTABLE):
@@ -412,7 +443,41 @@ class _Telegram:
             if "\r" in s:
                 self._bad_bytes(buf, a, b)
                 return
-        self.line(s, trunc)
+        self.line(s)
+
+    def _long(self, buf, a, b):
+        # The head of a line longer than the line buffer. A text message keeps what
+        # the head holds, decoded straight from the buffer (no copy of the line) and
+        # flagged; any other object cannot be cut and is dropped (counted).
+        self.pend = None
+        i = buf.find(b"(", a, b)
+        ent = None
+        ks = None
+        if i > a and _ascii_region(buf, a, i):
+            ks = str(memoryview(buf)[a:i], "ascii")
+            c = _OBJ.get(ks)
+            ent = (c, 0, None) if c is not None else _lookup(ks)
+        if ent is None:
+            self._bad(None, "line", 0, 0)
+            return
+        if ent[0] & 31 != _TXT:
+            self._bad(ks, "line", ent[0], ent[1], ent[2])
+            return
+        e = b - ((b - i - 1) & 1)
+        t = None
+        if e > i + 1 and _hex_region(buf, i + 1, e):
+            import binascii
+            h = binascii.unhexlify(memoryview(buf)[i + 1:e])
+            if _printable(h):
+                t = h.decode()
+        if t is None:
+            # not hex-coded printable text (DSMR 2.2 prints plain text): the head as is
+            if not _ascii_region(buf, i + 1, b):
+                self._bad(ks, "line", ent[0], ent[1], ent[2])
+                return
+            t = str(memoryview(buf)[i + 1:b], "ascii")
+        self.r["text_message"] = t
+        self.r["text_message_truncated"] = True
 
     def _bad_bytes(self, buf, a, b):
         # a line with a byte outside printable ASCII: counted under its OBIS code
@@ -457,7 +522,7 @@ class _Telegram:
                                        "timestamp": None, "value": None, "milli": None,
                                        "unit": None, "_bad": True}
 
-    def line(self, s, trunc=False):
+    def line(self, s):
         # one line as str: "OBIS(value)(value)..." or "(value)" (DSMR 2.2 M-Bus)
         i = s.find("(")
         if i < 0:
@@ -480,18 +545,6 @@ class _Telegram:
                     _CACHE.clear()   # bounded: garbage must not grow the heap
                 _CACHE[ks] = ent
             code, chn, name = ent
-        if trunc:
-            if code is not None and code & 31 == _TXT:
-                # a text longer than the line buffer: keep its head, flagged
-                inner = s[i + 1:]
-                if len(inner) & 1:
-                    inner = inner[:-1]
-                self.r["text_message"] = _unhex_text(inner)
-                self.r["text_message_truncated"] = True
-                self.pend = None
-                return
-            self._bad(ks, "line", code or 0, chn, name)
-            return
         try:
             self._value(s, i, ks, code, chn, name)
         except _Bad as x:
