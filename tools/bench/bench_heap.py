@@ -56,8 +56,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
-from tools.services import Mosquitto, mosquitto_exe, write_pki
+from tools.services import Mosquitto, free_port, mosquitto_exe, write_pki
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MP = os.path.join(ROOT, ".venv", "bin", "micropython")
@@ -237,9 +238,14 @@ print("RES", BASE, heap - low - BASE, int(p.saved))
 def _form_body(ca_pem, token):
     from urllib.parse import urlencode
     fields = [("_token", token), ("ssid", "HomeNet"), ("password", "correct horse"),
-              ("mqtt_host", "broker.lan"), ("mqtt_port", ""), ("mqtt_user", "u"),
-              ("mqtt_password", "p"), ("mqtt_prefix", ""), ("ha_discovery", "1"),
-              ("https_url", "https://collect.example.org/in"), ("hmac_key", "ab" * 32),
+              ("mqtt_host", "broker.lan"), ("mqtt_port", ""),
+              ("mqtt_tls", "1" if ca_pem else "0"), ("mqtt_user", "u"),
+              ("mqtt_password", "p"), ("mqtt_plain_ok", "0" if ca_pem else "1"),
+              ("mqtt_prefix", ""), ("ha_discovery", "1"),
+              # a TLS sink needs its CA (issue #19): without one, the ESP8266's way
+              # (http:// + hmac_key, the MQTT password sent in the clear by consent)
+              ("https_url", "%s://collect.example.org/in" % ("https" if ca_pem else "http")),
+              ("hmac_key", "ab" * 32),
               ("ca_pem", ca_pem), ("influx_url", ""), ("influx_token", ""),
               ("influx_org", ""), ("influx_bucket", ""), ("meter_protocol", "auto"),
               ("meter_key", ""), ("meter_aak", ""), ("relay_threshold_va", ""),
