@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs the Debian 12 system packages the tests need, where they are missing:
 # mosquitto (real MQTT broker), chromium (portal browser tests), ngspice (circuit
-# simulation), gcc-multilib (32-bit MicroPython for the ESP8266 heap test), KiCad 9 from
+# simulation), gcc-multilib (32-bit MicroPython for the ESP8266 heap test), postgresql
+# (the fleet store's tests start their own server with its initdb/pg_ctl), KiCad 9 from
 # bookworm-backports (plain bookworm only has 6.x) with its symbol and footprint libraries.
 # Needs root; without it, prints what is missing and leaves the tests that need
 # those tools to say so.
@@ -11,6 +12,8 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need="$nee
 command -v chromium >/dev/null 2>&1 || need="$need chromium chromium-driver"
 command -v ngspice >/dev/null 2>&1 || need="$need ngspice"
 command -v openssl >/dev/null 2>&1 || need="$need openssl"
+# Debian keeps the server binaries off PATH, in /usr/lib/postgresql/<major>/bin
+ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need="$need postgresql"
 python3 -c "import ensurepip, venv" >/dev/null 2>&1 || need="$need python3-venv"
 # 32-bit builds of MicroPython (the ESP8266 heap test, tools/bench/bench_heap.py --frozen32)
 echo 'int main(void){return 0;}' | gcc -m32 -x c - -o /dev/null >/dev/null 2>&1 || need="$need gcc-multilib"
