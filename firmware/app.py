@@ -28,7 +28,7 @@ class App:
         }
         self.meter = meter.LineReader(port, cfg, self.stats)
         self.latest = None
-        self.prev_record = None
+        self.whole = None
         self.last_rec_ticks = None
         self.last_upload = None
         self.wifi_fails = 0
@@ -45,6 +45,7 @@ class App:
             from firmware.power.costs import params_for
             energy = EnergyManager(params_for(cfg, getattr(port, "chip", None)))
         self.em = energy
+        self.meter.on_frame = getattr(energy, "frame", None)
         self.policy = RelayPolicy(cfg)
         # seconds awake for the relay policy, counted with ticks_diff: ticks_ms() wraps
         # after 2^30 ms (12.4 days; MicroPython's TICKS_PERIOD on the 32-bit ports), so
@@ -135,26 +136,22 @@ class App:
         return None, "elapsed"
 
     def record(self, reading):
-        from firmware.store import record as rec
+        # into the store, encoded once there against its delta base (Store.add_reading)
         self.latest = reading
+        if not reading.get("partial"):
+            self.whole = reading    # discovery's capability set grows from whole ones
         t, src = self._time_of(reading)
         self.port.activity("flash")
         try:
-            data = rec.encode(reading, t, src, self.prev_record)
+            self.store.add_reading(reading, t, src)
         except (ValueError, TypeError, KeyError):
             self._err("record_encode")
             return
-        try:
-            self.store.append(data)
         except OSError:
             # the store could not keep it (flash failure): counted, visible in status
             self._err("store_write")
             return
         self.last_rec_ticks = self.port.ticks_ms()
-        try:
-            self.prev_record = rec.decode(data, self.prev_record)
-        except Exception:
-            self.prev_record = None
         self.stats["readings_recorded"] += 1
         self._relay_step(reading)
 
@@ -191,7 +188,7 @@ class App:
                 try:
                     from firmware.store import record as rec
                     t, src = self._time_of(reading)
-                    self.store.append(rec.encode_relay(state, coil, reason, power, t, src))
+                    self.store.append(*rec.encode_relay(state, coil, reason, power, t, src))
                 except Exception:
                     self._err("relay_record")
             else:
@@ -257,7 +254,8 @@ class App:
             em = self.em
             before = self.store.count
             res = self.uplink.send(self.store, self.latest,
-                                   lambda what: em.can_afford(what, vcap()))
+                                   lambda what: em.can_afford(what, vcap()),
+                                   whole=self.whole)
             sent = before - self.store.count
             if sent > 0:
                 self.stats["readings_uploaded"] += sent

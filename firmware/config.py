@@ -1,18 +1,27 @@
-# The device configuration (config.json), per docs/config-schema.md.
+# The device configuration (config.json), per docs/config-schema.md (the shared contract
+# extended by this repository: mqtt_tls, mqtt_plain_ok, the rules across keys, the backup).
 #
 # One flat JSON object; the captive page's form fields carry the same names. Unknown
 # keys are kept, a missing key takes its default, an invalid value is refused with a
 # message naming the key. Saving is atomic: write config.json.tmp, read it back, rename
-# over config.json, read that back. A power cut leaves the old or the new file; load()
-# also recovers the one window some filesystems have (MicroPython's FAT rename removes
-# the target first): config.json gone, config.json.tmp complete.
+# the current (valid) config.json to config.json.bak, rename the temp file to
+# config.json, read that back. A power cut leaves config.json old or new, or - in the
+# window between the two renames, and inside MicroPython's FAT rename, which removes
+# the target first - no config.json but config.json.bak, the last configuration saved
+# in full. load() falls back to that backup, never to config.json.tmp: a temp file is
+# whatever a failed or cut save left (issue #19: a corrupt config.json booted the
+# leftover of a failed save without a word). Neither file valid: the portal opens and
+# says why (ERROR_KEY).
 #
 # Small and MicroPython-safe: the app, the portal and the host tools all use it.
 import json
 import os
 
 FILE = "config.json"
+BACKUP = ".bak"        # config.json.bak: the previous configuration, saved in full
 ERROR_KEY = "_error"   # set by load() when the file was missing/corrupt/invalid; never saved
+RECOVERED_KEY = "_recovered"   # set by load() when config.json was missing/corrupt and
+                               # the backup was used instead; never saved
 
 SECRETS = ("password", "mqtt_password", "hmac_key", "meter_key", "influx_token")
 
@@ -482,18 +491,23 @@ def _read_json(path):
 
 def load(fs_root):
     # -> cfg (defaults for whatever is missing). cfg[ERROR_KEY] says why it is not the
-    # file as written: "missing", "corrupt", or "invalid: key,key" (those keys took
-    # their defaults). The app opens the set-up portal when it is set.
+    # file as written: "missing", "corrupt" (neither config.json nor its backup could
+    # be read), or "invalid: key,key" (those keys took their defaults). The app opens
+    # the set-up portal when it is set, and the portal shows it (error_text()).
+    # cfg[RECOVERED_KEY]: config.json was missing/corrupt, the backup was used.
     path = path_of(fs_root)
     data, err = _read_json(path)
+    recovered = None
     if data is None:
-        # power cut inside a remove-then-rename (FAT): the verified temp file is the new one
-        data, err2 = _read_json(path + ".tmp")
+        data, _ = _read_json(path + BACKUP)
         if data is None:
             cfg = defaults()
             cfg[ERROR_KEY] = err
             return cfg
+        recovered = err
     cfg, errors = validate(data, None, ())
+    if recovered:
+        cfg[RECOVERED_KEY] = recovered
     if "mqtt_port" not in data:
         cfg["mqtt_port"] = default_mqtt_port(cfg)
     if errors:
@@ -527,8 +541,22 @@ def _sync(f):
             pass
 
 
+def error_text(why):
+    # load()'s ERROR_KEY -> a sentence for the set-up page (None: first boot, nothing
+    # to explain)
+    if not why or why == "missing":
+        return None
+    if why == "corrupt":
+        return ("The saved configuration (config.json) is damaged and there is no valid "
+                "backup: please enter the settings again.")
+    if why.startswith("invalid: "):
+        return ("The saved configuration has invalid values for %s (defaults used "
+                "instead): please check them." % why[9:].replace(",", ", "))
+    return "The saved configuration could not be used (%s)." % why
+
+
 def save(fs_root, cfg):
-    # Atomic replace; raises OSError (nothing changed) when the flash refuses.
+    # Atomic replace; raises OSError (config.json unchanged) when the flash refuses.
     path = path_of(fs_root)
     tmp = path + ".tmp"
     data = dumps(cfg)
@@ -539,6 +567,11 @@ def save(fs_root, cfg):
         _sync(f)
     if not _same(tmp, data):
         raise OSError(5, "config: temp file read back differs")
+    # the current file, if it is a valid configuration, becomes the backup: from here
+    # to the next rename a power cut leaves no config.json, and load() takes the backup
+    # (a damaged config.json is not kept as one)
+    if _read_json(path)[0] is not None:
+        _rename(path, path + BACKUP)
     _rename(tmp, path)
     if not _same(path, data):
         raise OSError(5, "config: file read back differs")

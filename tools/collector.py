@@ -76,7 +76,16 @@ class Collector:
         self.keys = {wire.normalise_dev(d): k for d, k in (keys or {}).items()}
         self.default_key = default_key
         self.accept_unsigned = accept_unsigned
-        self.db = open_db(db_url or os.path.join(data_dir, "collector.sqlite"))
+        old = None
+        if db_url is None:
+            db_url = os.path.join(data_dir, "collector.sqlite")
+            old = _move_v1_store(db_url)
+        self.db = open_db(db_url)
+        if old is not None:
+            n, left = import_v1_store(self.db, old)
+            print("collector: %d readings imported from %s (the previous collector's "
+                  "store, kept there), %d left out: not valid v1 values" % (n, old, left),
+                  file=sys.stderr)
         self.lock = threading.Lock()
         self.refused = {}
         self.batches = 0
@@ -137,7 +146,7 @@ class Collector:
         extra = sorted({k for r in recs for k in r} - set(cols) - {"dev"})
         buf = io.StringIO()
         w = csv.writer(buf)
-        w.writerow(cols + extra)
+        w.writerow([csv_cell(c) for c in cols + extra])
         for r in recs:
             r = dict(r, time=_iso(r.get("t")))
             w.writerow([csv_cell(r.get(c)) for c in cols + extra])
@@ -148,7 +157,9 @@ class Collector:
         row stored by anything else that is not a number is left out, not drawn)."""
         pts = []
         for r in self.readings(device):
-            if r.get("kind", "reading") != "reading" or not _is_number(r.get("t")):
+            t = r.get("t")
+            if r.get("kind", "reading") != "reading" or not _is_number(t) \
+                    or not 0 <= t < T_MAX:
                 continue
             p = r.get("apparent_power_va")
             if p is None:
@@ -166,7 +177,8 @@ class Collector:
         for dev in sorted({p[2] for p in pts}):
             xs = [_dt(p[0]) for p in pts if p[2] == dev]
             ys = [p[1] for p in pts if p[2] == dev]
-            ax.plot(xs, ys, drawstyle="steps-post", label=dev)
+            # "$" would start matplotlib's mathtext, which raises on a malformed formula
+            ax.plot(xs, ys, drawstyle="steps-post", label=dev.replace("$", r"\$"))
         ax.set_ylabel("power (VA or W)")
         ax.set_title("Load curve (%d readings)" % len(pts))
         if pts:
@@ -200,6 +212,75 @@ class Collector:
     def close(self):
         with self.lock:
             self.db.close()
+
+
+def _move_v1_store(path):
+    """The collector before tools/wire.py kept its own schema (readings.device, counters
+    per channel:epoch): such a file is moved aside (collector-v1.sqlite, kept as it is)
+    and its rows imported into the new store. -> the moved file's path, or None."""
+    import sqlite3
+    if not os.path.exists(path):
+        return None
+    c = sqlite3.connect(path)
+    try:
+        cols = [r[1] for r in c.execute("PRAGMA table_info(readings)")]
+    finally:
+        c.close()
+    if "device" not in cols:
+        return None
+    dest = os.path.join(os.path.dirname(path), "collector-v1.sqlite")
+    if os.path.exists(dest):
+        raise RuntimeError("%s has the previous collector's schema and %s exists already: "
+                           "move one of them away" % (path, dest))
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(path + suffix):
+            os.rename(path + suffix, dest + suffix)
+    return dest
+
+
+def import_v1_store(db, path):
+    """Rows and counters of a previous collector's store into db. Every row is checked
+    as a received one would be (tools/wire.check_record): the previous collector took
+    unchecked values (#19), and those are left out. -> (imported, left out)."""
+    import sqlite3
+    old = sqlite3.connect(path)
+    groups, left = {}, 0
+    try:
+        for dev, ep, data, ch in old.execute(
+                "SELECT device, ep, data, channel FROM readings ORDER BY device, ep, seq"):
+            try:
+                rec = json.loads(data)
+                wire.check_record(rec)
+                dev = wire.normalise_dev(dev)
+                if type(ep) is not int or ep < 0 or ch not in wire.CHANNELS:
+                    raise ValueError("ep/channel")
+            except (ValueError, TypeError):
+                left += 1
+                continue
+            groups.setdefault((dev, ep, ch), []).append(rec)
+        counters = {}
+        for dev, chan, ctr in old.execute("SELECT device, channel, ctr FROM counters"):
+            ch = str(chan).split(":")[0]
+            try:
+                dev = wire.normalise_dev(dev)
+            except ValueError:
+                continue
+            if ch in wire.CHANNELS and type(ctr) is int and ctr >= 0:
+                counters[(dev, ch)] = max(ctr, counters.get((dev, ch), 0))
+    finally:
+        old.close()
+    n = 0
+    for (dev, ep, ch), recs in sorted(groups.items()):
+        stored, _ = db.ingest(dev, ch, None, {"ep": ep}, recs)
+        n += stored
+    # the last counter accepted per (device, channel): a batch seen by the previous
+    # collector stays a replay
+    for (dev, ch), ctr in sorted(counters.items()):
+        db.ingest(dev, ch, ctr, {"ep": 0}, [])
+    return n, left
+
+
+T_MAX = 253402300800         # 10000-01-01: the last time datetime can show
 
 
 def _is_number(v):
@@ -484,6 +565,7 @@ class MqttSubscriber:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_connect_fail = self._on_connect_fail
+        self.client.on_subscribe = self._on_subscribe
         self.failures = 0       # connection attempts that failed (broker down, TLS refused)
         self.unstored = 0       # batches left unacknowledged because storing them failed
         self.client.on_message = self._on_message
@@ -500,6 +582,10 @@ class MqttSubscriber:
     def _on_connect(self, client, userdata, flags, reason_code, properties=None):
         if reason_code == 0:
             client.subscribe(self.topic, qos=1)
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties=None):
+        # connected = subscribed: from the SUBACK on, the broker keeps our batches
+        if all(not rc.is_failure for rc in reason_codes):
             self.connected.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties=None):
@@ -584,7 +670,9 @@ def main(argv=None):
     ap.add_argument("--san", action="append", help="extra certificate name/address")
     ap.add_argument("--mqtt-host", default=None)
     ap.add_argument("--mqtt-port", type=int, default=1883)
-    ap.add_argument("--mqtt-topic", default="linky/+/batch")
+    ap.add_argument("--mqtt-topic", default="linky/+/batch",
+                    help="its one '+' level names the device (checked against the batch's "
+                         "dev); a topic without '+' (custom mqtt_prefix) checks nothing there")
     ap.add_argument("--mqtt-ca", default=None, help="CA file: MQTT over TLS")
     ap.add_argument("--mqtt-user", default=None,
                     help="MQTT user; the password comes from " + ENV_MQTT_PASSWORD)

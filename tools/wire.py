@@ -180,7 +180,8 @@ def normalise_dev(dev):
     if type(dev) is not str:
         raise _bad("dev")
     d = dev.strip().lower()
-    if not _printable(d, MAX_DEV) or "/" in d or "+" in d or "#" in d:
+    if not _printable(d, MAX_DEV) or not d.isascii() or "/" in d or "+" in d or "#" in d:
+        # ASCII only: no look-alike of a registered id ("0а1b2c" with a Cyrillic a);
         # /, + and # would make it an MQTT topic level of its own or a wildcard
         raise _bad("dev")
     return d
@@ -354,6 +355,23 @@ def validate(obj, signed):
     if header["first"] != rows[0][0] or header["last"] != rows[-1][0]:
         raise _bad("header", "first/last are not the rows' seq")
     return Batch(header, list(cols), rows, signed)
+
+
+def check_record(rec):
+    """One record in the shape Batch.records() gives (a dict, nulls left out), checked
+    against the v1 columns (for rows that come from elsewhere, e.g. an older store):
+    -> None, or WireError 400 naming the first thing wrong."""
+    if type(rec) is not dict:
+        raise _bad("row", "not an object")
+    for k, v in rec.items():
+        if k not in COLUMNS:
+            raise _bad("row", "unknown column")
+        if v is not None and not COLUMNS[k](v):
+            raise _bad("row", k)
+    if rec.get("seq") is None or rec.get("kind") is None:
+        raise _bad("row", "seq and kind are never absent")
+    if (rec["kind"] == "raw") != (rec.get("raw") is not None):
+        raise _bad("row", "raw")
 
 
 def parse(body, signed=False):

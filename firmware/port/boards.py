@@ -59,6 +59,11 @@ BOARDS = {
         "chip": "esp32c3",
         "uart": 1,
         "meter_rx": 20,
+        # UART1's TX, never used (the meter line is receive-only) but always given:
+        # without tx= the port puts it on GPIO10 (ports/esp32/machine_uart.c, UART1
+        # defaults rx 9 / tx 10), which is p1_request here. GPIO0: not a strapping pin
+        # on the C3, not wired on the board.
+        "uart_tx": 0,
         "rx_invert": True,
         "p1_request": 10,
         "relay_set": 6,
@@ -84,6 +89,7 @@ BOARDS = {
         "chip": "esp32c6",
         "uart": 1,
         "meter_rx": 17,
+        "uart_tx": 0,         # see esp32c3: a pin the board leaves free
         "rx_invert": True,
         "p1_request": 21,
         "relay_set": 19,
@@ -104,6 +110,7 @@ BOARDS = {
         "chip": "esp32s3",
         "uart": 1,
         "meter_rx": 18,
+        "uart_tx": 10,        # see esp32c3: a pin the board leaves free
         "rx_invert": True,
         "p1_request": 6,
         "relay_set": 4,

@@ -133,6 +133,9 @@ class Portal:
             "<a href=\"%s\">set-up</a>\n" % page.esc(loc)
 
     def _form(self, values=None, errors=None, notice=None, status=200):
+        if notice is None:
+            # why the portal opened, when the saved configuration could not be used
+            notice = config.error_text(self.cfg.get(config.ERROR_KEY))
         return status, HTML, page.form_page(self._saved_cfg(), self._token(), self.dev,
                                             self.scan, values, errors, notice)
 

@@ -252,7 +252,10 @@ class Uplink:
         return self.window % period == 0
 
     # -- the window --------------------------------------------------------------------
-    def send(self, store, latest=None, can_afford=None):
+    def send(self, store, latest=None, can_afford=None, whole=None):
+        # whole: the latest whole (not early-stopped) reading of this boot, which
+        # grows the meter's capability set for discovery (None: latest alone)
+        self._whole = whole
         can = can_afford or (lambda what: True)
         self.window = (self.window + 1) & 0xFFFF
         res = {"ok": False, "records": 0, "bytes": 0, "connections": [], "commands": [],
@@ -552,19 +555,26 @@ class Uplink:
             if reading is not None and self.cfg.get("ha_discovery", True) not in (False, 0, "0",
                                                                                   "false"):
                 has_relay = "relay_set" in (getattr(self.port, "board", None) or {})
-                h = discovery.config_hash(self.dev, self.prefix, reading, has_relay)
-                if h != self._file.get("disc"):
+                # the meter's capability set (union of whole readings, kept across
+                # boots): partial readings cannot make discovery flap
+                caps = discovery.grow(discovery.grow(self._file.get("caps"),
+                                                     getattr(self, "_whole", None)), reading)
+                h = None if caps is None else discovery.config_hash(
+                    self.dev, self.prefix, None, has_relay, caps=caps)
+                if h is not None and h != self._file.get("disc"):
                     # QoS 0, then the last one QoS 1: the broker handles one connection in
                     # order, so its PUBACK confirms them all. One payload in RAM at a time
                     # (plus the one being sent).
                     held = None
-                    for m in discovery.messages(self.dev, self.prefix, reading, has_relay):
+                    for m in discovery.messages(self.dev, self.prefix, None, has_relay,
+                                                caps=caps):
                         if held is not None:
                             self._mq.publish(held[0].encode(), held[1], True, 0)
                         held = m
                     if held is not None:
                         self._mq.publish(held[0].encode(), held[1], True, 1)
                     self._file["disc"] = h
+                    self._file["caps"] = caps
                     self._write_file()
             if reading is not None:
                 st = self.status() if self.status else {}

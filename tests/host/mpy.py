@@ -38,13 +38,13 @@ def env(extra=None):
     return e
 
 
-def run(args, heap="2M", timeout=300, extra_env=None, exe=None, **kw):
+def run(args, heap="2M", timeout=300, extra_env=None, exe=None, cwd=None, **kw):
     """Run `micropython -X heapsize=HEAP args...` from the repo root (exe: another
     MicroPython unix port than the venv's; heap None: the interpreter's default, which
     is the chip's heap on a chip variant)."""
     cmd = [exe or MICROPYTHON] + (["-X", "heapsize=" + heap] if heap else []) + list(args)
-    return subprocess.run(cmd, cwd=ROOT, env=env(extra_env), capture_output=True, text=True,
-                          timeout=timeout, **kw)
+    return subprocess.run(cmd, cwd=cwd or ROOT, env=env(extra_env), capture_output=True,
+                          text=True, timeout=timeout, **kw)
 
 
 def popen(args, heap="2M", extra_env=None, exe=None, **kw):

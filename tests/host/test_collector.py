@@ -57,6 +57,7 @@ class Https:
         self.col = Collector(str(tmp / "col"), keys=keys, default_key=default_key,
                              accept_unsigned=accept_unsigned, db_url=db_url)
         ca, cert, key = ensure_pki(str(tmp / "pki"))
+        self.ca_pem = ca
         self.ctx = ssl.create_default_context(cadata=ca)
         self.srv = serve_https(self.col, "127.0.0.1", 0, cert, key, **limits)
         self.port = self.srv.server_port
@@ -422,6 +423,9 @@ def test_hostile_rows_do_not_break_the_pages(https):
         ("evil", 0, 4, {"seq": 4, "kind": "reading", "t": 1700000000,
                         "apparent_power_va": {"x": [1]}, "tariff_period": "=1+1"}),
         ("evil", 0, 5, {"seq": 5, "kind": 7, "t": None}),
+        ("evil", 0, 6, {"seq": 6, "kind": "reading", "t": 2 ** 50, "apparent_power_va": 1}),
+        ("$\\frac{$", 0, 7, {"seq": 7, "kind": "reading", "t": 1700000000,
+                            "apparent_power_va": 1, "=cmd|' /C calc'!A0": 1}),
     ]
     for dev, ep, seq, rec in hostile:
         db.execute("INSERT INTO readings (dev, ep, seq, kind, data, ch, received) "
@@ -432,11 +436,13 @@ def test_hostile_rows_do_not_break_the_pages(https):
         st, ctype, raw = https.get(path)
         assert st == 200, (path, raw[:200])
     st, _, page = https.get("/plot.html")
-    assert b"<script>" not in page and b"3 readings" in page   # the three good ones drawn
+    # the three good ones drawn, and the one of a device whose id is a broken formula
+    assert b"<script>" not in page and b"4 readings" in page
     st, _, raw = https.get("/export.csv")
     table = list(csv.DictReader(io.StringIO(raw.decode())))
-    assert len(table) == 8
+    assert len(table) == 10
     assert "'=1+1" in [r["tariff_period"] for r in table]
+    assert "'=cmd|' /C calc'!A0" in table[0]
     # the server still takes batches
     assert https.post(seal(KEY, body([4], ctr=2)))[0] == 200
 
@@ -466,6 +472,24 @@ def test_stalled_tls_connections_do_not_block_devices(tmp_path):
               % " ".join("%.3f" % t for t in times))
         assert max(times) < 1.0, times
         assert h.col.count() == 5
+        # the firmware itself (MicroPython unix port, verified TLS, signed batches) in the
+        # same crowd: its upload window, handshake included, is acknowledged within 1 s
+        from tests.host.uplink_services import Driver
+        cfg = {"ssid": "x", "https_url": "https://127.0.0.1:%d/ingest" % h.port,
+               "ca_pem": h.ca_pem, "hmac_key": KEY_HEX, "net_timeout_s": 3}
+        drv = Driver("micropython", cfg, str(tmp_path / "fw"))
+        try:
+            drv.cmd("fill 20")
+            t0 = time.monotonic()
+            r = drv.cmd("send")
+            took = time.monotonic() - t0
+            assert r["res"]["ok"] and r["count"] == 0, r
+        finally:
+            drv.close()
+        print("firmware upload window (20 readings) with 50 stalled TLS connections: %.3f s"
+              % took)
+        assert took < 1.0
+        assert h.col.count() == 25
     finally:
         for s in stalled:
             s.close()
@@ -488,11 +512,14 @@ def test_stalled_connections_are_cut_and_pile_nothing_up(tmp_path):
             s.sendall(b"POST /ingest HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
                       % len(data) + data[:len(data) // 2])
             socks.append(("body", s))
-        # one connection per request: no thread per connection (uvicorn is asynchronous)
-        assert threading.active_count() - threads0 <= 4
+        # no thread per connection (uvicorn is asynchronous)
+        grew = threading.active_count() - threads0
+        assert grew <= 4
         t0 = time.monotonic()
         for kind, s in socks:
             assert _closed_by_server(s, max(0.1, 15 - (time.monotonic() - t0))), kind
+        print("120 stalled connections: %d more threads, all cut after %.1f s"
+              % (grew, time.monotonic() - t0))
         assert h.col.count() == 0 and _counter_rows(h.col) == []
         # a client that is answered and then keeps the connection idle is closed too
         s = h.tls_socket()
@@ -603,3 +630,51 @@ def test_an_mqtt_batch_the_store_could_not_take_is_delivered_again(tmp_path):
         sub.close()
         col.close()
         broker.stop()
+
+
+@pytest.mark.timeout(60)
+def test_a_previous_collectors_store_is_imported_with_its_bad_rows_left_out(tmp_path):
+    import sqlite3
+    d = tmp_path / "col"
+    d.mkdir()
+    # the schema the collector had before tools/wire.py (its own tables), as test data
+    old = sqlite3.connect(str(d / "collector.sqlite"))
+    old.executescript("""
+        CREATE TABLE readings (device TEXT, ep INTEGER, seq INTEGER, kind TEXT, t INTEGER,
+          t_src TEXT, dt_s INTEGER, ref_seq INTEGER, data TEXT, channel TEXT, received REAL,
+          PRIMARY KEY (device, ep, seq));
+        CREATE TABLE counters (device TEXT, channel TEXT, ctr INTEGER,
+          PRIMARY KEY (device, channel));
+        CREATE TABLE batches (device TEXT, channel TEXT, first INTEGER, last INTEGER,
+          n INTEGER, stored INTEGER, dropped INTEGER, aggregated INTEGER, received REAL);""")
+    good = [{"seq": s, "kind": "reading", "t": 1700000000 + 5 * s, "t_src": "ntp",
+             "apparent_power_va": 300 + s} for s in (1, 2)]
+    good.append({"seq": 3, "kind": "reading", "t_src": "elapsed", "dt_s": 5, "ref_seq": 2,
+                 "apparent_power_va": 303})
+    bad = [{"seq": 4, "kind": "reading", "t": 1700000020, "t_src": "ntp",
+            "apparent_power_va": "=HYPERLINK(1)"}, {"seq": 5, "kind": 5}]
+    for dev, r in [(DEV, g) for g in good] + [(DEV, b) for b in bad] + [(" 0A1B2C", {
+            "seq": 6, "kind": "reading", "t": None, "t_src": "elapsed"})]:
+        old.execute("INSERT INTO readings VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    (dev, 0, r["seq"], None, None, None, None, None, json.dumps(r), "https",
+                     0.0))
+    old.execute("INSERT INTO counters VALUES (?,?,?)", (DEV, "https:0", 7))
+    old.execute("INSERT INTO counters VALUES (?,?,?)", (DEV, "https:3", 9))
+    old.commit()
+    old.close()
+    h = Https(tmp_path, keys={DEV: KEY})
+    try:
+        got = h.col.readings()
+        assert [(r["seq"], r.get("apparent_power_va"), r.get("t")) for r in got] == [
+            (1, 301, 1700000005), (2, 302, 1700000010), (3, 303, 1700000015), (6, None, None)]
+        assert (d / "collector-v1.sqlite").exists()
+        # the previous collector's last counter still holds: a replay stays a replay
+        assert h.post(seal(KEY, body([7], ctr=9))) == (409, {"error": "replay",
+                                                             "last_ctr": 9})
+        assert h.post(seal(KEY, body([7], ctr=10)))[0] == 200
+    finally:
+        h.close()
+    # a second start finds the new store and imports nothing again
+    col = Collector(str(d), keys={DEV: KEY})
+    assert col.count() == 5
+    col.close()

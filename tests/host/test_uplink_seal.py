@@ -12,7 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.host.uplink_services import Mosquitto, Driver
+from tests.host.uplink_services import Driver
+from tools.services import Mosquitto
 
 KEY_HEX = "c3" * 24
 KEY = bytes.fromhex(KEY_HEX)
