@@ -77,8 +77,12 @@ class Port:
 
     def sleep_ms(self, ms):
         # light sleep where the chip keeps RAM and the UART's state; the ESP8266
-        # port's lightsleep stops the UART, so it idles in modem sleep instead
-        if self.chip != "esp8266" and ms > 20 and self.uart is None:
+        # port's lightsleep stops the UART, so it idles in modem sleep instead. On the
+        # ESP32 family the meter UART is clock-gated meanwhile (what the meter sends is
+        # not received) and works again on wake-up: the energy plan wakes the chip just
+        # before the next frame (firmware/power/energy.py _align) and the app drops the
+        # stale bytes (app.read)
+        if self.chip != "esp8266" and ms > 20:
             machine.lightsleep(ms)
         else:
             time.sleep_ms(ms)

@@ -37,7 +37,7 @@ def test_a_backlog_is_read_in_chunks_not_one_byte_per_pass():
         for model in ("esp8266", "esp32"):
             port, app = _app(d, model)
             assert _read_one(app)
-            u = app.uart
+            u = app.meter.uart
             r0, t0 = u.reads, port.ticks_ms()
             n = 0
             while n < 3:
@@ -63,12 +63,12 @@ def test_stale_drain_after_a_sleep_does_not_eat_the_live_line():
         assert _read_one(app)
         port.sleep_ms(5000)            # the ring buffer fills with stale bytes
         marks = []
-        reset = app.decoder.reset
+        reset = app.meter.decoder.reset
 
         def spy():
             marks.append(port.ticks_ms())
             reset()
-        app.decoder.reset = spy
+        app.meter.decoder.reset = spy
         t0 = port.ticks_ms()
         app.read(3000)
         assert marks, "stale bytes were not dropped"

@@ -138,14 +138,21 @@ def test_stream_of_frames_with_noise():
 
 
 def test_oversize_encrypted_frame():
-    frame = corpus("dsmr/lu_smarty_athom_spec_encrypted_with-aad.bin")
-    d = DsmrDecoder(key=SPEC_KEY, aak=SPEC_AAK, max_len=1024)
+    # a length field beyond ENC_MAX (2048, the Smarty frame buffer): refused, and the
+    # framer rescans after the header, so the next frame decodes
+    from firmware.frame.dsmr import ENC_MAX, LINE_LEN
+    frame = bytearray(corpus("dsmr/lu_smarty_athom_spec_encrypted_with-aad.bin"))
+    assert frame[11] << 8 | frame[12] < ENC_MAX
+    frame[11] = 0x09        # 0x09xx = 2304+ bytes
     real = corpus("dsmr/lu_smarty_real.bin")
-    d2 = DsmrDecoder(key=REAL_KEY, max_len=1024)
-    assert _feed(d, frame, 100) == [] and d.errors["oversize"] == 1
-    assert d.errors.get("decrypt") is None and len(d.framer.buf) == 1024
-    # the framer rescans after the oversize header, the next frame decodes
-    assert len(_feed(d2, frame + real, 100)) == 1 and d2.errors["oversize"] == 1
+    d = DsmrDecoder(key=REAL_KEY)
+    assert len(_feed(d, bytes(frame) + real, 100)) == 1 and d.errors["oversize"] == 1
+    assert d.errors.get("decrypt") is None
+    assert len(d.framer.ebuf) == ENC_MAX == 2048 and d.framer.max_len == LINE_LEN
+    # no key: no frame buffer at all, frames are skipped by their length
+    d = DsmrDecoder()
+    assert d.framer.ebuf is None
+    assert _feed(d, real + real, 100) == [] and d.errors == {"encrypted_no_key": 2}
 
 
 # AES-GCM vectors made by another implementation (the `cryptography` package's AESGCM)

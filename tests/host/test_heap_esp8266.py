@@ -18,6 +18,7 @@ import shutil
 import pytest
 
 from tools.bench import bench_heap as H
+from tools.services import Mosquitto
 
 pytestmark = [pytest.mark.timeout(900)]
 
@@ -43,10 +44,8 @@ def budget(exe):
 def broker(tmp_path_factory):
     if not os.path.exists("/usr/sbin/mosquitto"):
         pytest.skip("no mosquitto")
-    p, port = H.start_mosquitto(str(tmp_path_factory.mktemp("mosq")))
-    yield port
-    p.terminate()
-    p.wait(5)
+    with Mosquitto() as m:
+        yield m.port
 
 
 @pytest.fixture(scope="module")

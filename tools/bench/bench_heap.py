@@ -53,18 +53,16 @@ import ast
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
+
+from tools.services import Mosquitto, mosquitto_exe, write_pki
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MP = os.path.join(ROOT, ".venv", "bin", "micropython")
 MPREMOTE = os.path.join(ROOT, ".venv", "bin", "mpremote")
-CORPUS = os.path.join(os.path.dirname(ROOT), "shared", "corpus")
-if not os.path.isdir(CORPUS):
-    CORPUS = "/work/shared/corpus"
+CORPUS = os.path.join(ROOT, "tests", "captures")
 
 # what the image holds besides firmware/ (source path, path inside the image)
 HOST_FILES = [
@@ -95,14 +93,9 @@ def start_https(tmp):
     # -> (server, port): the collector (tools/collector.py) over HTTPS on loopback, with
     # an RSA certificate and RSA key exchange suites (axTLS has no elliptic curves); it
     # checks every batch against the bench's HMAC key
-    from tools.collector import Collector, make_pki, serve_https
+    from tools.collector import Collector, serve_https
     from firmware.uplink import sign
-    _, cert_pem, key_pem, _ = make_pki(("127.0.0.1",), key_type="rsa")
-    cp, kp = os.path.join(tmp, "https-cert.pem"), os.path.join(tmp, "https-key.pem")
-    with open(cp, "wb") as f:
-        f.write(cert_pem)
-    with open(kp, "wb") as f:
-        f.write(key_pem)
+    cp, kp, _ = write_pki(tmp, ("127.0.0.1",), key_type="rsa", prefix="https")
     col = Collector(os.path.join(tmp, "https-collector"), default_key=sign.parse_key(HMAC_KEY))
     srv = serve_https(col, "127.0.0.1", 0, cp, kp, "DEFAULT:AES128-SHA256:AES128-SHA:AES256-SHA")
     return srv, srv.server_port
@@ -487,32 +480,6 @@ def host_only(res):
         (m["port + capture"] - m["tools.hostport"])
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def start_mosquitto(tmp):
-    port = free_port()
-    conf = os.path.join(tmp, "mosquitto.conf")
-    with open(conf, "w") as f:
-        f.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n" % port)
-    p = subprocess.Popen(["/usr/sbin/mosquitto", "-c", conf], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
-    t0 = time.time()
-    while time.time() - t0 < 10:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return p, port
-        except OSError:
-            time.sleep(0.05)
-    p.kill()
-    raise RuntimeError("mosquitto did not start")
-
-
 def kb(n):
     return "%.1f KB" % (n / 1024)
 
@@ -564,17 +531,17 @@ def main(argv=None):
             if name == "portal":
                 continue
             kind = SCENARIOS[name][4]
-            if kind == "mqtt" and not os.path.exists("/usr/sbin/mosquitto"):
-                print("%s: skipped (no /usr/sbin/mosquitto)" % name)
+            if kind == "mqtt" and mosquitto_exe() is None:
+                print("%s: skipped (mosquitto not installed)" % name)
                 continue
             if kind == "https" and not has_tls(img):
                 print("%s: skipped (this MicroPython has no tls module)" % name)
                 continue
             if kind == "mqtt" and mosq is None:
-                mosq = start_mosquitto(tmp)
+                mosq = Mosquitto().start()
             if kind == "https" and https is None:
                 https = start_https(tmp)
-            cfg = scenario_cfg(name, mosq[1] if mosq else None, https[1] if https else None)
+            cfg = scenario_cfg(name, mosq.port if mosq else None, https[1] if https else None)
             res, r = run_child(img, name, 2 * 1024 * 1024, cfg, frames=a.frames)
             if res is None:
                 print("%s: run failed\n%s" % (name, (r.stdout + r.stderr)[-2000:]))
@@ -659,8 +626,7 @@ def main(argv=None):
                 "%.0f-%.0f KB" % (fw / 2048, fw / 1024) if fw else "-"))
     finally:
         if mosq is not None:
-            mosq[0].terminate()
-            mosq[0].wait(5)
+            mosq.stop()
         if https is not None:
             https[0].shutdown()
         shutil.rmtree(tmp, ignore_errors=True)
