@@ -6,31 +6,13 @@
 # The energy manager decides every step (read, upload, sleep, deep sleep) from the
 # capacitor voltage; this loop only carries out its decisions, keeps what must survive
 # deep sleep in RTC memory and what must survive power loss in the store.
-import struct
-
 from firmware import meter
+from firmware import rtcstate
 from firmware.relay.policy import RelayPolicy, ON
 from firmware.relay.driver import RelayDriver
 
-RTC_MAGIC = b"LK6"
-# Reads in a row that heard no valid frame at the locked line setting before the app
-# searches again: the meter changed its TIC mode (historic <-> standard, switched by
-# the supplier on request) or the dongle moved to another meter. A TIC meter sends
-# without pause, so one listen always spans a whole frame; a DSMR 2.2-4 meter sends
-# every 10 s, so a listen may end before the next telegram: more misses before a search.
-RELOCK_MISSES = {"tic-historic": 6, "tic-standard": 6, "dsmr": 20, "dsmr-22": 20}
 # After this many failed Wi-Fi joins in a row the device opens the set-up access point.
 WIFI_FAILS_FOR_AP = 20
-# How long the app listens at one line setting before it tries the next (autodetect):
-# two frames' time, since it may start listening just after a frame began (historic
-# frame ~2.3 s at 1200 bd, standard ~1 s at 9600 bd; DSMR 5 sends every 1 s, DSMR 2.2-4
-# every 10 s).
-SEARCH_LISTEN_MS = {"tic-historic": 5000, "tic-standard": 2500, "dsmr": 11000,
-                    "dsmr-22": 11000}
-BUF_SIZE = 128
-# A read starting this long after the previous one ended follows a sleep: what the rx
-# buffer holds is stale.
-STALE_MS = 300
 
 
 class App:
@@ -40,30 +22,18 @@ class App:
             from firmware import config
             cfg = config.load(port.fs_root)
         self.cfg = cfg
-        self.buf = bytearray(BUF_SIZE)
-        self.mv = memoryview(self.buf)
         self.stats = {
             "frames_seen": 0, "readings_recorded": 0, "readings_uploaded": 0,
             "errors": {}, "relay": [], "uploads": [], "boots": 0, "store_full": 0,
         }
+        self.meter = meter.LineReader(port, cfg, self.stats)
         self.latest = None
         self.whole = None
-        self.prev_record = None
         self.last_rec_ticks = None
         self.last_upload = None
-        self.line = None          # line setting locked by the search (meter.LINES key)
-        self.search_i = 0
-        self.listened_ms = 0
-        self.misses = 0           # reads in a row with nothing at the locked line
         self.wifi_fails = 0
         self.status_srv = None
-        self._last_read_end = None
-        self.decoder = None
-        self.decoder_line = None
-        self.decoder_frames = 0
-        self._dec_err_seen = {}
         self._pending_reason = None
-        self.uart = None
 
         if store is None:
             from firmware.store.log import Store
@@ -75,257 +45,80 @@ class App:
             from firmware.power.costs import params_for
             energy = EnergyManager(params_for(cfg, getattr(port, "chip", None)))
         self.em = energy
+        self.meter.on_frame = getattr(energy, "frame", None)
         self.policy = RelayPolicy(cfg)
+        # seconds awake for the relay policy, counted with ticks_diff: ticks_ms() wraps
+        # after 2^30 ms (12.4 days; MicroPython's TICKS_PERIOD on the 32-bit ports), so
+        # ticks_ms() // 1000 jumps back and plain differences go negative
+        self._tick_last = port.ticks_ms()
+        self._awake_ms = 0
+        self._awake_secs = 0
         self.relay = RelayDriver(port, cfg.get("relay_pulse_ms", 30))
         self._uplink = uplink
         self._uplink_rtc = None
-        self._rtc_early_stop = None
         self._rtc_policy = None
-        self.early_stop = None
         self._restore()
 
     # -- state across deep sleep / power loss ------------------------------------
     def _restore(self):
-        data = self.port.rtc_read()
+        m = self.meter
         ok = False
-        if data and data[:3] == RTC_MAGIC and len(data) >= 11:
-            try:
-                line_i, wifi_fails, misses, n_em, n_rl, n_up, n_es, n_rp = struct.unpack(
-                    "<bBBBBBBB", data[3:11])
-                p = 11
-                if line_i >= 0:
-                    self.line = tuple(meter.LINES)[line_i] if line_i < len(meter.LINES) else None
-                self.wifi_fails = wifi_fails
-                self.misses = misses
-                self.em.load(bytes(data[p:p + n_em]))
-                p += n_em
-                self.relay.load_rtc(bytes(data[p:p + n_rl]))
-                p += n_rl
-                self._uplink_rtc = bytes(data[p:p + n_up]) or None
-                p += n_up
-                es = bytes(data[p:p + n_es]).decode()
-                self._rtc_early_stop = es.split(",") if es else None
-                p += n_es
-                self._rtc_policy = bytes(data[p:p + n_rp])
+        try:
+            st = rtcstate.parse(self.port.rtc_read())
+            if st is not None:
+                if st.line >= 0:
+                    names = tuple(meter.LINES)
+                    m.line = names[st.line] if st.line < len(names) else None
+                self.wifi_fails = st.wifi_fails
+                m.misses = st.misses
+                self.em.load(st.em)
+                self.relay.load_rtc(st.rl)
+                self._uplink_rtc = st.up or None
+                m.rtc_early_stop = st.labels
+                self._rtc_policy = st.rp
                 ok = True
-            except Exception:
-                ok = False
+        except Exception:
+            ok = False
         if not ok:
             # power-on: the line setting may be in the config from an earlier search
-            self.line = self.cfg.get("meter_line") or None
-            if self.line not in meter.LINES:
-                self.line = None
+            m.line = self.cfg.get("meter_line") or None
+            if m.line not in meter.LINES:
+                m.line = None
             last = self.relay.load_file()
             if last is not None:
                 self.policy.state = last
         if ok and self._rtc_policy:
-            self.policy.load(self._rtc_policy, self.port.ticks_ms() // 1000)
+            self.policy.load(self._rtc_policy, self._awake_s())
         if self.relay.position in (0, 1):
             self.policy.state = self.relay.position
 
     def save_rtc(self, sleep_ms=0):
-        em = self.em.dump()
-        rl = self.relay.dump()
+        m = self.meter
         names = tuple(meter.LINES)
-        li = names.index(self.line) if self.line in names else -1
         up = b""
         if self._uplink is not None and hasattr(self._uplink, "dump"):
             up = self._uplink.dump() or b""
         elif self._uplink_rtc:
             up = self._uplink_rtc
-        es = ",".join(self.early_stop).encode() if self.early_stop else b""
-        if len(es) > 160:
-            es = b""
-        rp = self.policy.dump(self.port.ticks_ms() // 1000, sleep_ms // 1000)
-        data = RTC_MAGIC + struct.pack("<bBBBBBBB", li, min(self.wifi_fails, 255),
-                                       min(self.misses, 255), len(em), len(rl), len(up),
-                                       len(es), len(rp)) + em + rl + up + es + rp
-        self.port.rtc_write(data)
+        st = rtcstate.RtcState(
+            names.index(m.line) if m.line in names else -1, self.wifi_fails, m.misses,
+            self.em.dump(), self.relay.dump(), up, m.early_stop,
+            self.policy.dump(self._awake_s(), sleep_ms // 1000))
+        self.port.rtc_write(st.pack())
 
     # -- meter -------------------------------------------------------------------
-    def _search_order(self):
-        return meter.SEARCH.get(self.cfg.get("meter_protocol") or "auto", meter.SEARCH["auto"])
-
-    def _line_now(self):
-        if self.line is not None:
-            return self.line
-        order = self._search_order()
-        return order[self.search_i % len(order)]
-
-    def _open_line(self, line):
-        baud, bits, parity, invert = meter.LINES[line]
-        # rx buffer: one P1 telegram (DSMR can exceed 1 KB) or ~1 s of TIC standard
-        rxbuf = 2048 if line.startswith("dsmr") else 1024
-        self.uart = self.port.uart_open(baud, bits, parity, 1, rxbuf, invert)
-        self.port.tic_fast(line == "tic-standard")
-        key = self.cfg.get("meter_key") or None
-        aak = self.cfg.get("meter_aak") or None
-        try:
-            from binascii import unhexlify
-            key = unhexlify(key) if key else None
-            aak = unhexlify(aak) if aak else None
-        except ValueError:
-            key = aak = None
-            self._err("config_key")
-        self.decoder = meter.decoder_for_line(line, key, aak,
-                                              fields=bool(self.cfg.get("keep_fields")))
-        self.decoder_line = line
-        self.decoder_frames = 0
-        self.early_stop = None
-        if self._rtc_early_stop and line == self.line:
-            # woken from deep sleep: the meter's groups are known already
-            try:
-                self.decoder.want(self._rtc_early_stop)
-                self.early_stop = self._rtc_early_stop
-            except (ValueError, AttributeError):
-                pass
-            self._rtc_early_stop = None
+    @property
+    def line(self):
+        # the meter line setting the reader locked on (None while searching)
+        return self.meter.line
 
     def _err(self, kind, n=1):
         e = self.stats["errors"]
         e[kind] = e.get(kind, 0) + n
 
-    def _collect_decoder_errors(self):
-        d = self.decoder
-        if d is None:
-            return
-        if self.line is None:
-            # while searching for the baud rate, garbage is expected, not a meter fault
-            self._dec_err_seen = dict(d.errors)
-            self.decoder_frames = d.frames
-            return
-        for k, v in d.errors.items():
-            seen = self._dec_err_seen.get(k, 0)
-            if v < seen:
-                self._dec_err_seen[k] = seen = 0
-            if v > seen:
-                self._err(k, v - seen)
-                self._dec_err_seen[k] = v
-        if d.frames > self.decoder_frames:
-            self.stats["frames_seen"] += d.frames - self.decoder_frames
-            self.decoder_frames = d.frames
-
     def read(self, max_ms):
-        # Listen until one reading arrives (the decoder may stop early once the labels
-        # the app needs are in), or max_ms passes.
-        line = self._line_now()
-        if self.decoder is None or self.decoder_line != line:
-            self._open_line(line)
-            self._dec_err_seen = {}
-        port = self.port
-        port.activity("listen")
-        if line.startswith("dsmr"):
-            port.data_request(True)
-        t0 = port.ticks_ms()
-        # After a sleep, bytes that waited in the rx buffer are stale and the buffer may
-        # have overflowed (it keeps the oldest bytes, then a gap): drop them and the
-        # decoder's partial frame, and listen from the next frame start (a reading is
-        # stamped when it is heard). Back to back, the frame in progress is kept: the
-        # decoder already holds its beginning.
-        last = self._last_read_end
-        if last is None or port.ticks_diff(t0, last) > STALE_MS:
-            k = 0
-            while self.uart.any() and k < 64:
-                self.uart.readinto(self.buf)
-                k += 1
-            if k:
-                self.decoder.reset()
-        got = None
-        ended = False              # the host's capture ran out (not the meter's fault)
-        try:
-            uart = self.uart
-            while port.ticks_diff(port.ticks_ms(), t0) < max_ms:
-                # only what has arrived: machine.UART.readinto(buf) would wait until buf
-                # is full, up to 1 s after the frame's end at 1200 bd; with nothing there,
-                # wait (UART timeout) for a few characters
-                n = uart.any()
-                n = uart.readinto(self.mv[:n if 0 < n < BUF_SIZE else
-                                          (BUF_SIZE if n else 8)])
-                if not n:
-                    if getattr(port, "meter_exhausted", None) and port.meter_exhausted():
-                        ended = True
-                        break
-                    continue
-                out = self.decoder.feed(self.mv[:n])
-                if out:
-                    for r in out:
-                        got = r
-                        self.record(r)
-                    break
-        finally:
-            if line.startswith("dsmr"):
-                port.data_request(False)   # high-Z: the meter stops sending
-            self._last_read_end = port.ticks_ms()
-        spent = port.ticks_diff(port.ticks_ms(), t0)
-        if got is not None and self.early_stop is None and not got.get("partial"):
-            self._set_early_stop(line, got)
-        if got is not None and self.line is None:
-            self._lock_line(line)
-            self.stats["frames_seen"] += 1
-            self.decoder_frames = self.decoder.frames
-        self._collect_decoder_errors()
-        if got is not None:
-            self.listened_ms = 0
-            self.misses = 0
-        elif self.line is not None:
-            if not ended:
-                self.misses += 1
-                if self.misses >= RELOCK_MISSES.get(self.line, 20):
-                    self._unlock()
-        elif self.line is None:
-            self.listened_ms += spent
-            if self.listened_ms >= SEARCH_LISTEN_MS.get(line, 5000):
-                # nothing valid at this setting: next baud/format
-                self.search_i += 1
-                self.listened_ms = 0
-                self.decoder = None
-        return got
-
-    def _set_early_stop(self, line, reading):
-        # Once a whole frame has shown which groups this meter sends, later reads stop
-        # as soon as the groups a record needs have arrived (a historic frame lasts
-        # 2.3 s: stopping after PAPP saves the tail of every listen on supercap energy).
-        want = early_stop_labels(line, reading)
-        self.early_stop = want or ()
-        if want:
-            try:
-                self.decoder.want(want)
-            except (ValueError, AttributeError):
-                self.early_stop = ()
-
-    def _unlock(self):
-        # search again, starting with the settings after the one that stopped working
-        old = self.line
-        self.port.log("meter: nothing valid at %s, searching" % old)
-        self._err("line_lost")
-        order = self._search_order()
-        self.search_i = (order.index(old) + 1) if old in order else 0
-        self.line = None
-        self.misses = 0
-        self.listened_ms = 0
-        self.decoder = None
-        self.early_stop = None
-        self._rtc_early_stop = None
-        self._remember_line(None)
-
-    def _lock_line(self, line):
-        self.line = line
-        self.port.log("meter: %s" % line)
-        self._remember_line(line)
-
-    def _remember_line(self, line):
-        # across power loss too: config.json keeps it (the file keeps unknown keys)
-        if self.cfg.get("meter_line") == line:
-            return
-        if line is None:
-            self.cfg.pop("meter_line", None)
-        else:
-            self.cfg["meter_line"] = line
-        try:
-            from firmware import config
-            config.save(self.port.fs_root, self.cfg)
-        except Exception:
-            pass
+        # one listen on the meter port; every reading heard is recorded
+        return self.meter.read(max_ms, self.record)
 
     # -- store ---------------------------------------------------------------------
     def _time_of(self, reading):
@@ -343,34 +136,39 @@ class App:
         return None, "elapsed"
 
     def record(self, reading):
-        from firmware.store import record as rec
+        # into the store, encoded once there against its delta base (Store.add_reading)
         self.latest = reading
         if not reading.get("partial"):
             self.whole = reading    # discovery's capability set grows from whole ones
         t, src = self._time_of(reading)
         self.port.activity("flash")
         try:
-            data = rec.encode(reading, t, src, self.prev_record)
+            self.store.add_reading(reading, t, src)
         except (ValueError, TypeError, KeyError):
             self._err("record_encode")
             return
-        try:
-            self.store.append(data)
         except OSError:
             # the store could not keep it (flash failure): counted, visible in status
             self._err("store_write")
             return
         self.last_rec_ticks = self.port.ticks_ms()
-        try:
-            self.prev_record = rec.decode(data, self.prev_record)
-        except Exception:
-            self.prev_record = None
         self.stats["readings_recorded"] += 1
         self._relay_step(reading)
 
     # -- relay -------------------------------------------------------------------
+    def _awake_s(self):
+        # whole seconds since this boot, across ticks_ms() wrap-arounds (kept as seconds
+        # and a millisecond remainder: small integers, no allocation)
+        t = self.port.ticks_ms()
+        self._awake_ms += self.port.ticks_diff(t, self._tick_last)
+        self._tick_last = t
+        if self._awake_ms >= 1000:
+            self._awake_secs += self._awake_ms // 1000
+            self._awake_ms %= 1000
+        return self._awake_secs
+
     def _relay_step(self, reading):
-        now_s = self.port.ticks_ms() // 1000
+        now_s = self._awake_s()
         d = self.policy.update(reading, now_s)
         if d is not None:
             state, reason = d
@@ -390,7 +188,7 @@ class App:
                 try:
                     from firmware.store import record as rec
                     t, src = self._time_of(reading)
-                    self.store.append(rec.encode_relay(state, coil, reason, power, t, src))
+                    self.store.append(*rec.encode_relay(state, coil, reason, power, t, src))
                 except Exception:
                     self._err("relay_record")
             else:
@@ -447,10 +245,7 @@ class App:
         # ESP8266's heap): its buffers and its modules (their globals, tables and function
         # objects live in RAM even when frozen: ~4.5 KB for TIC); both come back, with the
         # early-stop labels, at the next read
-        if self.decoder is not None:
-            self._rtc_early_stop = self.early_stop or None
-            self.decoder = None
-            self.decoder_line = None
+        self.meter.release()
         unload("firmware.reading", "firmware.frame")
         try:
             if port.wall_time() is None:
@@ -578,11 +373,13 @@ def unload(*packages):
         for p in packages:
             if name == p or name.startswith(p + "."):
                 del mods[name]
-                parent, _, child = name.rpartition(".")
-                pm = mods.get(parent)
+                # (no str.rpartition on the ESP8266 image: its mpconfigport.h turns
+                # MICROPY_PY_BUILTINS_STR_PARTITION off)
+                dot = name.rfind(".")
+                pm = mods.get(name[:dot]) if dot > 0 else None
                 if pm is not None:
                     try:
-                        delattr(pm, child)
+                        delattr(pm, name[dot + 1:])
                     except (AttributeError, TypeError):
                         pass
                 break
@@ -591,35 +388,6 @@ def unload(*packages):
         # collection there costs more than the memory is worth on a host)
         import gc
         gc.collect()
-
-
-def early_stop_labels(line, reading):
-    # The TIC labels a record needs, in the order the meter sends them
-    # (Enedis-NOI-CPT_02E §6 historic, Enedis-NOI-CPT_54E §6.2 standard); None for P1.
-    regs = list((reading.get("registers") or {}).keys())
-    if line == "tic-historic":
-        if not regs or reading.get("apparent_power_va") is None:
-            return None
-        want = ["OPTARIF", "ISOUSC"] + regs + ["PTEC", "PAPP"]
-        if reading.get("subscribed_current_a") is None:
-            want.remove("ISOUSC")
-        if reading.get("tariff_period") is None:
-            want.remove("PTEC")
-        return want
-    if line == "tic-standard":
-        if reading.get("energy_import_wh") is None or reading.get("apparent_power_va") is None:
-            return None
-        want = ["EAST", "SINSTS"]
-        if reading.get("energy_export_wh") is not None:
-            want.append("EAIT")
-        if reading.get("apparent_power_export_va") is not None:
-            want.append("SINSTI")
-        if reading.get("tariff_index") is not None:
-            want.append("NTARF")
-        if reading.get("subscribed_power_kva") is not None:
-            want.append("PREF")
-        return want
-    return None
 
 
 def meter_power(reading):

@@ -3,19 +3,22 @@ to a local MQTT broker and the HTTPS collector, show the readings arriving, plot
 
     python -m tools.demo [--out demo-out] [--cpython] [CAPTURE ...]
 
-Starts mosquitto on a free loopback port (when /usr/sbin/mosquitto or `mosquitto` on
-PATH exists; otherwise the MQTT sink is left out and only HTTPS is used), the collector
-(HTTPS with its own CA + MQTT subscriber), writes a device config.json with the
-collector's CA and a fresh HMAC key, runs `python -m tools.replay CAPTURE --config CFG
---micropython` for each capture, prints progress, writes OUT/load_curve.png and .html,
-and stops everything. Everything binds to 127.0.0.1.
+Starts mosquitto on free loopback ports (when installed; otherwise the MQTT sink is left
+out and only HTTPS is used), the collector (HTTPS with its own CA + MQTT subscriber),
+writes a device config.json with the collector's CA and a fresh HMAC key, runs
+`python -m tools.replay CAPTURE --config CFG --micropython` for each capture (one
+simulated dongle per capture), prints per dongle the readings recorded, uploaded and
+received by the collector, writes OUT/load_curve.png and .html, and stops everything.
+Everything binds to 127.0.0.1.
+
+Exit status: 0 when every dongle delivered every reading it recorded to the collector,
+1 when any did not (a replay failed, recorded nothing, or left readings behind).
 """
 import argparse
 import binascii
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,7 +26,7 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CORPUS = os.path.join(ROOT, "..", "shared", "corpus")
+CORPUS = os.path.join(ROOT, "tests", "captures")
 # (capture, device id, repeat): one dongle per meter, so the collector shows three
 # devices; the historic capture (10 real frames, 23 s) is replayed 12 times (~4.6 min of
 # meter time, ~60 readings at 5 s). P1 telegrams repeat once per second by themselves.
@@ -33,59 +36,16 @@ CAPTURES = [("tic/hist_tempo_mono_pyteleinfo.txt", "a1b2c3", 12),
 BUDGET_S = 100      # the whole demo stays under two minutes
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def start_broker(workdir, certfile=None, keyfile=None):
-    """-> (process, plain port, TLS port) or (None, None, None) when no broker is installed.
+def start_broker(certfile=None, keyfile=None):
+    """-> a started services.Mosquitto, or None when no broker is installed.
 
     The device side connects with TLS (the config carries the collector's CA in ca_pem,
     which turns MQTT TLS on, as it would on a real network); the collector's subscriber
-    uses a second, plain listener on loopback."""
-    exe = shutil.which("mosquitto") or ("/usr/sbin/mosquitto"
-                                        if os.path.exists("/usr/sbin/mosquitto") else None)
-    if exe is None:
-        return None, None, None
-    port = free_port()
-    tls_port = free_port() if certfile else None
-    if certfile:
-        # mosquitto started as root drops to its own user, which must read the demo's
-        # throwaway server key: give the broker its own readable copy
-        for name in ("certfile", "keyfile"):
-            src = certfile if name == "certfile" else keyfile
-            dst = os.path.join(workdir, "broker-" + os.path.basename(src))
-            shutil.copyfile(src, dst)
-            os.chmod(dst, 0o644)
-            if name == "certfile":
-                certfile = dst
-            else:
-                keyfile = dst
-        os.chmod(workdir, 0o755)
-    conf = os.path.join(workdir, "mosquitto.conf")
-    with open(conf, "w") as f:
-        f.write("per_listener_settings false\nallow_anonymous true\npersistence false\n")
-        f.write("listener %d 127.0.0.1\n" % port)
-        if tls_port:
-            f.write("listener %d 127.0.0.1\ncertfile %s\nkeyfile %s\n"
-                    % (tls_port, certfile, keyfile))
-    p = subprocess.Popen([exe, "-c", conf], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
-    end = time.time() + 10
-    while time.time() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            if tls_port:
-                socket.create_connection(("127.0.0.1", tls_port), 0.2).close()
-            return p, port, tls_port
-        except OSError:
-            time.sleep(0.05)
-    p.terminate()
-    return None, None, None
+    uses the plain listener on loopback."""
+    from tools.services import Mosquitto, mosquitto_exe
+    if mosquitto_exe() is None:
+        return None
+    return Mosquitto(tls=(certfile, keyfile) if certfile else None).start()
 
 
 def replay(capture, cfg_path, report_path, micropython=True, timeout=60, device_id=None,
@@ -99,7 +59,10 @@ def replay(capture, cfg_path, report_path, micropython=True, timeout=60, device_
         cmd += ["--repeat", str(repeat)]
     if micropython:
         cmd.append("--micropython")
-    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    try:
+        r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": ["replay still running after %d s, stopped" % timeout]}
     if r.returncode != 0:
         return {"error": (r.stderr or r.stdout).strip().splitlines()[-1:] or ["failed"]}
     try:
@@ -110,8 +73,11 @@ def replay(capture, cfg_path, report_path, micropython=True, timeout=60, device_
 
 
 class Progress:
+    # a live count of the collector's readings while a replay runs (terminals only: in a
+    # log the carriage returns would pile up)
     def __init__(self, col):
         self.col = col
+        self.tty = sys.stdout.isatty()
         self.stop = threading.Event()
         self.th = threading.Thread(target=self._run, daemon=True)
 
@@ -124,13 +90,46 @@ class Progress:
             i += 1
 
     def __enter__(self):
-        self.th.start()
+        if self.tty:
+            self.th.start()
         return self
 
     def __exit__(self, *a):
-        self.stop.set()
-        self.th.join()
-        sys.stdout.write("\r  collector: %5d readings  \n" % self.col.count())
+        if self.tty:
+            self.stop.set()
+            self.th.join()
+            sys.stdout.write("\r" + " " * 40 + "\r")
+
+
+def sink_summary(uploads):
+    # per sink: windows ok / failed, records and bytes acknowledged (firmware's report)
+    by = {}
+    for c in uploads:
+        s = by.setdefault(c.get("sink"), {"ok": 0, "failed": 0, "records": 0, "bytes": 0,
+                                          "errors": []})
+        if c.get("ok"):
+            s["ok"] += 1
+            s["records"] += c.get("records") or 0
+            s["bytes"] += c.get("bytes") or 0
+        else:
+            s["failed"] += 1
+            if c.get("error") and c["error"] not in s["errors"]:
+                s["errors"].append(c["error"])
+    return by
+
+
+def verdict(rep, received):
+    """-> None when the dongle delivered every reading it recorded, else why not."""
+    if "error" in rep:
+        return "replay failed: " + " ".join(rep["error"])
+    rec = rep.get("readings_recorded", 0)
+    if rec == 0:
+        return "no reading recorded"
+    if rep.get("backlog"):
+        return "%d readings left in the dongle's store" % rep["backlog"]
+    if received < rec:
+        return "collector received %d of %d readings" % (received, rec)
+    return None
 
 
 def main(argv=None):
@@ -140,16 +139,17 @@ def main(argv=None):
     ap.add_argument("--cpython", action="store_true", help="run the firmware on CPython")
     a = ap.parse_args(argv)
     sys.path[:0] = [ROOT]
-    from tools.collector import Collector, MqttSubscriber, ensure_pki, serve_https
+    from tools.collector import Collector, MqttSubscriber, serve_https
+    from tools.services import ensure_pki
     t0 = time.time()
     os.makedirs(a.out, exist_ok=True)
     work = tempfile.mkdtemp(prefix="linky-demo-")
     key = binascii.hexlify(os.urandom(16)).decode()
     col = Collector(os.path.join(work, "collector"), default_key=binascii.unhexlify(key))
     ca_pem, cert, kfile = ensure_pki(os.path.join(work, "collector"))
-    broker, mport, mtls = start_broker(work, cert, kfile)
+    broker = start_broker(cert, kfile)
     srv = sub = None
-    summary = []
+    rows = []
     try:
         srv = serve_https(col, "127.0.0.1", 0, cert, kfile)
         hport = srv.server_port
@@ -158,56 +158,81 @@ def main(argv=None):
         cfg = {"ssid": "demo", "password": "", "https_url": "https://127.0.0.1:%d/ingest" % hport,
                "ca_pem": ca_pem, "hmac_key": key, "replay_wall_start": int(time.time()) - 3600}
         if broker is not None:
-            sub = MqttSubscriber(col, "127.0.0.1", mport).start()
+            sub = MqttSubscriber(col, "127.0.0.1", broker.port).start()
             sub.connected.wait(10)
-            cfg.update({"mqtt_host": "127.0.0.1", "mqtt_port": mtls, "ha_discovery": True})
-            print("broker: mosquitto on 127.0.0.1:%d (TLS, device) and :%d (collector)"
-                  % (mtls, mport))
+            cfg.update({"mqtt_host": "127.0.0.1", "mqtt_port": broker.tls_port,
+                        "ha_discovery": True})
+            print("broker: mosquitto on 127.0.0.1:%d (TLS, dongles) and :%d (collector)"
+                  % (broker.tls_port, broker.port))
         else:
             print("broker: mosquitto not installed, MQTT sink left out")
         cfg_path = os.path.join(work, "config.json")
         with open(cfg_path, "w") as f:
             json.dump(cfg, f)
-        caps = ([(c, None, None) for c in a.captures] if a.captures else
-                [(os.path.join(CORPUS, c), d, n) for c, d, n in CAPTURES])
+        if a.captures:
+            caps = [(c, "%06x" % (0xd0000 + i), None) for i, c in enumerate(a.captures)]
+        else:
+            caps = [(os.path.join(CORPUS, c), d, n) for c, d, n in CAPTURES]
+        where = "CPython" if a.cpython else "MicroPython unix port"
         for cap, dev, rep_n in caps:
+            name = os.path.basename(cap)
             left = BUDGET_S - (time.time() - t0)
             if left < 10:
-                print("time budget reached, skipping", os.path.basename(cap))
+                rows.append((dev, name, {"error": ["time budget reached, not run"]}, 0))
                 continue
-            before = col.count()
-            print("replay %s (%s)" % (os.path.basename(cap),
-                                      "CPython" if a.cpython else "MicroPython unix port"))
+            print("dongle %s: replay %s (%s)" % (dev, name, where))
             with Progress(col):
                 rep = replay(cap, cfg_path, os.path.join(work, "report.json"),
                              not a.cpython, timeout=min(60, left), device_id=dev,
                              repeat=rep_n)
-                time.sleep(0.5)     # let the MQTT subscriber drain
-            got = col.count() - before
-            if "error" in rep:
-                print("  replay failed:", " ".join(rep["error"]))
-            else:
-                print("  recorded %d, uploaded %d (firmware report), collector +%d, backlog %s"
-                      % (rep.get("readings_recorded", 0), rep.get("readings_uploaded", 0),
-                         got, rep.get("backlog")))
-                for c in rep.get("uploads", []):
-                    print("    %-6s %s %d records, %d bytes%s" % (
-                        c.get("sink"), "ok    " if c.get("ok") else "FAILED", c.get("records") or 0,
-                        c.get("bytes") or 0, "" if c.get("ok") else " (%s)" % c.get("error")))
-            summary.append((os.path.basename(cap), rep, got))
+                # the MQTT subscriber may still be storing the last batch
+                end = time.time() + 3
+                while time.time() < end and col.count(dev) < rep.get("readings_recorded", 0):
+                    time.sleep(0.1)
+            received = col.count(dev)
+            for sink, s in sorted(sink_summary(rep.get("uploads", [])).items()):
+                print("  %-6s %2d windows ok, %2d failed: %4d records, %6d bytes%s" % (
+                    sink, s["ok"], s["failed"], s["records"], s["bytes"],
+                    " (%s)" % ", ".join(s["errors"]) if s["errors"] else ""))
+            why = verdict(rep, received)
+            if why:
+                print("  FAILED:", why)
+            rows.append((dev, name, rep, received))
         # one plot per dongle: each meter has its own clock (the standard TIC and DSMR
         # captures carry their recording dates), so they do not share a time axis
-        png = os.path.join(a.out, "load_curve.png")
-        devs = [d for _, d, _ in CAPTURES] if not a.captures else [None]
-        col.plot_png(png, devs[0])
-        for d in devs[1:]:
-            col.plot_png(os.path.join(a.out, "load_curve_%s.png" % d), d)
-        with open(os.path.join(a.out, "load_curve.html"), "w") as f:
+        plots = []
+        for i, (dev, _, _, _) in enumerate(rows):
+            p = os.path.join(a.out, "load_curve.png" if i == 0 else "load_curve_%s.png" % dev)
+            col.plot_png(p, dev)
+            plots.append(p)
+        html = os.path.join(a.out, "load_curve.html")
+        with open(html, "w") as f:
             f.write(col.plot_html())
-        with open(os.path.join(a.out, "readings.csv"), "w") as f:
+        csv_path = os.path.join(a.out, "readings.csv")
+        with open(csv_path, "w") as f:
             f.write(col.export_csv())
-        print("wrote %s, load_curve.html, readings.csv (%d readings, %.0f s)"
-              % (png, col.count(), time.time() - t0))
+        print()
+        print("%-7s %-36s %8s %8s %9s" % ("dongle", "capture", "recorded", "uploaded",
+                                          "collector"))
+        failed = []
+        for dev, name, rep, received in rows:
+            why = verdict(rep, received)
+            print("%-7s %-36s %8d %8d %9d  %s" % (
+                dev, name, rep.get("readings_recorded", 0), rep.get("readings_uploaded", 0),
+                received, "ok" if why is None else "FAILED"))
+            if why:
+                failed.append("%s (%s): %s" % (dev, name, why))
+        print()
+        print("plot: %s" % plots[0] if plots else "plot: none (no dongle ran)")
+        for p in plots[1:]:
+            print("      %s" % p)
+        print("      %s, %s" % (html, csv_path))
+        if failed or not rows:
+            for f in failed:
+                print("demo FAILED: dongle " + f)
+            return 1
+        print("demo ok: %d dongles, every reading delivered (%d at the collector, %.0f s)"
+              % (len(rows), col.count(), time.time() - t0))
         return 0
     finally:
         if sub:
@@ -216,11 +241,7 @@ def main(argv=None):
             srv.shutdown()
             srv.server_close()
         if broker is not None:
-            broker.terminate()
-            try:
-                broker.wait(5)
-            except subprocess.TimeoutExpired:
-                broker.kill()
+            broker.stop()
         col.close()
         shutil.rmtree(work, ignore_errors=True)
 

@@ -10,7 +10,7 @@
 import re
 import sys
 
-from tests.fw.util import corpus_path
+from tools.captures import path as capture_path
 
 SOURCE = "tic/hist_tempo_mono_pyteleinfo.txt"
 
@@ -28,7 +28,7 @@ def with_papp(frame, va):
 
 
 def real_frames(path=None):
-    with open(path or corpus_path(SOURCE), "rb") as f:
+    with open(path or capture_path(SOURCE), "rb") as f:
         data = f.read()
     return [b"\x02" + f.split(b"\x03")[0] + b"\x03" for f in data.split(b"\x02")[1:]]
 

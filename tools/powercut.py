@@ -89,28 +89,25 @@ def run(flash, script, model, cut=None, tear=True, drop=False, max_backlog=None)
     if cut is not None:
         flash.arm_cut(cut, tear)
     store = Store(flash, drop_oldest=drop)
-    prev = None           # the app's previous reading (decoded), as firmware/app.py keeps it
     prev_seq = None
     peeked = []
     for op in script:
         kind = op[0]
         if kind == "b":
             store = Store(flash, drop_oldest=drop)
-            prev = None
             prev_seq = None
             continue
         if kind == "a":
             r, t, src = op[1], op[2], op[3]
-            if src == "elapsed" and t is not None and prev is None:
-                t = None      # the app cannot measure from a reading it does not know
-            data = record.encode(r, t, src, prev)
-            d = record.decode(data, prev)
             if src == "elapsed" and t is not None:
-                d["ref_seq"] = prev_seq
+                # measured from the previous reading appended (none after a reboot: the
+                # app cannot measure from a reading it does not know)
+                t = (prev_seq, t) if prev_seq is not None else None
+            d = record.encode(r, t, src)[1]
             guess = model.last_seq + 1
             exp = record.pack(d, None, guess)
             model.inflight = ("a", guess, exp)
-            seq = store.append(data)
+            seq = store.add_reading(r, op[2], src)     # the app's way in
             model.inflight = None
             if seq is None:
                 raise AssertionError("append refused (store full?)")
@@ -118,8 +115,6 @@ def run(flash, script, model, cut=None, tear=True, drop=False, max_backlog=None)
                 exp = record.pack(d, None, seq)
             model.committed[seq] = exp
             model.last_seq = seq
-            d["seq"] = None
-            prev = d
             prev_seq = seq
             if max_backlog is not None and store.count > max_backlog:
                 # the uplink catches up: everything peeked and acknowledged
@@ -133,7 +128,7 @@ def run(flash, script, model, cut=None, tear=True, drop=False, max_backlog=None)
                     model.delivered[q] = 1
                 peeked = []
         elif kind == "r":
-            data = record.encode_relay(op[1], op[2], op[3], op[4], op[5], "meter")
+            data = record.encode_relay(op[1], op[2], op[3], op[4], op[5], "meter")[0]
             d = record.decode(data)
             guess = model.last_seq + 1
             model.inflight = ("a", guess, record.pack(d, None, guess))
@@ -218,7 +213,7 @@ def check(flash, model, drop=False):
     try:
         new = []
         for i in range(3):
-            data = record.encode({"energy_import_wh": 99000000 + i}, 1800000000 + i, "ntp")
+            data = record.encode({"energy_import_wh": 99000000 + i}, 1800000000 + i, "ntp")[0]
             seq = store.append(data)
             if seq is None or seq <= top or seq in new:
                 res["errors"] += 1

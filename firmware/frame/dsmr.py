@@ -95,20 +95,11 @@ except (AttributeError, TypeError, ValueError, NameError):
 _crc_viper = None
 if _crc_fast is None:
     try:
-        import micropython
+        from firmware import native as _nat   # machine code, guarded (firmware/native.py)
         _TA = _T8
 
-        @micropython.viper
-        def _crc_v(buf: ptr8, start: int, end: int, crc: int, tab: ptr16) -> int:
-            c = crc
-            i = start
-            while i < end:
-                c = (c >> 8) ^ tab[(c ^ buf[i]) & 0xFF]
-                i += 1
-            return c
-
         def _crc_viper(data, start, end, crc):
-            return _crc_v(data, start, end, crc, _TA)
+            return _nat.crc16_arc(data, start, end, crc, _TA)
 
         _crc_viper(b"1", 0, 1, 0)
     except Exception:

@@ -77,8 +77,12 @@ class Port:
 
     def sleep_ms(self, ms):
         # light sleep where the chip keeps RAM and the UART's state; the ESP8266
-        # port's lightsleep stops the UART, so it idles in modem sleep instead
-        if self.chip != "esp8266" and ms > 20 and self.uart is None:
+        # port's lightsleep stops the UART, so it idles in modem sleep instead. On the
+        # ESP32 family the meter UART is clock-gated meanwhile (what the meter sends is
+        # not received) and works again on wake-up: the energy plan wakes the chip just
+        # before the next frame (firmware/power/energy.py _align) and the app drops the
+        # stale bytes (app.read)
+        if self.chip != "esp8266" and ms > 20:
             machine.lightsleep(ms)
         else:
             time.sleep_ms(ms)
@@ -127,9 +131,14 @@ class Port:
                 pass
             u = machine.UART(0, **kw)
         else:
+            # ESP32 port (ports/esp32/machine_uart.c, v1.28): UART objects are static
+            # and an init keeps every setting it is not given (invert among them) while
+            # the driver is installed; UART1's pins default to rx 9 / tx 10. So the RX
+            # inversion is always passed (a P1 search must not leave TIC inverted) and
+            # TX always goes to the board's free pin.
             kw["rx"] = b["meter_rx"]
-            if invert and b.get("rx_invert"):
-                kw["invert"] = machine.UART.INV_RX
+            kw["tx"] = b["uart_tx"]
+            kw["invert"] = machine.UART.INV_RX if (invert and b.get("rx_invert")) else 0
             u = machine.UART(b["uart"], **kw)
         self.uart = u
         return u

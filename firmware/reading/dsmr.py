@@ -1,4 +1,4 @@
-# DSMR P1 decoder: bytes from the P1 port -> readings (../shared/reading-schema.md).
+# DSMR P1 decoder: bytes from the P1 port -> readings (docs/reading-schema.md).
 # Covers DSMR 2.2 to 5.0.2 (NL), Belgian eMUCS-H 1.x/2.x (Fluvius), Luxembourg
 # Smarty (AES-128-GCM, firmware/frame/smarty.py) and the DSMR-like meters of the
 # corpus (EasyMeter Q3D, Iskra IE, Sagemcom HU/T210-D-r, Kamstrup Omnia).
@@ -156,20 +156,10 @@ def _ascii_region(buf, a, b):
 
 
 try:
-    import micropython
-
-    @micropython.viper
-    def _ascii_v(buf: ptr8, a: int, b: int) -> int:
-        i = a
-        while i < b:
-            c = buf[i]
-            if (c < 0x20 and c != 0x0D and c != 0x0A) or c > 0x7E:
-                return 0
-            i += 1
-        return 1
+    from firmware import native as _nat   # machine code, guarded (firmware/native.py)
 
     def _ascii_region(buf, a, b):  # noqa: F811
-        return _ascii_v(buf, a, b) == 1
+        return _nat.ascii_ok(buf, a, b) == 1
 
     _ascii_region(b"ab", 0, 2)
 except Exception:

@@ -1,5 +1,5 @@
 # TIC decoder: Linky / electronic meter frames (historic and standard mode) into
-# readings (../shared/reading-schema.md), in bounded memory.
+# readings (docs/reading-schema.md), in bounded memory.
 #
 #   dec = TicDecoder("auto")          # or "historic" / "standard"
 #   for reading in dec.feed(chunk):   # any chunking, 1 byte to whole captures

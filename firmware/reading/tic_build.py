@@ -1,5 +1,5 @@
 # Turns the groups of a finished TIC frame (in the reader's buffer) into a reading
-# (../shared/reading-schema.md). Called by TicDecoder._end(); split from reading/tic.py
+# (docs/reading-schema.md). Called by TicDecoder._end(); split from reading/tic.py
 # so each module compiles in a small heap. See reading/tic.py for the rules.
 from firmware.frame import tic as _f
 from firmware.reading import tic_labels as L

@@ -366,20 +366,31 @@ class Store:
         self._hprev = prev
         self._hprev_ok = True
 
-    def _store(self, d, opaque, reserve_ok):
-        # -> seq, or None when there is no room for it
+    def _base(self):
+        # the reading the head sector's next coded record is a delta against (None: it
+        # must be self-contained: fresh or sealed head)
+        if self.sealed:
+            return None
+        if not self._hprev_ok:
+            self._load_hprev()
+        return self._hprev
+
+    def _store(self, d, reserve_ok, data=None, base=None, opaque=None):
+        # Write d (a record dict), or opaque bytes. data: d already encoded against base
+        # (the caller's single encoding; used as is while the head's delta base is still
+        # base). -> seq, or None when there is no room for it.
         for attempt in range(2):
-            if d is not None:
-                if not self._hprev_ok and not self.sealed:
-                    self._load_hprev()
-                prev = self._hprev if not self.sealed else None
-                est = len(record.pack(d, prev)) + 3
-                if not self._ensure(est, reserve_ok):
+            if opaque is None:
+                prev = self._base()
+                if data is None or (base is not prev and d["kind"] == "reading"):
+                    data = record.pack(d, prev)
+                if not self._ensure(len(data) + 3, reserve_ok):
                     return None
-                payload = record.pack(d, self._hprev)
-                if self.off + len(payload) + 3 > self.data_end:
-                    # fresh sector chosen after the estimate: absolute form, it fits
-                    payload = record.pack(d, None)
+                if self._hprev is not prev and d["kind"] == "reading":
+                    # a fresh sector was opened for it: self-contained
+                    data = record.pack(d, None)
+                base = self._hprev
+                payload = data
                 t = T_CODED
             else:
                 if not self._ensure(len(opaque) + 3, reserve_ok):
@@ -391,10 +402,11 @@ class Store:
             except OSError:
                 if attempt:
                     raise
+                data = None      # the head is sealed now: encoded again for a new one
                 continue
             seq = self.next_seq
             self.next_seq += 1
-            if d is not None and d["kind"] == "reading":
+            if opaque is None and d["kind"] == "reading":
                 self._hprev = d
             return seq
         return None
@@ -416,26 +428,60 @@ class Store:
         except (ValueError, TypeError, KeyError, IndexError, UnicodeError):
             return None
 
-    def append(self, data):
-        # Keep one record. -> its seq; None when it was merged into an aggregate (store
-        # full) or dropped because not even the reserve had room (both counted).
-        d = self._parse(data)
+    def add_reading(self, reading, t, t_src):
+        # The app's way in: one reading, encoded here once against the head sector's
+        # delta base (record.encode), written as encoded. t/t_src as record.encode
+        # takes them; an "elapsed" int t counts from the previous reading appended.
+        # -> its seq; None when merged into an aggregate (store full) or dropped.
+        # Raises ValueError / TypeError (a value no record can hold: nothing stored) or
+        # OSError (flash failure).
+        if t_src == "elapsed" and t is not None and not isinstance(t, tuple):
+            ref = self._in_prev.get("seq") if self._in_prev is not None else None
+            # elapsed since a record that has no seq (merged) or none at all: no time
+            t = (ref, t) if ref is not None else None
+        base = self._base()
+        data, d = record.encode(reading, t, t_src, base)
+        return self._add_reading(d, data, base)
+
+    def _add_reading(self, d, data=None, base=None):
+        # the app encodes its next reading against this one (whatever became of it),
+        # unless this call raises: then it keeps its previous one, and so do we
+        if self._pending is None or (self._ensure(FRAME_MAX, False) and self.flush()):
+            seq = self._store(d, False, data, base)
+        else:
+            seq = None
+        if seq is None:
+            self._aggregate(d)
+        d["seq"] = seq
+        self._in_prev = d
+        return seq
+
+    def append(self, data, rec=None):
+        # Keep one record given as bytes. rec: the dict record.encode / encode_relay
+        # returned with these (self-contained) bytes, so they need not be parsed;
+        # without it, bytes record.py produces are filed as coded records, anything
+        # else verbatim (opaque). -> its seq; None when it was merged into an aggregate
+        # (store full) or dropped because not even the reserve had room (both counted).
+        if rec is not None and not data[0] & record.F_D:
+            d = rec
+            d["seq"] = None
+            if d["t_src"] == "elapsed" and d.get("dt_s") is not None \
+                    and d.get("ref_seq") is None:
+                d["ref_seq"] = self._in_prev.get("seq") if self._in_prev is not None \
+                    else None
+                data = None      # the bytes lack the reference: encoded again below
+        else:
+            d = self._parse(data)
         if d is not None and d["t_src"] == "elapsed" and d.get("dt_s") is not None \
                 and d.get("ref_seq") is None:
             d["dt_s"] = None   # elapsed since an unknown record: no time at all
+            data = None
         if d is not None and d["kind"] == "reading":
-            # the app encodes its next reading against this one (whatever became of it),
-            # unless this call raises: then it keeps its previous one, and so do we
-            if self._pending is None or (self._ensure(FRAME_MAX, False) and self.flush()):
-                seq = self._store(d, None, False)
-            else:
-                seq = None
-            if seq is None:
-                self._aggregate(d)
-            d["seq"] = seq
-            self._in_prev = d
-            return seq
-        seq = self._store(d, None if d is not None else bytes(data), True)
+            return self._add_reading(d, data if rec is not None else None, None)
+        if d is None:
+            seq = self._store(None, True, opaque=bytes(data))
+        else:
+            seq = self._store(d, True, data if rec is not None else None)
         if seq is None:
             self._dropped += 1   # not even the reserve has room: the newest is lost, counted
         return seq
@@ -456,7 +502,7 @@ class Store:
         # the counter first: a cut between the two over-reports, never hides a loss
         if not self._write_meta(self.data_end):
             return False
-        if self._store(p, None, True) is None:
+        if self._store(p, True) is None:
             return False
         self._pending = None
         return True

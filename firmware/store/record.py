@@ -234,24 +234,26 @@ def pack(d, prev=None, seq=None):
 
 
 def encode(reading, t, t_src, prev=None):
-    # One reading -> record bytes. t: unix seconds from the meter clock ("meter") or an
-    # NTP-synced clock ("ntp"); for "elapsed", the seconds since the previous record
-    # (int) or (ref_seq, dt_s); None when no time is known at all. prev: the previous
-    # record as decode() returned it (delta form when it pays off), or None.
+    # One reading -> (data, rec), encoded once:
+    #   data  the record bytes, delta-coded against prev (the previous reading's rec)
+    #         whenever every delta-coded value has a base there, else self-contained
+    #   rec   the record as a dict, the shape decode(data, prev) returns (less "seq",
+    #         which the store assigns): what the next record's delta needs, and what the
+    #         store files and aggregates it by. Nothing is decoded back.
+    # t: unix seconds from the meter clock ("meter") or an NTP-synced clock ("ntp");
+    # for "elapsed", the seconds since the previous record (int) or (ref_seq, dt_s);
+    # None when no time is known at all. Raises ValueError / TypeError on values a
+    # record cannot hold (never rounds or guesses).
     d = _dict_of(reading, "reading")
     _set_time(d, t, t_src)
-    a = pack(d, None)
-    if prev is not None and _can_delta(d, prev):
-        b = pack(d, prev)
-        if len(b) < len(a):
-            return b
-    return a
+    return pack(d, prev), d
 
 
 def encode_relay(state, coil, reason, power, t, t_src):
+    # One relay switching -> (data, rec), self-contained (relay records are never deltas)
     d = {"kind": "relay", "state": state, "coil": coil, "reason": reason, "power": power}
     _set_time(d, t, t_src)
-    return pack(d, None)
+    return pack(d, None), d
 
 
 def _dict_of(reading, kind):

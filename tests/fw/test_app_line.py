@@ -3,7 +3,8 @@
 # supplier's request) -- the app hears only garbage at 1200 bd, searches again after a
 # few empty reads, finds 9600 bd standard, remembers it (config and RTC) and records
 # again; nothing it recorded before is lost.
-from firmware.app import App, RELOCK_MISSES
+from firmware.app import App
+from firmware.meter import RELOCK_MISSES
 from firmware import config
 from firmware.port import DeepSleep
 from tools.hostport import HostPort, MeterLine
@@ -35,6 +36,15 @@ class Device:
     def readings(self):
         return self.recorded + self.app.stats["readings_recorded"]
 
+    def step_until(self, done, max_steps=600):
+        # step until done() holds; a bounded wait: the test fails, it does not hang
+        for _ in range(max_steps):
+            if done():
+                return
+            self.step()
+        raise AssertionError("not reached in %d steps: line %s, stats %s" % (
+            max_steps, self.app.meter.line, self.app.stats))
+
     def error(self, kind):
         return self.errors.get(kind, 0) + self.app.stats["errors"].get(kind, 0)
 
@@ -42,8 +52,8 @@ class Device:
 def _switch_meter(port, app, capture, baud):
     # the meter's transmitter now sends another capture at another speed, from now on
     port.line = MeterLine(capture, baud, 7, 0, 1, port.clock.us, True)
-    if app.uart is not None:
-        u = app.uart
+    if app.meter.uart is not None:
+        u = app.meter.uart
         u.line = port.line
         u.configure(u.baud, u.bits, u.parity, u.stop, u.invert)
 
@@ -55,17 +65,12 @@ def test_meter_switched_to_standard_mode_is_found_again():
                         loop=True, fs_root=d)
         cfg = config.defaults()
         dev = Device(port, cfg)
-        while dev.readings() < 3:
-            dev.step()
+        dev.step_until(lambda: dev.readings() >= 3)
         assert dev.app.line == "tic-historic" and cfg["meter_line"] == "tic-historic"
         before = dev.app.store.count
         _switch_meter(port, dev.app, corpus("tic/std_mono_base_ticdecodecpp.bin"), 9600)
         n = dev.readings()
-        steps = 0
-        while dev.app.line != "tic-standard" or dev.readings() < n + 3:
-            dev.step()
-            steps += 1
-            assert steps < 600, (dev.app.line, dev.app.stats)
+        dev.step_until(lambda: dev.app.line == "tic-standard" and dev.readings() >= n + 3)
         assert dev.error("line_lost") == 1
         # remembered for the next power-on
         assert config.load(d).get("meter_line") == "tic-standard"
@@ -84,17 +89,15 @@ def test_a_few_lost_frames_do_not_unlock():
         port = HostPort(capture=corpus("tic/hist_tempo_mono_pyteleinfo.txt"), meter_baud=1200,
                         loop=True, fs_root=d)
         dev = Device(port, config.defaults())
-        while dev.readings() < 2:
-            dev.step()
+        dev.step_until(lambda: dev.readings() >= 2)
         app = dev.app
         for _ in range(RELOCK_MISSES["tic-historic"] - 1):
             app.read(300)            # too short for a whole frame: nothing
-        assert app.misses == RELOCK_MISSES["tic-historic"] - 1
+        assert app.meter.misses == RELOCK_MISSES["tic-historic"] - 1
         assert app.line == "tic-historic"
         n = dev.readings()
-        while dev.readings() < n + 2:
-            dev.step()
-        assert dev.app.misses == 0 and dev.app.line == "tic-historic"
+        dev.step_until(lambda: dev.readings() >= n + 2)
+        assert dev.app.meter.misses == 0 and dev.app.line == "tic-historic"
         assert dev.error("line_lost") == 0
     finally:
         rmtree(d)

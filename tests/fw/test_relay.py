@@ -211,6 +211,34 @@ def test_policy_timers_survive_a_deep_sleep():
     assert not RelayPolicy(FAST).load(b"\x09" * 14, 0)   # garbage is refused
 
 
+def test_shedding_works_across_the_ticks_wrap():
+    # ticks_ms() wraps after 2^30 ms (12.4 days awake, MicroPython's TICKS_PERIOD on the
+    # chips; the host port counts the same way). The app's clock for the policy is
+    # counted with ticks_diff: an overload that starts 3 s before the wrap sheds 5 s
+    # later, 2 s after it (issue #15: the plain ticks_ms() // 1000 difference went
+    # negative there and shedding stopped for up to 12.4 days).
+    from firmware.app import App
+    from firmware import config
+    from tests.fw.portal_util import tmpdir, rmtree
+    d = tmpdir("wrap")
+    try:
+        port = HostPort(fs_root=d, ticks_offset_ms=(1 << 30) - 3000)
+        cfg = config.defaults()
+        cfg.update(FAST)
+        cfg["subscribed_current_a"] = 30
+        app = App(port, cfg)
+        asked = []
+        app.relay.request = lambda state: asked.append((port.clock.ms, state))
+        for _ in range(8):
+            app._relay_step(R(5600))
+            port.sleep_ms(1000)
+        assert port.ticks_ms() < 10000          # the count wrapped during the run
+        assert asked and asked[0][1] == OFF, asked
+        assert 5000 <= asked[0][0] <= 6000, asked
+    finally:
+        rmtree(d)
+
+
 def test_thresholds_and_ejp_notice_from_decoded_meter_data():
     # the typed keys the policy reads, from real captures through the device's
     # decoders (fields=False: no raw lines): the values are the captures' own text

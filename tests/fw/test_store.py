@@ -24,7 +24,7 @@ class Meter:
         self.t += 5
         r = {"energy_import_wh": self.e, "apparent_power_va": 100 + self.rng.below(6000),
              "tariff_period": "HC.."}
-        data = rec.encode(r, self.t, "meter", self.prev)
+        data = rec.encode(r, self.t, "meter", self.prev)[0]
         d = rec.decode(data, self.prev)
         self.prev = d
         self.sent.append(key(d))   # compact: long runs stay small on MicroPython
@@ -116,7 +116,7 @@ def test_opaque_and_relay_records_kept():
     m = Meter(3)
     a = s.append(m.next())
     b = s.append(b"\xffopaque bytes \x00\x01")
-    c = s.append(rec.encode_relay(0, "relay_reset", "threshold", 7400, T0, "meter"))
+    c = s.append(rec.encode_relay(0, "relay_reset", "threshold", 7400, T0, "meter")[0])
     d = s.append(m.next())
     p = dict(Store(f).peek(10))
     assert p[b] == b"\xffopaque bytes \x00\x01"

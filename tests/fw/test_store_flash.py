@@ -20,7 +20,7 @@ def use(flash, n=150):
     prev = None
     for i in range(n):
         data = rec.encode({"energy_import_wh": 1000 + 3 * i, "apparent_power_va": 40 + i},
-                          T0 + 5 * i, "meter", prev)
+                          T0 + 5 * i, "meter", prev)[0]
         prev = rec.decode(data, prev)
         s.append(data)
         if i % 10 == 9:

@@ -19,25 +19,8 @@ def _root():
 ROOT = _root()
 
 
-def shared_dir():
-    d = os.getenv("LINKY_SHARED")
-    if d:
-        return d
-    return ROOT + "/../shared"
-
-
-def corpus_path(rel):
-    return shared_dir() + "/corpus/" + rel
-
-
-def corpus(rel):
-    with open(corpus_path(rel), "rb") as f:
-        return f.read()
-
-
-def corpus_files(sub, suffix=""):
-    names = sorted(os.listdir(shared_dir() + "/corpus/" + sub))
-    return [sub + "/" + n for n in names if n.endswith(suffix)]
+# the captures: one lookup for tools and tests (tools/captures.py)
+from tools.captures import path as corpus_path, read as corpus, files as corpus_files  # noqa
 
 
 def raises(exc, fn, *args, **kw):

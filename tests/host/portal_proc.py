@@ -11,6 +11,7 @@ import threading
 import time
 
 from tests.host import mpy
+from tools.services import free_port
 
 ROOT = mpy.ROOT
 
@@ -18,14 +19,6 @@ SCAN = [{"ssid": "HomeNet", "rssi": -48, "password": "correct horse"},
         {"ssid": "<script>alert(1)</script>", "rssi": -71},
         {"ssid": "Caf\u00e9 & \"Co\"", "rssi": -83},
         {"ssid": "Upstairs", "rssi": -90}]
-
-
-def free_port(kind=socket.SOCK_STREAM):
-    s = socket.socket(socket.AF_INET, kind)
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 class PortalProc:

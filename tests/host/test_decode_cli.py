@@ -9,8 +9,9 @@ import sys
 import pytest
 
 from tests.host import mpy
+from tools import captures
 
-CORPUS = os.path.join(mpy.ROOT, "..", "shared", "corpus")
+CORPUS = captures.BASE
 FILES = ["tic/hist_tempo_mono_pyteleinfo.txt", "tic/std_mono_base_ticdecodecpp.bin",
          "tic/hist_tri_base_rxerrors_ticdecodecpp.bin", "dsmr/nl_v5_athom_iskra_am550.txt",
          "dsmr/be_fluvius_ndokter_2.txt"]

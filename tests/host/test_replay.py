@@ -8,8 +8,9 @@ import sys
 import pytest
 
 from tests.host.mpy import ROOT
+from tools import captures
 
-SHARED = os.path.join(ROOT, "..", "shared", "corpus")
+SHARED = captures.BASE
 CAPTURES = ["tic/hist_tempo_mono_pyteleinfo.txt", "tic/std_mono_base_ticdecodecpp.bin"]
 
 

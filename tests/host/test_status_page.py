@@ -8,10 +8,10 @@ import threading
 from tests.host.uplink_services import Mosquitto, free_port
 from tools.hostport import HostPort
 from firmware.app import App
+from tools import captures
 from firmware.port import DeepSleep
 
-CAP = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "corpus", "tic",
-                   "hist_tempo_mono_pyteleinfo.txt")
+CAP = captures.path("tic/hist_tempo_mono_pyteleinfo.txt")
 
 
 def get(port, path):
@@ -51,7 +51,7 @@ def make_app(tmp_path, vcap, broker_port, http_port, need_reading=True):
 
 
 def test_status_page_served_on_usb_power(tmp_path):
-    broker = Mosquitto(str(tmp_path)).start()
+    broker = Mosquitto().start()
     try:
         http_port = free_port()
         app, port = make_app(tmp_path, 5400, broker.port, http_port)
@@ -75,7 +75,7 @@ def test_status_page_served_on_usb_power(tmp_path):
 
 
 def test_no_status_page_on_meter_power(tmp_path):
-    broker = Mosquitto(str(tmp_path)).start()
+    broker = Mosquitto().start()
     try:
         app, port = make_app(tmp_path, 5150, broker.port, free_port(), need_reading=False)
         assert app.status_srv is None and not port.wifi_up

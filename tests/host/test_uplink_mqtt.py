@@ -16,7 +16,7 @@ PY = ["cpython", "micropython"]
 
 @pytest.fixture
 def broker(tmp_path):
-    m = Mosquitto(str(tmp_path)).start()
+    m = Mosquitto().start()
     yield m
     m.stop()
 
@@ -143,8 +143,8 @@ def test_collector_refuses_forged_and_replayed_mqtt_batches(tmp_path, broker):
         assert sub.connected.wait(10)
         recs = [{"seq": 1, "kind": "reading", "t": 1700000000, "t_src": "ntp",
                  "apparent_power_va": 500}]
-        good = sign.seal(sign.parse_key(KEY), B.build("0a1b2c", recs, ctr=5)[0])
-        forged = sign.seal(b"x" * 16, B.build("0a1b2c", recs, ctr=6)[0])
+        good = sign.seal(sign.parse_key(KEY), B.build("0a1b2c", recs, ctr=5, ch="mqtt")[0])
+        forged = sign.seal(b"x" * 16, B.build("0a1b2c", recs, ctr=6, ch="mqtt")[0])
         publish(broker.port, "linky/0a1b2c/batch", forged)
         publish(broker.port, "linky/0a1b2c/batch", good)
         publish(broker.port, "linky/0a1b2c/batch", good)      # replay
@@ -161,23 +161,14 @@ def test_collector_refuses_forged_and_replayed_mqtt_batches(tmp_path, broker):
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("python", PY)
 def test_mqtt_over_tls_verifies_the_broker(tmp_path, python):
-    from tools.collector import make_pki
-    import os
-    import shutil
-    import tempfile
+    from tools.services import make_pki
     ca_pem, cert, key, _ = make_pki()
-    # mosquitto started as root drops to its own user: the files must be readable by it
-    # (pytest's tmp_path is 0700), so they go to a world-readable directory of their own
-    pub = tempfile.mkdtemp(prefix="uplink-mq-")
-    os.chmod(pub, 0o755)
     paths = []
     for name, data in (("ca.pem", ca_pem), ("srv.pem", cert), ("srv.key", key)):
-        p = os.path.join(pub, name)
-        with open(p, "wb") as f:
-            f.write(data)
-        os.chmod(p, 0o644)
-        paths.append(p)
-    m = Mosquitto(pub, tls=paths).start()
+        p = tmp_path / name
+        p.write_bytes(data)
+        paths.append(str(p))
+    m = Mosquitto(tls=paths).start()
     other_ca = make_pki()[0]
     try:
         for ca, ok in ((ca_pem, True), (other_ca, False)):
@@ -197,4 +188,3 @@ def test_mqtt_over_tls_verifies_the_broker(tmp_path, python):
         assert json.loads(st["linky/0a1b2c/state"])["energy_import_wh"] is not None
     finally:
         m.stop()
-        shutil.rmtree(pub, ignore_errors=True)

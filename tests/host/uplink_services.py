@@ -1,71 +1,19 @@
-# Real services for the uplink host tests: mosquitto on a free loopback port, the HTTPS
-# collector with certificates generated here, and the uplink driver on either Python.
+# The uplink driver on either Python for the uplink host tests; the real services
+# (mosquitto, free ports, certificates) come from tools/services.py.
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 
 from tests.host import mpy
 
 ROOT = mpy.ROOT
-MOSQUITTO = "/usr/sbin/mosquitto"
 for _p in (ROOT, os.path.join(ROOT, ".mplib"), os.path.join(ROOT, "tools", "compat", "cpython")):
     if _p not in sys.path:
         sys.path.append(_p)
 
 
-from tools.demo import free_port  # noqa: E402,F401 (one helper for tests and the demo)
-
-
-def wait_port(port, up=True, timeout=10):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            if up:
-                return True
-        except OSError:
-            if not up:
-                return True
-        time.sleep(0.05)
-    raise RuntimeError("port %d not %s" % (port, "up" if up else "down"))
-
-
-class Mosquitto:
-    def __init__(self, workdir, port=None, tls=None):
-        self.dir = workdir
-        self.port = port or free_port()
-        self.tls = tls          # (cafile, certfile, keyfile): adds a TLS listener
-        self.tls_port = free_port() if tls else None
-        self.proc = None
-
-    def start(self):
-        conf = os.path.join(self.dir, "mosquitto.conf")
-        with open(conf, "w") as f:
-            f.write("per_listener_settings false\nallow_anonymous true\npersistence false\n"
-                    "listener %d 127.0.0.1\n" % self.port)
-            if self.tls:
-                f.write("listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\n"
-                        % ((self.tls_port,) + tuple(self.tls)))
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", conf], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        wait_port(self.port)
-        if self.tls_port:
-            wait_port(self.tls_port)
-        return self
-
-    def stop(self):
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
-            wait_port(self.port, up=False)
+from tools.services import free_port, wait_port, Mosquitto  # noqa: E402,F401 (re-exported)
 
 
 class Driver:

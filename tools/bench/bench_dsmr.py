@@ -23,8 +23,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
-SHARED = os.environ.get("LINKY_SHARED", os.path.join(ROOT, "..", "shared"))
-CORPUS = os.path.join(SHARED, "corpus")
+CORPUS = os.path.join(ROOT, "tests", "captures")
 VENV = os.path.join(ROOT, ".venv", "bin")
 MODULES = ("firmware/__init__", "firmware/frame/__init__", "firmware/frame/dsmr",
            "firmware/frame/smarty", "firmware/reading/__init__", "firmware/reading/dsmr")

@@ -86,8 +86,7 @@ def run(gen, n, ack_every=None, drop=False):
     first_full = None
     for i in range(n):
         r, t, src = next(gen)
-        data = rec.encode(r, t, src, prev)
-        prev = rec.decode(data, prev)
+        data, prev = rec.encode(r, t, src, prev)
         sizes += len(data)
         q = s.append(data)
         if q is None and first_full is None:
@@ -164,16 +163,13 @@ m0 = gc.mem_free()
 s = Store(f)
 gc.collect()
 print("store_heap", m0 - gc.mem_free())
-prev = None
 e = 1000000
 t0 = time.ticks_us()
 N = 2000
 for i in range(N):
     e += 7
-    data = rec.encode({"energy_import_wh": e, "apparent_power_va": 1234, "tariff_period": "HC.."},
-                      1767225600 + 5 * i, "ntp", prev)
-    prev = rec.decode(data, prev)
-    s.append(data)
+    s.add_reading({"energy_import_wh": e, "apparent_power_va": 1234, "tariff_period": "HC.."},
+                  1767225600 + 5 * i, "ntp")
     if i % 60 == 59:
         p = s.peek(60)
         s.ack(p[-1][0])

@@ -22,8 +22,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
-SHARED = os.environ.get("LINKY_SHARED", os.path.join(ROOT, "..", "shared"))
-TIC = os.path.join(SHARED, "corpus", "tic")
+TIC = os.path.join(ROOT, "tests", "captures", "tic")
 VENV = os.path.join(ROOT, ".venv", "bin")
 MODULES = ("firmware/__init__", "firmware/frame/__init__", "firmware/frame/tic",
            "firmware/reading/__init__", "firmware/reading/tic",

@@ -16,31 +16,53 @@ for _p in (ROOT, os.path.join(ROOT, ".mplib"), os.path.join(ROOT, "tools", "comp
 
 PER_PACKET = 40 + 29
 READINGS_PER_HOUR = 720          # one every 5 s (reading_interval_s default)
+SOURCE = "tic/hist_tempo_mono_pyteleinfo.txt"
 
 
-def _run(port, n, batch_records, key):
-    from tests.fw.uplink_fixtures import RamFlash, FakePort, fill, tic_like, tmpdir
+def _readings(n):
+    # n historic-TIC readings: the frames of a real capture (tests/captures), decoded by
+    # the firmware's decoder, cycled with the index advancing as a meter's would
+    from tools import captures
+    from firmware.reading.tic import TicDecoder
+    frames = TicDecoder("historic").feed(captures.read(SOURCE))
+    out = []
+    for i in range(n):
+        r = dict(frames[i % len(frames)])
+        r["energy_import_wh"] = frames[-1]["energy_import_wh"] + 7 * i
+        out.append(r)
+    return out
+
+
+def _fill(store, readings, t0=1700000000, step=5):
+    for i, r in enumerate(readings):
+        store.add_reading(r, t0 + step * i, "ntp")   # as the app records it
+
+
+def _run(port, work, n, batch_records, key):
+    from firmware.port.flash import RamFlash
     from firmware.store.log import Store
     from firmware.uplink.uplink import Uplink
+    from tools.hostport import HostPort
     st = Store(RamFlash(sectors=32))
-    fill(st, n)
+    readings = _readings(n)
+    _fill(st, readings)
     cfg = {"mqtt_host": "127.0.0.1", "mqtt_port": port, "hmac_key": key,
            "batch_records": batch_records, "ha_discovery": False}
-    up = Uplink(cfg, FakePort(tmpdir("bench")), "0a1b2c")
+    up = Uplink(cfg, HostPort(fs_root=work), "0a1b2c")
     t = time.time()
-    res = up.send(st, tic_like(n))
+    res = up.send(st, readings[-1])
     dt = time.time() - t
     msgs = (n + batch_records - 1) // batch_records if batch_records > 1 else n
     return res, dt, msgs
 
 
 def main():
-    from tests.host.uplink_services import Mosquitto
-    if not (shutil.which("mosquitto") or os.path.exists("/usr/sbin/mosquitto")):
+    from tools.services import Mosquitto, mosquitto_exe
+    if mosquitto_exe() is None:
         print("bench_uplink: mosquitto not installed, nothing measured")
         return
     work = tempfile.mkdtemp()
-    m = Mosquitto(work).start()
+    m = Mosquitto().start()
     try:
         n = 720
         print("bench_uplink: %d historic-TIC readings (one hour at 5 s), MQTT QoS 1, signed"
@@ -48,7 +70,7 @@ def main():
         rows = []
         for label, br, k in (("batched (2 KB batches)", 60, n),
                              ("one message per reading", 1, n // 6)):
-            res, dt, _ = _run(m.port, k, br, "11" * 16)
+            res, dt, _ = _run(m.port, work, k, br, "11" * 16)
             c = res["connections"][0]
             assert res["records"] == k
             # the single-message case is measured on a sixth of the hour and scaled
