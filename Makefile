@@ -29,10 +29,10 @@ system:
 	@sh tools/setup_system.sh
 
 test: setup
-	$(VPY) -m pytest -n 2 --dist loadfile -q tests
+	$(VPY) -m pytest -n 2 --dist loadfile --timeout 900 -q tests
 
 test-fast: setup
-	$(VPY) -m pytest -n 2 --dist loadfile -q tests -m "not slow"
+	$(VPY) -m pytest -n 2 --dist loadfile --timeout 900 -q tests -m "not slow"
 
 demo: setup
 	$(VPY) -m tools.demo

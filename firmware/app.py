@@ -36,6 +36,7 @@ class App:
         }
         self.meter = meter.LineReader(port, cfg, self.stats)
         self.latest = None
+        self.whole = None
         self.last_rec_ticks = None
         self.last_upload = None
         self.wifi_fails = 0
@@ -52,7 +53,14 @@ class App:
             from firmware.power.costs import params_for
             energy = EnergyManager(params_for(cfg, getattr(port, "chip", None)))
         self.em = energy
+        self.meter.on_frame = getattr(energy, "frame", None)
         self.policy = RelayPolicy(cfg)
+        # seconds awake for the relay policy, counted with ticks_diff: ticks_ms() wraps
+        # after 2^30 ms (12.4 days; MicroPython's TICKS_PERIOD on the 32-bit ports), so
+        # ticks_ms() // 1000 jumps back and plain differences go negative
+        self._tick_last = port.ticks_ms()
+        self._awake_ms = 0
+        self._awake_secs = 0
         self.relay = RelayDriver(port, cfg.get("relay_pulse_ms", 30))
         self._uplink = uplink
         self._uplink_rtc = None
@@ -88,7 +96,7 @@ class App:
             if last is not None:
                 self.policy.state = last
         if ok and self._rtc_policy:
-            self.policy.load(self._rtc_policy, self.port.ticks_ms() // 1000)
+            self.policy.load(self._rtc_policy, self._awake_s())
         if self.relay.position in (0, 1):
             self.policy.state = self.relay.position
 
@@ -103,7 +111,7 @@ class App:
         st = rtcstate.RtcState(
             names.index(m.line) if m.line in names else -1, self.wifi_fails, m.misses,
             self.em.dump(), self.relay.dump(), up, m.early_stop,
-            self.policy.dump(self.port.ticks_ms() // 1000, sleep_ms // 1000))
+            self.policy.dump(self._awake_s(), sleep_ms // 1000))
         self.port.rtc_write(st.pack())
 
     # -- meter -------------------------------------------------------------------
@@ -138,6 +146,8 @@ class App:
     def record(self, reading):
         # into the store, encoded once there against its delta base (Store.add_reading)
         self.latest = reading
+        if not reading.get("partial"):
+            self.whole = reading    # discovery's capability set grows from whole ones
         t, src = self._time_of(reading)
         self.port.activity("flash")
         try:
@@ -154,8 +164,19 @@ class App:
         self._relay_step(reading)
 
     # -- relay -------------------------------------------------------------------
+    def _awake_s(self):
+        # whole seconds since this boot, across ticks_ms() wrap-arounds (kept as seconds
+        # and a millisecond remainder: small integers, no allocation)
+        t = self.port.ticks_ms()
+        self._awake_ms += self.port.ticks_diff(t, self._tick_last)
+        self._tick_last = t
+        if self._awake_ms >= 1000:
+            self._awake_secs += self._awake_ms // 1000
+            self._awake_ms %= 1000
+        return self._awake_secs
+
     def _relay_step(self, reading):
-        now_s = self.port.ticks_ms() // 1000
+        now_s = self._awake_s()
         d = self.policy.update(reading, now_s)
         if d is not None:
             state, reason = d
@@ -246,7 +267,7 @@ class App:
                 port.feed()
                 return em.can_afford(what, vcap())
             before = self.store.count
-            res = self.uplink.send(self.store, self.latest, afford)
+            res = self.uplink.send(self.store, self.latest, afford, whole=self.whole)
             sent = before - self.store.count
             if sent > 0:
                 self.stats["readings_uploaded"] += sent
@@ -404,11 +425,13 @@ def unload(*packages):
         for p in packages:
             if name == p or name.startswith(p + "."):
                 del mods[name]
-                parent, _, child = name.rpartition(".")
-                pm = mods.get(parent)
+                # (no str.rpartition on the ESP8266 image: its mpconfigport.h turns
+                # MICROPY_PY_BUILTINS_STR_PARTITION off)
+                dot = name.rfind(".")
+                pm = mods.get(name[:dot]) if dot > 0 else None
                 if pm is not None:
                     try:
-                        delattr(pm, child)
+                        delattr(pm, name[dot + 1:])
                     except (AttributeError, TypeError):
                         pass
                 break

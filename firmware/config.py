@@ -1,18 +1,27 @@
-# The device configuration (config.json), per docs/config-schema.md.
+# The device configuration (config.json), per docs/config-schema.md (the shared contract
+# extended by this repository: mqtt_tls, mqtt_plain_ok, the rules across keys, the backup).
 #
 # One flat JSON object; the captive page's form fields carry the same names. Unknown
 # keys are kept, a missing key takes its default, an invalid value is refused with a
 # message naming the key. Saving is atomic: write config.json.tmp, read it back, rename
-# over config.json, read that back. A power cut leaves the old or the new file; load()
-# also recovers the one window some filesystems have (MicroPython's FAT rename removes
-# the target first): config.json gone, config.json.tmp complete.
+# the current (valid) config.json to config.json.bak, rename the temp file to
+# config.json, read that back. A power cut leaves config.json old or new, or - in the
+# window between the two renames, and inside MicroPython's FAT rename, which removes
+# the target first - no config.json but config.json.bak, the last configuration saved
+# in full. load() falls back to that backup, never to config.json.tmp: a temp file is
+# whatever a failed or cut save left (issue #19: a corrupt config.json booted the
+# leftover of a failed save without a word). Neither file valid: the portal opens and
+# says why (ERROR_KEY).
 #
 # Small and MicroPython-safe: the app, the portal and the host tools all use it.
 import json
 import os
 
 FILE = "config.json"
+BACKUP = ".bak"        # config.json.bak: the previous configuration, saved in full
 ERROR_KEY = "_error"   # set by load() when the file was missing/corrupt/invalid; never saved
+RECOVERED_KEY = "_recovered"   # set by load() when config.json was missing/corrupt and
+                               # the backup was used instead; never saved
 
 SECRETS = ("password", "mqtt_password", "hmac_key", "meter_key", "influx_token")
 
@@ -28,9 +37,12 @@ DEFAULTS = {
     "ssid": "",
     "password": "",
     "mqtt_host": "",
-    "mqtt_port": 1883,          # 8883 when ca_pem is set and no port was given
+    "mqtt_port": 1883,          # 8883 with ca_pem or mqtt_tls when no port was given
     "mqtt_user": "",
     "mqtt_password": "",
+    "mqtt_tls": False,          # MQTT over TLS (also implied by ca_pem); needs ca_pem
+    "mqtt_plain_ok": False,     # the user's explicit consent to send mqtt_password
+                                # without TLS (readable by anyone on the network)
     "mqtt_prefix": "",          # "": linky/<device id>, see mqtt_prefix()
     "ha_discovery": True,
     "ca_pem": "",
@@ -48,6 +60,10 @@ DEFAULTS = {
     "reading_interval_s": 5,
     "power_board": "ltr",
 }
+
+# yes/no keys -> what the form calls them (for messages)
+BOOLS = {"ha_discovery": "Home Assistant discovery", "mqtt_tls": "MQTT over TLS",
+         "mqtt_plain_ok": "Send the MQTT password without TLS"}
 
 PEM_MAX = 4096   # one CA (ISRG Root X1 is 1939 bytes) or a two-certificate chain
 _HEX = "0123456789abcdefABCDEF"
@@ -240,7 +256,7 @@ def check(key, v, cfg=None):
                 or "\x00" in v:
             return None, "Topic prefix: no + or #, no empty level (like linky/kitchen)"
         return v, None
-    if key == "ha_discovery":
+    if key in BOOLS:
         if isinstance(v, bool):
             return v, None
         s = v.strip().lower() if isinstance(v, str) else None
@@ -248,7 +264,7 @@ def check(key, v, cfg=None):
             return True, None
         if s in ("0", "false", "off", "no"):
             return False, None
-        return None, "Home Assistant discovery: yes or no"
+        return None, BOOLS[key] + ": yes or no"
     if key == "ca_pem":
         if not isinstance(v, str):
             return None, "CA certificate: must be text"
@@ -330,8 +346,20 @@ def validate(fields, old=None, required=("ssid",)):
     if mp is None or (isinstance(mp, str) and not mp.strip()):
         # the documented default: 8883 (MQTT over TLS) when a CA is given
         errors.pop("mqtt_port", None)
-        cfg["mqtt_port"] = 8883 if cfg.get("ca_pem") else 1883
+        cfg["mqtt_port"] = default_mqtt_port(cfg)
     return cfg, errors
+
+
+def default_mqtt_port(cfg):
+    # 8883 (IANA "secure-mqtt", MQTT over TLS) when TLS is on, else 1883 ("mqtt")
+    return 8883 if (cfg.get("ca_pem") or yes(cfg.get("mqtt_tls"))) else 1883
+
+
+def yes(v):
+    # a yes/no value as check() stores it, or as a hand-written file may give it
+    if isinstance(v, str):
+        return v.strip().lower() in ("1", "true", "on", "yes")
+    return v is True or (isinstance(v, int) and not isinstance(v, bool) and v == 1)
 
 
 def tls_sinks(cfg):
@@ -339,7 +367,7 @@ def tls_sinks(cfg):
     # URLs; MQTT with a CA or mqtt_tls. (The ESP8266 cannot hold a TLS connection:
     # chip_errors below, the uplink's refused sinks, the energy plan's budget.)
     out = []
-    if cfg.get("mqtt_host") and (cfg.get("ca_pem") or cfg.get("mqtt_tls")):
+    if cfg.get("mqtt_host") and (cfg.get("ca_pem") or yes(cfg.get("mqtt_tls"))):
         out.append("mqtt")
     for sink, key in (("https", "https_url"), ("influx", "influx_url")):
         if (cfg.get(key) or "").startswith("https:"):
@@ -347,26 +375,71 @@ def tls_sinks(cfg):
     return out
 
 
-def chip_errors(cfg, chip):
-    # -> {key: message} for settings this chip cannot carry out. The ESP8266 has no room
-    # for TLS beside the application in its 38 KB heap (measured: an HTTPS window needs
-    # ~45 KB, tools/bench/bench_heap.py --frozen32); its way is plain MQTT / http:// with
-    # every batch signed (hmac_key). The portal refuses these at save; the uplink leaves
-    # such a sink out if the file says so anyway.
-    e = {}
-    if chip != "esp8266":
-        return e
-    why = "the ESP8266 has no room for TLS"
+def sink_errors(cfg, chip):
+    # -> [(sink or None, key, message)]: settings this chip cannot carry out safely.
+    # * ESP8266: no room for TLS beside the application in its 38 KB heap (measured: an
+    #   HTTPS window needs ~45 KB, tools/bench/bench_heap.py --frozen32); its way is
+    #   plain MQTT / http:// with every batch signed (hmac_key).
+    # * Every other chip verifies the server: a TLS sink without ca_pem would have to
+    #   take any certificate, and an impostor's "200" would make the device drop
+    #   readings it never delivered. So TLS without a CA is refused, not weakened.
+    # * mqtt_password never crosses the network in the clear unless the user said so
+    #   (mqtt_plain_ok); on the ESP8266, where MQTT cannot be TLS, that is the only way
+    #   to use a broker password.
+    # The portal refuses these at save; the uplink leaves such a sink out, with the
+    # message in every window's report, if the file says so anyway.
+    out = []
     tls = tls_sinks(cfg)
+    esp = chip == "esp8266"
+    why = "the ESP8266 has no room for TLS"
     for sink, k, what in (("https", "https_url", "HTTPS URL"),
                           ("influx", "influx_url", "InfluxDB URL")):
-        if sink in tls:
-            e[k] = "%s: %s: use http:// with an HMAC key (every batch signed), or an " \
-                   "ESP32 board" % (what, why)
-    if cfg.get("ca_pem"):
-        e["ca_pem"] = ("CA certificate: %s (nor can it verify one): leave it empty and set "
-                       "an HMAC key, or use an ESP32 board" % why)
+        if sink not in tls:
+            continue
+        if esp:
+            out.append((sink, k, "%s: %s: use http:// with an HMAC key (every batch "
+                        "signed), or an ESP32 board" % (what, why)))
+        elif not cfg.get("ca_pem"):
+            out.append((sink, k, "%s: https:// needs the server's CA certificate (TLS "
+                        "section), so that no other server can take the readings" % what))
+    if esp and cfg.get("ca_pem"):
+        out.append((None, "ca_pem", "CA certificate: %s (nor can it verify one): leave it "
+                    "empty and set an HMAC key, or use an ESP32 board" % why))
+    if "mqtt" in tls:
+        if esp:
+            if not cfg.get("ca_pem"):
+                out.append(("mqtt", "mqtt_tls", "MQTT over TLS: %s: use MQTT without TLS "
+                            "and an HMAC key, or an ESP32 board" % why))
+            else:
+                out.append(("mqtt", None, "mqtt: %s: use MQTT without TLS and an HMAC key"
+                            % why))
+        elif not cfg.get("ca_pem"):
+            out.append(("mqtt", "mqtt_tls", "MQTT over TLS: needs the broker's CA "
+                        "certificate (TLS section), so that no other server can take the "
+                        "password and readings"))
+    elif cfg.get("mqtt_host") and cfg.get("mqtt_password") and \
+            not yes(cfg.get("mqtt_plain_ok")):
+        out.append(("mqtt", "mqtt_password", "MQTT password: not sent without TLS: %s, or "
+                    "allow sending it in the clear (readable by anyone on the network)" % (
+                        "the ESP8266 has no TLS" if esp else
+                        "give the broker's CA certificate (MQTT over TLS)")))
+    return out
+
+
+def chip_errors(cfg, chip):
+    # -> {key: message} for the portal (sink_errors above)
+    e = {}
+    for sink, k, msg in sink_errors(cfg, chip):
+        if k is not None and k not in e:
+            e[k] = msg
     return e
+
+
+def plain_credentials(cfg):
+    # True when these settings send mqtt_password without TLS (the user allowed it):
+    # the status page says so
+    return bool(cfg.get("mqtt_host") and cfg.get("mqtt_password") and
+                "mqtt" not in tls_sinks(cfg) and yes(cfg.get("mqtt_plain_ok")))
 
 
 def redacted(cfg):
@@ -418,20 +491,25 @@ def _read_json(path):
 
 def load(fs_root):
     # -> cfg (defaults for whatever is missing). cfg[ERROR_KEY] says why it is not the
-    # file as written: "missing", "corrupt", or "invalid: key,key" (those keys took
-    # their defaults). The app opens the set-up portal when it is set.
+    # file as written: "missing", "corrupt" (neither config.json nor its backup could
+    # be read), or "invalid: key,key" (those keys took their defaults). The app opens
+    # the set-up portal when it is set, and the portal shows it (error_text()).
+    # cfg[RECOVERED_KEY]: config.json was missing/corrupt, the backup was used.
     path = path_of(fs_root)
     data, err = _read_json(path)
+    recovered = None
     if data is None:
-        # power cut inside a remove-then-rename (FAT): the verified temp file is the new one
-        data, err2 = _read_json(path + ".tmp")
+        data, _ = _read_json(path + BACKUP)
         if data is None:
             cfg = defaults()
             cfg[ERROR_KEY] = err
             return cfg
+        recovered = err
     cfg, errors = validate(data, None, ())
+    if recovered:
+        cfg[RECOVERED_KEY] = recovered
     if "mqtt_port" not in data:
-        cfg["mqtt_port"] = 8883 if cfg.get("ca_pem") else 1883
+        cfg["mqtt_port"] = default_mqtt_port(cfg)
     if errors:
         cfg[ERROR_KEY] = "invalid: " + ",".join(sorted(errors))
     return cfg
@@ -463,8 +541,22 @@ def _sync(f):
             pass
 
 
+def error_text(why):
+    # load()'s ERROR_KEY -> a sentence for the set-up page (None: first boot, nothing
+    # to explain)
+    if not why or why == "missing":
+        return None
+    if why == "corrupt":
+        return ("The saved configuration (config.json) is damaged and there is no valid "
+                "backup: please enter the settings again.")
+    if why.startswith("invalid: "):
+        return ("The saved configuration has invalid values for %s (defaults used "
+                "instead): please check them." % why[9:].replace(",", ", "))
+    return "The saved configuration could not be used (%s)." % why
+
+
 def save(fs_root, cfg):
-    # Atomic replace; raises OSError (nothing changed) when the flash refuses.
+    # Atomic replace; raises OSError (config.json unchanged) when the flash refuses.
     path = path_of(fs_root)
     tmp = path + ".tmp"
     data = dumps(cfg)
@@ -475,6 +567,11 @@ def save(fs_root, cfg):
         _sync(f)
     if not _same(tmp, data):
         raise OSError(5, "config: temp file read back differs")
+    # the current file, if it is a valid configuration, becomes the backup: from here
+    # to the next rename a power cut leaves no config.json, and load() takes the backup
+    # (a damaged config.json is not kept as one)
+    if _read_json(path)[0] is not None:
+        _rename(path, path + BACKUP)
     _rename(tmp, path)
     if not _same(path, data):
         raise OSError(5, "config: file read back differs")

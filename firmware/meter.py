@@ -29,9 +29,11 @@ SEARCH = {
 
 
 def decoder_for_line(line, key=None, aak=None, fields=True):
-    # The decoder that matches a line setting found by the search. fields=False (the
-    # device) keeps only the raw groups the firmware uses (DATE), which holds the TIC
-    # decoder's allocation under 1 KB per frame.
+    # The decoder that matches a line setting found by the search; the same
+    # configuration on every chip (the DSMR reader streams through one line buffer).
+    # fields=False (the device) keeps no raw groups/lines: the firmware reads only
+    # typed reading keys (timestamp + dst for the clock, threshold_w, ejp_notice), so
+    # a P1 reading is about half the RAM and a TIC frame's allocation stays under 1 KB.
     if line == "tic-historic":
         from firmware.reading.tic import TicDecoder
         return TicDecoder("historic", fields=fields)
@@ -39,16 +41,7 @@ def decoder_for_line(line, key=None, aak=None, fields=True):
         from firmware.reading.tic import TicDecoder
         return TicDecoder("standard", fields=fields)
     from firmware.reading.dsmr import DsmrDecoder
-    # fields=False: only the raw line the relay policy reads (0-0:17.0.0, the
-    # contracted power threshold, which has no reading-schema name), not every raw
-    # line: a P1 reading is ~6 KB on the 64-bit unix port with them, ~2.7 KB without
-    # (tools/bench/bench_heap.py)
-    return DsmrDecoder(key=key, aak=aak,
-                       keep_fields=True if fields else DSMR_FIELDS)
-
-
-# raw P1 lines a reading keeps when fields=False (firmware/relay/policy.py)
-DSMR_FIELDS = ("0-0:17.0.0",)
+    return DsmrDecoder(key=key, aak=aak, keep_fields=bool(fields))
 
 
 def make_decoder(protocol="auto", key=None, aak=None):
@@ -83,6 +76,15 @@ BUF_SIZE = 128
 # A read starting this long after the previous one ended follows a sleep: what the rx
 # buffer holds is stale.
 STALE_MS = 300
+# The ESP8266's UART.any() says only whether a byte is there (ports/esp8266/uart.c
+# uart_rx_any), the ESP32's how many: on a 1 the loop asks for a chunk, which the
+# ESP8266's read fills from the backlog and then from the line while characters keep
+# coming (timeout_char), so it never waits long past what is arriving anyway.
+READ_CHUNK = 32
+# Dropping stale bytes reads small pieces and stops once a read has to wait on the
+# line: live characters arrive one per 8.3 ms at 1200 bd, stale ones are in RAM.
+DRAIN_PIECE = 8
+DRAIN_MS = 20
 
 
 class LineReader:
@@ -111,6 +113,9 @@ class LineReader:
         self._last_read_end = None
         self.early_stop = None    # labels the decoder stops at (() when none apply)
         self.rtc_early_stop = None  # labels kept across a deep sleep, for the next open
+        # on_frame(stx_ticks, frame_ms or None): told when a read saw a TIC frame start
+        # (the energy manager aligns its next wake-up to the meter's frames)
+        self.on_frame = None
 
     def _err(self, kind, n=1):
         e = self.stats["errors"]
@@ -202,13 +207,24 @@ class LineReader:
         last = self._last_read_end
         if last is None or port.ticks_diff(t0, last) > STALE_MS:
             k = 0
-            while self.uart.any() and k < 64:
-                self.uart.readinto(self.buf)
+            td = port.ticks_ms()
+            piece = self.mv[:DRAIN_PIECE]
+            while self.uart.any() and k < 256:
+                self.uart.readinto(piece)
                 k += 1
+                if port.ticks_diff(port.ticks_ms(), td) > DRAIN_MS:
+                    break          # reading the live line now, not the stale buffer
             if k:
                 self.decoder.reset()
         got = None
         ended = False              # the host's capture ran out (not the meter's fault)
+        # energy plan (firmware/power/energy.py frame()): when this read sees a TIC frame
+        # start, its time (and a whole frame's length) lets the next wake-up come just
+        # before a frame instead of half a frame too early on average
+        dec = self.decoder
+        in0 = getattr(dec, "in_frame", True)
+        full = self.early_stop is None
+        stx = None
         try:
             uart = self.uart
             while port.ticks_diff(port.ticks_ms(), t0) < max_ms:
@@ -217,14 +233,16 @@ class LineReader:
                 # is full, up to 1 s after the frame's end at 1200 bd; with nothing there,
                 # wait (UART timeout) for a few characters
                 n = uart.any()
-                n = uart.readinto(self.mv[:n if 0 < n < BUF_SIZE else
-                                          (BUF_SIZE if n else 8)])
+                n = uart.readinto(self.mv[:n if 1 < n < BUF_SIZE else
+                                          (BUF_SIZE if n > 1 else READ_CHUNK if n else 8)])
                 if not n:
                     if getattr(port, "meter_exhausted", None) and port.meter_exhausted():
                         ended = True
                         break
                     continue
                 out = self.decoder.feed(self.mv[:n])
+                if stx is None and not in0 and dec.in_frame:
+                    stx = port.ticks_ms()
                 if out:
                     for r in out:
                         got = r
@@ -235,6 +253,8 @@ class LineReader:
                 port.data_request(False)   # high-Z: the meter stops sending
             self._last_read_end = port.ticks_ms()
         spent = port.ticks_diff(port.ticks_ms(), t0)
+        if stx is not None and got is not None and self.on_frame is not None:
+            self.on_frame(stx, port.ticks_diff(self._last_read_end, stx) if full else None)
         if got is not None and self.early_stop is None and not got.get("partial"):
             self._set_early_stop(line, got)
         if got is not None and self.line is None:
@@ -358,10 +378,21 @@ class AutoDecoder:
         return out
 
     def flush(self):
-        # end of input (files): a telegram without its "!" completes only here
-        d = self._pick()
-        f = getattr(d, "flush", None)
-        return f() if f is not None else []
+        # end of input (files): a telegram without its "!" completes only here. Before
+        # a choice every candidate is flushed: a DSMR 2.2 telegram that ends the input
+        # without "!" (or without the CR LF after it) has given the DSMR decoder no
+        # frame yet, so it cannot be picked by its frame count.
+        if self.chosen is not None:
+            f = getattr(self.chosen, "flush", None)
+            return f() if f is not None else []
+        out = []
+        for d in self.subs:
+            f = getattr(d, "flush", None)
+            r = f() if f is not None else []
+            if r and self.chosen is None:
+                self.chosen = d
+                out = r
+        return out
 
     def _pick(self):
         if self.chosen is not None:
@@ -422,27 +453,16 @@ def parse_timestamp(ts):
 
 
 def season_offset_s(reading):
-    # UTC offset of the meter's local time from its season flag. France, the Netherlands,
-    # Belgium and Luxembourg all use CET/CEST: summer +2 h, winter +1 h.
-    #   TIC standard DATE horodate: first char E (ete, summer) / H (hiver, winter); lower
-    #   case means the meter's clock is degraded (Enedis-NOI-CPT_54E §6.2.3.1) -> not trusted.
-    #   DSMR 0-0:1.0.0 (YYMMDDhhmmssX): X = S (summer) / W (winter) (DSMR 5.0.2 §6.4).
-    f = reading.get("fields") or {}
-    v = f.get("DATE")
-    if v:
-        c = v[0]
-        if c == "E":
-            return 7200
-        if c == "H":
-            return 3600
-        return None
-    v = f.get("0-0:1.0.0")
-    if v:
-        c = v[-1]
-        if c == "S":
-            return 7200
-        if c == "W":
-            return 3600
+    # UTC offset of the meter's local time from its season flag (reading["dst"]).
+    # France, the Netherlands, Belgium and Luxembourg all use CET/CEST: summer +2 h,
+    # winter +1 h. The decoders set "dst" from the TIC standard DATE horodate (E/H;
+    # lower case = degraded clock -> None, Enedis-NOI-CPT_54E s.6.2.3.1) and the DSMR
+    # 0-0:1.0.0 flag (S/W, DSMR 5.0.2 s.6.4); None when absent (DSMR 2.2, historic TIC).
+    d = reading.get("dst")
+    if d is True:
+        return 7200
+    if d is False:
+        return 3600
     return None
 
 

@@ -7,8 +7,10 @@ For each board (power, demod, relay):
      (0 violations, 0 unconnected items, 0 parity issues wanted)
   3. netlist export compared with hardware/<board>/expected_nets.json (hand-written from
      the design intent): every expected net exists with exactly the expected pins, and no
-     connected net exists that the file does not list; and the parts' value/LCSC/MPN
-     against hardware/design/values.json (matched by the part's Role field)
+     connected net exists that the file does not list; the parts' value/LCSC/MPN
+     against hardware/design/values.json (matched by the part's Role field); every
+     semiconductor's pad -> pin function against hardware/design/pinouts.json (transcribed
+     from the datasheet of the MPN in the BOM)
   4. fab outputs into hardware/<board>/fab/: Gerber+drill zip (JLCPCB layer set), drill
      file, BOM CSV (JLCPCB columns), CPL CSV (JLCPCB columns), schematic PDF, 3D render PNG.
      Date stamps are normalised so the outputs are byte-reproducible.
@@ -98,7 +100,16 @@ def parse_sexpr(text):
 
 
 def netlist(board, tmp):
-    """-> {net name without the root-sheet '/': set of "REF.PIN"}, {ref: {pin: pin name}}"""
+    """-> {net name without the root-sheet '/': set of "REF.PIN"}, {ref: {pin: pin name}};
+    also sets netlist.components and netlist.pintypes (use netlist_full from threads)."""
+    nets, pinnames, pintypes, comps = netlist_full(board, tmp)
+    netlist.components = comps
+    netlist.pintypes = pintypes
+    return nets, pinnames
+
+
+def netlist_full(board, tmp):
+    """-> (nets, {ref: {pin: pin name}}, {ref: {pin: pin type}}, {ref: component fields})"""
     d = os.path.join(HW, board)
     out = os.path.join(tmp, board + ".net")
     run(["sch", "export", "netlist", "--format", "kicadsexpr", "-o", out, board + ".kicad_sch"], cwd=d)
@@ -106,6 +117,7 @@ def netlist(board, tmp):
         tree = parse_sexpr(f.read())
     nets = {}
     pinnames = {}
+    pintypes = {}
     comps = {}
     for sec in tree[1:]:
         if isinstance(sec, list) and sec[0] == "components":
@@ -116,6 +128,9 @@ def netlist(board, tmp):
                         continue
                     if item[0] in ("ref", "value", "footprint"):
                         c[item[0]] = item[1]
+                    elif item[0] == "libsource":
+                        f_ = {x[0]: x[1] for x in item[1:] if isinstance(x, list) and len(x) > 1}
+                        c["lib_id"] = "%s:%s" % (f_.get("lib", ""), f_.get("part", ""))
                     elif item[0] == "fields":
                         for fld in item[1:]:
                             name = [x[1] for x in fld[1:] if isinstance(x, list) and x[0] == "name"]
@@ -136,11 +151,11 @@ def netlist(board, tmp):
                     f_ = {x[0]: x[1] for x in item[1:] if isinstance(x, list) and len(x) > 1}
                     nodes.add("%s.%s" % (f_["ref"], f_["pin"]))
                     pinnames.setdefault(f_["ref"], {})[f_["pin"]] = f_.get("pinfunction", "")
+                    pintypes.setdefault(f_["ref"], {})[f_["pin"]] = f_.get("pintype", "")
             if name.startswith("/"):
                 name = name[1:]
             nets[name] = nodes
-    netlist.components = comps
-    return nets, pinnames
+    return nets, pinnames, pintypes, comps
 
 
 def load_expected(board):
@@ -187,6 +202,109 @@ def compare_values(board, comps, values_path=None):
     return problems
 
 
+def symbol_pins(board):
+    """{lib_id: {pin number: (name, x, y)}} of the symbols embedded in the schematic."""
+    with open(os.path.join(HW, board, board + ".kicad_sch")) as f:
+        tree = parse_sexpr(f.read())
+    out = {}
+    for sec in tree[1:]:
+        if not (isinstance(sec, list) and sec[0] == "lib_symbols"):
+            continue
+        for sym in sec[1:]:
+            pins = {}
+            for unit in sym[2:]:
+                if not (isinstance(unit, list) and unit[0] == "symbol"):
+                    continue
+                for it in unit[2:]:
+                    if isinstance(it, list) and it[0] == "pin":
+                        d = {x[0]: x for x in it[1:] if isinstance(x, list)}
+                        pins[d["number"][1]] = (d["name"][1], float(d["at"][1]), float(d["at"][2]))
+            out[sym[1]] = pins
+    return out
+
+
+def _side(pins, num):
+    """'left-top' etc.: where the symbol draws pin num among the pins of its side."""
+    _, x, y = pins[num]
+    same = [p for p in pins.values() if (p[1] < 0) == (x < 0)]
+    return "%s-%s" % ("left" if x < 0 else "right", "top" if y >= max(p[2] for p in same) else "bottom")
+
+
+def compare_pins(board, comps, pinnames, pintypes, table=None, sympins=None):
+    """Every semiconductor's pads carry the pin functions its datasheet gives for the exact
+    MPN in the BOM (hardware/design/pinouts.json, transcribed by hand), and sit on the
+    package's footprint."""
+    if table is None:
+        with open(os.path.join(HW, "design", "pinouts.json")) as f:
+            table = json.load(f)
+    sympins = symbol_pins(board) if sympins is None else sympins
+    problems = []
+    for ref, c in sorted(comps.items()):
+        if not re.match(r"^(U|Q|D|K)\d+$", ref):
+            continue
+        mpn = c.get("MPN", "")
+        t = table.get(mpn)
+        if t is None:
+            problems.append("%s (%s): no datasheet pin table for MPN %r in pinouts.json" % (ref, board, mpn))
+            continue
+        if t.get("footprint") and c.get("footprint") != t["footprint"]:
+            problems.append("%s (%s, %s): footprint %s, the package needs %s"
+                            % (ref, board, mpn, c.get("footprint"), t["footprint"]))
+        drawn = pinnames.get(ref, {})
+        if set(drawn) != set(t["pins"]):
+            problems.append("%s (%s, %s): pads %s drawn, datasheet has %s"
+                            % (ref, board, mpn, sorted(drawn), sorted(t["pins"])))
+        for pad, want in sorted(t["pins"].items()):
+            if pad not in drawn:
+                continue
+            name = drawn[pad]
+            if isinstance(want, str):
+                if name != want:
+                    problems.append("%s (%s, %s) pad %s: symbol pin %r, datasheet %r"
+                                    % (ref, board, mpn, pad, name, want))
+                continue
+            if "type" in want and pintypes.get(ref, {}).get(pad) != want["type"]:
+                problems.append("%s (%s, %s) pad %s (%s): pin type %r, datasheet %r"
+                                % (ref, board, mpn, pad, want["fn"], pintypes.get(ref, {}).get(pad), want["type"]))
+            if "side" in want:
+                pins = sympins.get(c.get("lib_id"), {})
+                got = _side(pins, pad) if pad in pins else None
+                if got != want["side"]:
+                    problems.append("%s (%s, %s) pad %s (%s): drawn at %s of the symbol, expected %s"
+                                    % (ref, board, mpn, pad, want["fn"], got, want["side"]))
+    return problems
+
+
+def confirm_table(values_path=None):
+    """Markdown table of the parts whose LCSC number is missing or not confirmed (empty, or
+    VERIFY in values.json's note), one row per MPN, with the second source to fall back on.
+    hardware/README.md carries it verbatim (tests/host/test_hardware.py)."""
+    path = values_path or os.path.join(HW, "design", "values.json")
+    with open(path) as f:
+        data = json.load(f)
+    rows = {}
+    for board in BOARDS:
+        for ref, e in data.get(board, {}).items():
+            if not isinstance(e, dict) or not e.get("mpn"):
+                continue
+            if e.get("lcsc") and "VERIFY" not in e.get("note", ""):
+                continue
+            r = rows.setdefault(e["mpn"], {"refs": [], "e": e})
+            r["refs"].append("%s %s" % (board, ref))
+    for board in BOARDS:     # every part sharing a listed MPN
+        for ref, e in data.get(board, {}).items():
+            tag = "%s %s" % (board, ref)
+            if isinstance(e, dict) and e.get("mpn") in rows and tag not in rows[e["mpn"]]["refs"]:
+                rows[e["mpn"]]["refs"].append(tag)
+    out = ["| parts | MPN | manufacturer | LCSC | second source |", "|---|---|---|---|---|"]
+    for mpn, r in sorted(rows.items(), key=lambda kv: kv[1]["refs"][0]):
+        e = r["e"]
+        out.append("| %s | %s | %s | %s | %s |" % (", ".join(r["refs"]), mpn, e.get("manufacturer", ""),
+                                                  ("%s (not confirmed)" % e["lcsc"]) if e.get("lcsc") else "none found",
+                                                  e.get("second_source", "MISSING")))
+    return "\n".join(out) + "\n"
+
+
 # ------------------------------------------------------------------ fab outputs
 DATE_PATTERNS = [
     (re.compile(rb"%TF\.CreationDate,[^*]*\*%"), rb"%TF.CreationDate,2020-01-01T00:00:00+00:00*%"),
@@ -208,7 +326,73 @@ def normalise(path):
         f.write(data)
 
 
-def make_fab(board, out):
+# JLCPCB's pick-and-place convention differs from KiCad's footprint zero orientation for some
+# packages; the corrections (added to KiCad's rotation) are the ones of Matthew Lai's
+# JLCKicadTools (jlc_kicad_tools/cpl_rotations_db.csv: "^SOT-223" 180, "^SOT-23" 180, the
+# latter also covering SOT-23-5/-6). Packages not listed there (0805/1206 chips, SOD-123,
+# SMA, the XKB switch, the SMDIP-4 opto, whose SOP-4 sibling has 0) need none. JLCPCB's
+# order page shows every part over its footprint: check the preview before paying.
+ROTATION_FIX = ((re.compile(r"^SOT-223"), 180), (re.compile(r"^SOT-23"), 180))
+
+
+def jlc_rotation(package, rot):
+    for rx, fix in ROTATION_FIX:
+        if rx.search(package):
+            return (rot + fix) % 360
+    return rot % 360
+
+
+def cpl_text(rows):
+    """KiCad position rows (Ref, Val, Package, PosX, PosY, Rot, Side) -> JLCPCB CPL."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["Designator", "Val", "Package", "Mid X", "Mid Y", "Rotation", "Layer"])
+    for r in sorted(rows, key=lambda r: _refkey(r[0])):
+        w.writerow([r[0], r[1], r[2], "%.3fmm" % float(r[3]), "%.3fmm" % float(r[4]),
+                    "%.1f" % jlc_rotation(r[2], float(r[5])), "Top" if r[6] == "top" else "Bottom"])
+    return buf.getvalue()
+
+
+def _refkey(ref):
+    m = re.match(r"([A-Z]+)(\d+)", ref)
+    return (m.group(1), int(m.group(2))) if m else (ref, 0)
+
+
+def bom_texts(comps, placed):
+    """-> (JLCPCB BOM of the placed parts, hand-assembly list of the rest)."""
+    groups = {}
+    hand = []
+    for ref, c in comps.items():
+        if ref.startswith("#"):
+            continue
+        if ref in placed:
+            key = (c.get("value", ""), c.get("footprint", ""), c.get("LCSC", ""), c.get("MPN", ""),
+                   c.get("Manufacturer", ""))
+            groups.setdefault(key, []).append(ref)
+        else:
+            hand.append(ref)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["Comment", "Designator", "Footprint", "LCSC Part #", "MPN", "Manufacturer", "Quantity"])
+    for key, refs in sorted(groups.items(), key=lambda kv: _refkey(sorted(kv[1], key=_refkey)[0])):
+        refs = sorted(refs, key=_refkey)
+        w.writerow([key[0], ",".join(refs), key[1].split(":")[-1], key[2], key[3], key[4], len(refs)])
+    hb = io.StringIO()
+    w = csv.writer(hb, lineterminator="\n")
+    w.writerow(["Designator", "Comment", "Footprint", "MPN", "Manufacturer", "Fit"])
+    for ref in sorted(hand, key=_refkey):
+        c = comps[ref]
+        fit = "hand-solder (through-hole)"
+        if not c.get("MPN"):
+            fit = "DNP: not a part - bridge the pads with solder (see the silkscreen)"
+        elif c.get("Note"):
+            fit += "; " + c["Note"]
+        w.writerow([ref, c.get("value", ""), c.get("footprint", "").split(":")[-1], c.get("MPN", ""),
+                    c.get("Manufacturer", ""), fit])
+    return buf.getvalue(), hb.getvalue()
+
+
+def make_fab(board, out, comps=None):
     """Regenerates every fabrication output of one board into directory out."""
     d = os.path.join(HW, board)
     pcb, sch = board + ".kicad_pcb", board + ".kicad_sch"
@@ -232,26 +416,24 @@ def make_fab(board, out):
         for n in names:
             if n.endswith(".drl"):
                 shutil.copyfile(os.path.join(g, n), os.path.join(out, n))
-        # BOM, JLCPCB column names, grouped by value/footprint/part number
-        bom_raw = os.path.join(tmp, "bom.csv")
-        run(["sch", "export", "bom", "--fields", "Value,Reference,Footprint,LCSC,MPN,Manufacturer,${QUANTITY}",
-             "--labels", "Comment,Designator,Footprint,LCSC Part #,MPN,Manufacturer,Quantity",
-             "--group-by", "Value,Footprint,LCSC,MPN", "--sort-field", "Reference", "--exclude-dnp",
-             "-o", bom_raw, sch], cwd=d)
-        shutil.copyfile(bom_raw, os.path.join(out, board + "-bom.csv"))
-        # CPL (pick and place): KiCad's columns renamed to what JLCPCB's importer expects
+        # Assembly files for JLCPCB: the CPL holds the SMD parts only (the assembler places
+        # them); the BOM lists exactly those parts with their LCSC numbers; everything the
+        # maker fits by hand (through-hole parts, sockets, the solder jumper) goes to a
+        # separate hand-assembly list.
         pos_raw = os.path.join(tmp, "pos.csv")
-        run(["pcb", "export", "pos", "--format", "csv", "--units", "mm", "--side", "both", "-o", pos_raw, pcb], cwd=d)
+        run(["pcb", "export", "pos", "--format", "csv", "--units", "mm", "--side", "both", "--smd-only",
+             "--exclude-dnp", "-o", pos_raw, pcb], cwd=d)
         with open(pos_raw, newline="") as f:
-            rows = list(csv.reader(f))
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["Designator", "Val", "Package", "Mid X", "Mid Y", "Rotation", "Layer"])
-        for r in rows[1:]:
-            w.writerow([r[0], r[1], r[2], "%.3fmm" % float(r[3]), "%.3fmm" % float(r[4]), "%.1f" % float(r[5]),
-                        r[6]])
+            rows = list(csv.reader(f))[1:]
         with open(os.path.join(out, board + "-cpl.csv"), "w") as f:
-            f.write(buf.getvalue())
+            f.write(cpl_text(rows))
+        comps = comps if comps is not None else netlist_full(board, tmp)[3]
+        placed = set(r[0] for r in rows)
+        jlc, hand = bom_texts(comps, placed)
+        with open(os.path.join(out, board + "-bom.csv"), "w") as f:
+            f.write(jlc)
+        with open(os.path.join(out, board + "-bom-hand.csv"), "w") as f:
+            f.write(hand)
         pdf = os.path.join(out, board + "-schematic.pdf")
         run(["sch", "export", "pdf", "-o", pdf, sch], cwd=d)
         normalise(pdf)
@@ -355,26 +537,28 @@ def check_board(board, check_only=False):
     with tempfile.TemporaryDirectory() as tmp:
         res["erc"] = erc(board, tmp)
         res["drc"] = drc(board, tmp)
-        nets, pinnames = netlist(board, tmp)
+        nets, pinnames, pintypes, comps = netlist_full(board, tmp)
         res["nets"] = {k: sorted(v) for k, v in nets.items()}
         res["pin_names"] = pinnames
         res["net_problems"] = compare_nets(board, nets)
-        res["value_problems"] = compare_values(board, netlist.components)
+        res["value_problems"] = compare_values(board, comps)
+        res["pin_problems"] = compare_pins(board, comps, pinnames, pintypes)
         fab_dir = os.path.join(HW, board, "fab")
         if check_only:
             fresh = os.path.join(tmp, "fab")
-            make_fab(board, fresh)
+            make_fab(board, fresh, comps)
             res["fab_problems"] = compare_fab(fresh, fab_dir)
         else:
             if os.path.isdir(fab_dir):
                 shutil.rmtree(fab_dir)
-            make_fab(board, fab_dir)
+            make_fab(board, fab_dir, comps)
             res["fab_problems"] = []
         res["fab_files"] = sorted(os.listdir(fab_dir)) if os.path.isdir(fab_dir) else []
     res["ok"] = (not res["erc"]["violations"] and res["erc"]["exit_code"] == 0
                  and not res["drc"]["violations"] and not res["drc"]["unconnected"]
                  and not res["drc"]["parity"] and res["drc"]["exit_code"] == 0
-                 and not res["net_problems"] and not res["value_problems"] and not res["fab_problems"])
+                 and not res["net_problems"] and not res["value_problems"] and not res["pin_problems"]
+                 and not res["fab_problems"])
     return res
 
 
@@ -387,7 +571,12 @@ def main(argv=None):
     ap.add_argument("--regen", action="store_true",
                     help="first regenerate the KiCad projects from hardware/gen (needs KiCad's pcbnew "
                          "module for /usr/bin/python3)")
+    ap.add_argument("--confirm-table", action="store_true",
+                    help="print the parts-to-confirm table for hardware/README.md and exit")
     a = ap.parse_args(argv)
+    if a.confirm_table:
+        sys.stdout.write(confirm_table())
+        return 0
     if a.regen:
         subprocess.check_call(["/usr/bin/python3", os.path.join(HW, "gen", "build.py")] +
                               [b for b in a.boards.split(",") if b])
@@ -410,7 +599,9 @@ def main(argv=None):
             for v in r["drc"][key]:
                 print("   DRC %s: %s" % (key, v))
         print("   values.json: %s" % ("matches" if not r["value_problems"] else "%d mismatches" % len(r["value_problems"])))
-        for p in r["net_problems"] + r["value_problems"] + r["fab_problems"]:
+        print("   pins vs datasheet tables: %s" % ("all match" if not r["pin_problems"]
+                                                        else "%d problems" % len(r["pin_problems"])))
+        for p in r["net_problems"] + r["value_problems"] + r["pin_problems"] + r["fab_problems"]:
             print("   " + p)
         ok = ok and r["ok"]
     if a.json:

@@ -2,7 +2,9 @@
 # calls every top-level function named test_*, prints one line per test and a
 # closing "N passed, N failed" line. A module that cannot run on MicroPython sets
 # MICROPYTHON_SKIP = "why" at its top; a test that needs what a build lacks raises
-# tests.fw.util.SkipTest.
+# tests.fw.util.SkipTest. Both are reported as SKIP lines and counted as skipped, never
+# as passed; tests/host/test_micropython.py turns a skip into a pytest skip (a failure
+# under CI=true, tests/conftest.py).
 #
 #   micropython tests/mprun.py tests/fw/test_tic.py [more files] [-k substring]
 import sys
@@ -13,18 +15,18 @@ def run_module(path, only):
     name = path.replace("/", ".")
     if name.endswith(".py"):
         name = name[:-3]
-    passed = failed = 0
+    passed = failed = skipped = 0
     try:
         __import__(name)
         mod = sys.modules[name]
     except Exception as e:
         print("ERROR importing", name, repr(e))
         sys.print_exception(e)
-        return 0, 1
+        return 0, 1, 0
     skip = getattr(mod, "MICROPYTHON_SKIP", None)
     if skip:
         print("SKIP", name, "-", skip)
-        return 0, 0
+        return 0, 0, 1
     for attr in sorted(dir(mod)):
         if not attr.startswith("test_"):
             continue
@@ -42,11 +44,12 @@ def run_module(path, only):
             if type(e).__name__ == "SkipTest":
                 # tests.fw.util.SkipTest: what this build lacks (e.g. no cryptolib)
                 print("SKIP", name + "::" + attr, "-", e)
+                skipped += 1
                 continue
             failed += 1
             print("FAIL", name + "::" + attr, repr(e))
             sys.print_exception(e)
-    return passed, failed
+    return passed, failed, skipped
 
 
 def main(argv):
@@ -60,12 +63,13 @@ def main(argv):
             continue
         files.append(argv[i])
         i += 1
-    tp = tf = 0
+    tp = tf = ts = 0
     for f in files:
-        p, fl = run_module(f, only)
+        p, fl, sk = run_module(f, only)
         tp += p
         tf += fl
-    print("%d passed, %d failed" % (tp, tf))
+        ts += sk
+    print("%d passed, %d failed, %d skipped" % (tp, tf, ts))
     return 1 if tf else 0
 
 

@@ -137,16 +137,26 @@ class MeterLine:
 
 
 class FakeUart:
-    # A UART receiver on the meter line. readinto() returns what the hardware FIFO/ring
-    # buffer holds by the current virtual time, waiting (advancing the clock) up to
-    # `timeout` ms for the first byte, like machine.UART(timeout=...).
+    # A UART receiver on the meter line, modelled on the port's machine.UART (model):
+    #   "esp8266" (default): ports/esp8266/uart.c uart_rx_any() says only whether a byte
+    #     is there (any() -> 0 or 1); machine_uart.c read() waits up to `timeout` ms for
+    #     the first byte, then keeps taking bytes while each next one arrives within
+    #     timeout_char ms (at least 13000 / baud + 1, the port's minimum) until the
+    #     buffer is full;
+    #   "esp32": any() is the count buffered (uart_get_buffered_data_len), read() waits
+    #     until the buffer is full or `timeout` ms have passed (uart_read_bytes).
+    # Time is the virtual clock: a read advances it to the end of the last character it
+    # took, or to its deadline.
     def __init__(self, line, clock, baud, bits=7, parity=0, stop=1, rxbuf=256, invert=False,
-                 timeout=50):
+                 timeout=50, model="esp8266", timeout_char=0):
         self.line = line
         self.clock = clock
         self.timeout = timeout
+        self.timeout_char = timeout_char
         self.rxbuf = rxbuf
+        self.model = model
         self.overflow = 0
+        self.reads = 0            # readinto() calls (tests count them)
         self._buf = bytearray()
         self.configure(baud, bits, parity, stop, invert)
 
@@ -262,21 +272,50 @@ class FakeUart:
 
     def any(self):
         self._pump(self.clock.us)
+        if self.model == "esp8266":
+            return 1 if self._buf else 0
         return len(self._buf)
 
+    def _peek(self):
+        # the next character not yet in the ring buffer: (end_us, byte) or None
+        if self._pending is None and self.line is not None:
+            self._pending = self._next_exact() if self._exact else self._next_sampled()
+        return self._pending
+
+    def _take_until(self, n, deadline_us, gap_us):
+        # move arriving characters into the ring until it holds n, the next one ends
+        # after deadline_us, or (gap_us) arrives later than gap_us after the previous
+        while len(self._buf) < n:
+            p = self._peek()
+            if p is None:
+                return
+            end = p[0]
+            if end > deadline_us or (gap_us is not None and end > self.clock.us + gap_us):
+                return
+            self.clock.us = max(self.clock.us, end)
+            self._pending = None
+            self._buf.append(p[1])
+
     def readinto(self, buf, nbytes=None):
+        self.reads += 1
         n = len(buf) if nbytes is None else min(nbytes, len(buf))
+        if n == 0:
+            return 0
         self._pump(self.clock.us)
-        if not self._buf:
-            # wait for the first byte, at most `timeout` ms
-            deadline = self.clock.us + self.timeout * 1000
-            if self._pending is None and self.line is not None:
-                self._pending = self._next_exact() if self._exact else self._next_sampled()
-            if self._pending is not None and self._pending[0] <= deadline:
-                self.clock.us = max(self.clock.us, self._pending[0])
-            else:
-                self.clock.us = deadline
-            self._pump(self.clock.us)
+        deadline = self.clock.us + self.timeout * 1000
+        if self.model == "esp8266":
+            if not self._buf:
+                self._take_until(1, deadline, None)
+                if not self._buf:
+                    self.clock.us = max(self.clock.us, deadline)
+                    return 0
+            tc = max(self.timeout_char, 13000 // self.baud + 1) * 1000
+            self._take_until(n, 1 << 62, tc)
+        else:
+            self._take_until(n, deadline, None)
+            if len(self._buf) < n:
+                self.clock.us = max(self.clock.us, deadline)
+                self._pump(self.clock.us)
         k = min(n, len(self._buf))
         if k:
             buf[:k] = self._buf[:k]
@@ -328,8 +367,11 @@ class HostPort:
     def __init__(self, capture=None, meter_baud=1200, meter_bits=7, meter_parity=0,
                  meter_invert=False, loop=False, repeat=1, period_ms=None, fs_root=None, flash=None, board="d1mini",
                  clock=None, vcap_mv=5400, device_id="0a1b2c", wall_start=None,
-                 wifi_ok=True, scan=None, rtc_size=492, quiet=True, wdt_model=None):
+                 wifi_ok=True, scan=None, rtc_size=492, quiet=True, uart_model="esp8266",
+                 ticks_offset_ms=0, wdt_model=None):
         self.clock = clock or Clock()
+        self.uart_model = uart_model   # FakeUart: "esp8266" (any() 0/1) or "esp32"
+        self.ticks_offset_ms = ticks_offset_ms
         self.board = boards.BOARDS[board]
         self.line = None
         if capture is not None:
@@ -365,12 +407,19 @@ class HostPort:
         self.ap_ip = "127.0.0.1"
 
     # -- clock ---------------------------------------------------------------
+    # time.ticks_ms() as the chips count it: it wraps after TICKS_PERIOD = 2^30 ms
+    # (MicroPython, py/mphal + extmod/modtime.c: MICROPY_PY_TIME_TICKS_PERIOD is
+    # MP_SMALL_INT_POSITIVE_MASK + 1 on these 32-bit ports); ticks_offset_ms starts the
+    # count elsewhere than 0 (a test puts the wrap a few seconds ahead)
+    TICKS_PERIOD = 1 << 30
+
     def ticks_ms(self):
         self._wdt_check()
-        return self.clock.ms
+        return (self.clock.ms + self.ticks_offset_ms) & (self.TICKS_PERIOD - 1)
 
     def ticks_diff(self, a, b):
-        return a - b
+        half = self.TICKS_PERIOD >> 1
+        return ((a - b + half) & (self.TICKS_PERIOD - 1)) - half
 
     def sleep_ms(self, ms):
         self.activity("sleep")
@@ -460,7 +509,7 @@ class HostPort:
         inv = bool(invert) != bool(self.meter_invert)
         if self.uart is None:
             self.uart = self.uart_class(self.line, self.clock, baud, bits, parity, stop,
-                                        rxbuf, inv, timeout)
+                                        rxbuf, inv, timeout, self.uart_model)
         else:
             self.uart.rxbuf = rxbuf
             self.uart.timeout = timeout

@@ -3,10 +3,11 @@
     python -m tools.mpybuild --chip esp8266|esp32c3|esp32c6|esp32s3 [--romfs] [--out build]
 
 The .mpy files land in build/<chip>/ with the same layout as the sources, ready for
-`mpremote cp -r` (tools.flash does that). --romfs also builds a ROMFS image
-(build/<chip>.romfs, `mpremote romfs build`) for ports with a ROMFS partition: modules
+`mpremote cp -r` (tools.flash does that). --romfs also builds a ROMFS image of
+firmware/ (build/<chip>.romfs, `mpremote romfs build`) for images with a ROMFS partition
+(the stock ESP8266_GENERIC FLASH_2M_ROMFS; stock ESP32-C3/C6 images have none): modules
 then execute in place from flash and cost no heap for their bytecode, which is what
-lets the whole firmware run in the ESP8266's ~38 KB heap (see README, "ESP8266 1 MB").
+lets the whole firmware run in the ESP8266's ~38 KB heap (see README, "Flashing a board").
 -O1 is not used: it strips assert statements, which umqtt.simple relies on.
 """
 import argparse
@@ -53,6 +54,18 @@ def build(chip, out_dir):
     return dest, rows
 
 
+def romfs(dest, rom_src, img):
+    # the ROMFS image of the compiled firmware/ only (boot.py and main.py stay on the
+    # filesystem: MicroPython runs them from there): rom_src is its source tree
+    import shutil
+    shutil.rmtree(rom_src, ignore_errors=True)
+    shutil.copytree(os.path.join(dest, "firmware"), os.path.join(rom_src, "firmware"))
+    mpremote = os.path.join(os.path.dirname(sys.executable), "mpremote")
+    subprocess.run([mpremote, "romfs", "--no-mpy", "-o", img, "build", rom_src], check=True,
+                   stdout=subprocess.DEVNULL)
+    return img
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--chip", default="esp8266", choices=sorted(ARCH))
@@ -68,9 +81,8 @@ def main(argv=None):
     print("%-*s %8d %8d" % (w, "TOTAL (%d modules)" % len(rows), sum(r[1] for r in rows),
                             sum(r[2] for r in rows)))
     if a.romfs:
-        img = os.path.join(a.out, a.chip + ".romfs")
-        mpremote = os.path.join(os.path.dirname(sys.executable), "mpremote")
-        subprocess.run([mpremote, "romfs", "--no-mpy", "-o", img, "build", dest], check=True)
+        img = romfs(dest, os.path.join(a.out, a.chip + "-rom"),
+                    os.path.join(a.out, a.chip + ".romfs"))
         print("ROMFS image:", img, os.path.getsize(img), "bytes")
     return 0
 

@@ -2,11 +2,17 @@
 # the host port, the meter UART fed from a capture at the true wire rate of the
 # virtual clock, real sockets for the network, the store on a flash model.
 #
-#   python -m tools.replay CAPTURE [--config FILE] [--micropython] [--report OUT.json]
-#          [--readings OUT.jsonl] [--meter tic-historic|tic-standard|dsmr] [--repeat N]
+#   python -m tools.replay CAPTURE [--config FILE] [--micropython | --target CHIP]
+#          [--report OUT.json] [--readings OUT.jsonl] [--meter tic-historic|tic-standard|dsmr]
+#          [--repeat N]
 #
 # Runs on CPython and on the MicroPython unix port (--micropython re-runs this very
 # module under `micropython`, so both produce their report from the same code).
+# --target esp8266|esp32c3 re-runs it on that chip's variant of the unix port
+# (tools/mp32.py: the chip's feature switches, object model and 32-bit build), with a
+# heap the host-side replay fits in (4 MB: the capture, the host port and the firmware
+# compiled from source are in it); the firmware's own heap on the chip is measured by
+# `make bench` (tools/bench/bench_heap.py --target).
 import json
 import os
 import sys
@@ -146,41 +152,89 @@ def run(capture_path, cfg, meter=None, repeat=None, fs_root=None, quiet=True, ma
     return totals, readings
 
 
-def _reexec_micropython(argv):
+def _reexec_micropython(argv, target=None):
     import subprocess
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     mp = os.path.join(root, ".venv", "bin", "micropython")
-    if not os.path.exists(mp):
+    if target is not None:
+        from tools import mp32
+        why = mp32.available()
+        if why:
+            print("--target %s: %s" % (target, why), file=sys.stderr)
+            return 2
+        mp = mp32.build(target)
+    elif not os.path.exists(mp):
         import shutil
         mp = shutil.which("micropython") or mp
     env = dict(os.environ)
     env["MICROPYPATH"] = ":".join([".frozen", root, os.path.join(root, ".mplib"),
                                    os.path.join(root, "tools", "compat", "micropython")])
     args = [a for a in argv if a != "--micropython"]
+    if target is not None:
+        i = args.index("--target")
+        args = args[:i] + args[i + 2:] + ["--target-name", target]
     cmd = [mp, "-X", "heapsize=4M", "-m", "tools.replay"] + args
     return subprocess.call(cmd, cwd=root, env=env)
+
+
+USAGE = ("usage: python -m tools.replay CAPTURE [--config F] [--report R.json] "
+         "[--readings R.jsonl] [--meter M] [--repeat N] [--device-id HEX6] [--verbose] "
+         "[--micropython | --target esp8266|esp32c3]")
+_VALUED = ("config", "report", "readings", "meter", "repeat", "device_id", "target_name")
+
+
+class _Opts:
+    pass
+
+
+def _args(argv):
+    # the command line, parsed without argparse (the chip variants, like the chips, have
+    # no micropython-lib): -> options, or None when it is not understood
+    a = _Opts()
+    for k in _VALUED:
+        setattr(a, k, None)
+    a.device_id = "0a1b2c"
+    a.verbose = False
+    a.capture = None
+    i = 0
+    while i < len(argv):
+        k = argv[i]
+        if k in ("--micropython", "--verbose"):
+            a.verbose = a.verbose or k == "--verbose"
+        elif k.startswith("--") and k[2:].replace("-", "_") in _VALUED and i + 1 < len(argv):
+            setattr(a, k[2:].replace("-", "_"), argv[i + 1])
+            i += 1
+        elif not k.startswith("-") and a.capture is None:
+            a.capture = k
+        else:
+            return None
+        i += 1
+    if a.capture is None:
+        return None
+    if a.repeat is not None:
+        a.repeat = int(a.repeat)
+    return a
 
 
 def main(argv):
     if "--micropython" in argv and sys.implementation.name != "micropython":
         return _reexec_micropython(argv)
-    import argparse
-    ap = argparse.ArgumentParser()
-    ap.add_argument("capture")
-    ap.add_argument("--config", default=None)
-    ap.add_argument("--report", default=None)
-    ap.add_argument("--readings", default=None)
-    ap.add_argument("--meter", default=None)
-    ap.add_argument("--repeat", type=int, default=None,
-                    help="send the capture N times (P1 default: %d, one per second)" % P1_REPEAT)
-    ap.add_argument("--micropython", action="store_true")
-    ap.add_argument("--device-id", default="0a1b2c", help="6 hex digits (host port's chip id)")
-    ap.add_argument("--verbose", action="store_true")
-    a = ap.parse_args(argv)
+    if "--target" in argv:
+        i = argv.index("--target")
+        if i + 1 >= len(argv) or argv[i + 1] not in ("esp8266", "esp32c3"):
+            print("--target esp8266|esp32c3", file=sys.stderr)
+            return 2
+        return _reexec_micropython(argv, argv[i + 1])
+    a = _args(argv)
+    if a is None:
+        print(USAGE, file=sys.stderr)
+        return 2
     cfg = load_config(a.config)
     report, readings = run(a.capture, cfg, meter=a.meter, repeat=a.repeat,
                            quiet=not a.verbose, device_id=a.device_id)
     report["python"] = sys.implementation.name
+    if a.target_name:
+        report["target"] = a.target_name
     if a.readings:
         with open(a.readings, "w") as f:
             for r in readings:

@@ -8,10 +8,24 @@
 # clock. Every reading is counted from measured (recorded by the app) to delivered
 # (acknowledged by the collector).
 #
-#   python -m tools.sim [--policy paper|firmware] [--board ltr|ltr-low|ltr-high|paper]
+#   python -m tools.sim [--policy paper|firmware] [--chip esp8266|esp32c3]
+#                       [--board ltr|ltr-low|ltr-high|paper] [--source constant|meter]
 #                       [--tls|--no-tls] [--power-mw P] [--power-profile hours_mw.csv]
 #                       [--hours H] [--seed N] [--outage START:END] [--json] [--plot OUT.png]
-#                       [--capture corpus/rel/path]
+#                       [--capture corpus/rel/path] [--sink https|mqtt]
+#
+# --sink mqtt: the uplink publishes to a mosquitto on loopback (with Home Assistant
+#   discovery) instead of POSTing to the HTTP(S) collector; bytes per kind of message.
+# --chip: the chip's currents, durations, sleep modes and ADC (tools/simparams.py CHIPS);
+#   the firmware sees it as port.chip (its energy plan per chip, its uplink's rules: the
+#   ESP8266 leaves TLS sinks out, so there the uplink is http:// with signed batches;
+#   TLS is the default where the chip can, with ca_pem verified).
+# --source meter: the meter's TIC supply as the ngspice Thevenin model of
+#   hardware/sim/rectifier.cir sees it (tools/simmeter.py), instead of a constant power
+#   at the rectifier input (--power-mw).
+# The report's "energy" block accounts for every joule (harvested, shed at the clamp,
+# per chip state, regulator, ESR, supervisor, dividers, leakage), time per state,
+# listening time per reading, Wi-Fi join failures and bytes sent; --plot adds a panel.
 #
 # --policy paper: the reference design (Couraud et al., Linky TIC Reader) as its published
 #   firmware behaves: each wake it reads one value and, when the capacitor is high
@@ -99,6 +113,7 @@ class Collector:
         self.received = {}         # seq -> virtual us of first arrival
         self.requests = 0
         self.failed = 0
+        self.bytes = 0             # request bodies received (acknowledged or not)
         self.window = window       # -> id of the device's current upload window
         self.acked = {}            # window id -> virtual us of its last acknowledged request
         col = self
@@ -112,6 +127,7 @@ class Collector:
             def do_POST(self):
                 n = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(n)
+                col.bytes += len(body)
                 if col.down:
                     col.failed += 1
                     self.close_connection = True
@@ -162,6 +178,93 @@ class Collector:
     def close(self):
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class MqttCollector:
+    # --sink mqtt: a mosquitto on loopback (TLS listener with the same generated CA when
+    # the firmware uses TLS) and a subscriber to everything the device publishes. Every
+    # batch's seqs are stamped with the virtual time they arrive; bytes are counted per
+    # kind of message as the broker delivers them (Home Assistant discovery, batches,
+    # retained state, status), independently of the firmware's own byte counts.
+    def __init__(self, clock, tls, tmpdir, window=None):
+        import paho.mqtt.client as mqtt
+        from tools.services import Mosquitto
+        self.clock = clock
+        self.down = False          # (outages are the HTTP collector's)
+        self.received = {}
+        self.requests = 0
+        self.failed = 0
+        self.bytes = 0
+        self.by_kind = {}          # discovery / batch / state / status / other -> bytes
+        self.msgs = {}
+        self.disc_topics = set()
+        self.window = window
+        self.acked = {}
+        self.ca_pem = ""
+        files = None
+        if tls:
+            cp, kp, pem = make_cert(tmpdir)
+            files = (cp, kp)
+            self.ca_pem = pem
+        self.broker = Mosquitto(tls=files).start()
+        self.port = self.broker.tls_port if tls else self.broker.port
+        col = self
+
+        def on_message(client, userdata, msg):
+            t = col.clock.us
+            topic = msg.topic
+            kind = ("discovery" if topic.startswith("homeassistant/") else
+                    topic.rsplit("/", 1)[-1] if topic.startswith("linky/") else "other")
+            if kind not in ("discovery", "batch", "state", "status"):
+                kind = "other"
+            n = len(msg.payload)
+            col.by_kind[kind] = col.by_kind.get(kind, 0) + n
+            col.msgs[kind] = col.msgs.get(kind, 0) + 1
+            if kind == "discovery":
+                col.disc_topics.add(topic)
+            if kind != "batch":
+                return
+            col.bytes += n
+            try:
+                doc = json.loads(msg.payload)
+                cols = doc.get("cols") or []
+                i = cols.index("seq") if "seq" in cols else 0
+                for row in doc.get("rows") or []:
+                    seq = row[i]
+                    if seq is not None and seq not in col.received:
+                        col.received[seq] = t
+            except (ValueError, AttributeError, IndexError, TypeError):
+                col.failed += 1
+                return
+            col.requests += 1
+            w = col.window() if col.window else col.requests
+            col.acked[w] = t
+
+        cl = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="sim-collector")
+        cl.on_message = on_message
+        cl.connect("127.0.0.1", self.broker.port)
+        cl.subscribe([("linky/#", 1), ("homeassistant/#", 1)])
+        cl.loop_start()
+        self.client = cl
+        self.idle()
+
+    def idle(self, quiet_s=0.05, limit_s=5.0):
+        # wait until the broker has delivered what the device published (real time)
+        import time
+        end = time.time() + limit_s
+        last = -1
+        while time.time() < end:
+            n = sum(self.msgs.values())
+            if n == last:
+                return
+            last = n
+            time.sleep(quiet_s)
+
+    def close(self):
+        self.idle()
+        self.client.loop_stop()
+        self.client.disconnect()
+        self.broker.stop()
 
 
 # -- statistics --------------------------------------------------------------------------
@@ -222,9 +325,10 @@ def parse_outage(s):
 
 
 # -- the run -----------------------------------------------------------------------------
-def run(policy="firmware", tls=True, power_mw=130.0, hours=6.0, seed=1, outage=None,
+def run(policy="firmware", tls=None, power_mw=130.0, hours=6.0, seed=1, outage=None,
         capture=None, trace_every=2.0, meter="tic-historic", relay=None, profile=None,
-        board=None):
+        board=None, chip=None, source="constant", sink="https", wifi_fail=0.0,
+        ca_pem=None):
     from tools.simport import SimPort, Trace
     from tools.flashsim import FaultFlash
     from tools.replay import WIRE
@@ -241,21 +345,49 @@ def run(policy="firmware", tls=True, power_mw=130.0, hours=6.0, seed=1, outage=N
     baud, bits, parity, inv = WIRE[meter]
     board = board or SP.BOARD_FOR_POLICY[policy]
     SP.board(board)            # an unknown board fails here, before anything starts
+    chip = chip or SP.DEFAULT_CHIP
+    SP.chip(chip)
+    if tls is None:
+        # TLS where the firmware does it; the reference's own Arduino firmware does it
+        # on the ESP8266
+        tls = policy == "paper" or chip != "esp8266"
+    if tls and policy == "firmware" and chip == "esp8266":
+        raise ValueError("the firmware leaves TLS sinks out on the ESP8266 (heap): "
+                         "--no-tls (http:// with signed batches) or --chip esp32c3")
+    msource = None
+    if source == "meter":
+        from tools.simmeter import MeterSource
+        msource = MeterSource()
+    elif source != "constant":
+        raise ValueError("unknown source %r (constant, meter)" % source)
     tmp = tempfile.mkdtemp(prefix="linky-sim-")
     trace = Trace(trace_every)
     trace.board = board
     flash = FaultFlash(sectors=64, sector_size=4096)
     period = 1000 if meter == "dsmr" else None
     port = SimPort(data, power_mw=power_mw, seed=seed, fs_root=tmp, flash=flash,
-                   power_profile=profile, board=board,
+                   power_profile=profile, board=board, chip=chip, source=msource,
+                   fw_chip=chip if policy == "firmware" else None,
                    ntp_s=SP.REF_NTP_S if policy == "paper" else None,
                    trace=trace, baud=baud, meter_bits=bits, meter_parity=parity,
                    meter_invert=inv, period_ms=period, wall_start=1700000000)
-    col = Collector(port.clock, tls, tmp, window=lambda: port.joins)
+    port.wifi_fail = float(wifi_fail or 0.0)
+    if sink == "mqtt":
+        if outage:
+            raise ValueError("--outage needs the HTTPS collector (--sink https)")
+        col = MqttCollector(port.clock, tls, tmp, window=lambda: port.joins)
+        where = {"mqtt_host": "127.0.0.1", "mqtt_port": col.port, "ha_discovery": True}
+    elif sink == "https":
+        col = Collector(port.clock, tls, tmp, window=lambda: port.joins)
+        where = {"https_url": col.url, "ha_discovery": False}
+    else:
+        raise ValueError("unknown sink %r (https, mqtt)" % sink)
     cfg = config.defaults()
-    cfg.update({"ssid": "sim", "password": "simulation", "https_url": col.url,
-                "ca_pem": col.ca_pem, "meter_protocol": meter if meter != "dsmr" else "dsmr",
-                "ha_discovery": False,
+    cfg.update(where)
+    cfg.update({"ssid": "sim", "password": "simulation",
+                # ca_pem: the CA the firmware verifies the collector with (a test gives
+                # another one to see the handshake refused)
+                "ca_pem": col.ca_pem if ca_pem is None else ca_pem, "meter_protocol": meter if meter != "dsmr" else "dsmr",
                 # the firmware plans with the figures of the board it runs on
                 "power_board": "reference" if board == "paper" else "ltr"})
     if not tls:
@@ -303,6 +435,18 @@ def run(policy="firmware", tls=True, power_mw=130.0, hours=6.0, seed=1, outage=N
                 read_times.append(port.clock.us)
                 trace.mark(port.clock.us / 1e6, "read")
         app.record = record
+        if sink == "mqtt":
+            # the broker delivers to the subscriber in real time while the virtual clock
+            # would run on: hold the device after each window until everything it
+            # published has arrived, so arrivals are stamped with the window's end
+            orig_upload = app.upload
+
+            def upload(n=None):
+                try:
+                    return orig_upload(n)
+                finally:
+                    col.idle()
+            app.upload = upload
 
     app = None
     try:
@@ -350,10 +494,12 @@ def run(policy="firmware", tls=True, power_mw=130.0, hours=6.0, seed=1, outage=N
     ls = _stats(lat)
     report = {
         "policy": policy,
+        "chip": chip,
+        "source": source,
         "board": board,
         "tls": bool(tls),
         # with a profile: its mean over the run
-        "power_mw": (power_mw if profile is None else round(
+        "power_mw": (None if msource else power_mw if profile is None else round(
             sum(profile(60.0 * i) for i in range(max(1, int(hours * 60)))) * 1000.0
             / max(1, int(hours * 60)), 1)),
         "hours": hours,
@@ -377,7 +523,21 @@ def run(policy="firmware", tls=True, power_mw=130.0, hours=6.0, seed=1, outage=N
         "collector_requests": col.requests,
         "collector_refused": col.failed,
         "energy_j_by_state": dict((k, round(v, 2)) for k, v in sorted(port.energy_by_state.items())),
+        "energy": breakdown(port, len(measured), hours),
+        "listen_s_per_reading": (round(port.time_s.get("listen", 0.0) / len(measured), 3)
+                                 if measured else None),
+        "wifi_joins": port.joins,
+        "wifi_join_failures": port.join_fails,
+        "bytes_sent": col.bytes,
+        "bytes_per_reading": round(col.bytes / len(delivered), 1) if delivered else None,
+        "sink": sink,
     }
+    if sink == "mqtt":
+        # what the broker delivered, per kind: discovery is published again only when its
+        # content changes (firmware/uplink/uplink.py keeps its hash)
+        report["mqtt_bytes"] = dict(sorted(col.by_kind.items()))
+        report["mqtt_messages"] = dict(sorted(col.msgs.items()))
+        report["mqtt_discovery_topics"] = len(col.disc_topics)
     if outage:
         # backlog drained: the last reading measured during the outage reached the collector
         # this long after the outage ended
@@ -387,6 +547,46 @@ def run(policy="firmware", tls=True, power_mw=130.0, hours=6.0, seed=1, outage=N
         report["outage_drained_s"] = (round((max(got) - out_us[1]) / 1e6, 1)
                                       if got and len(got) == len(during) else None)
     return report, trace
+
+
+def breakdown(port, readings, hours):
+    # where the energy went over the run: joules and mean milliwatts, per chip state
+    # (at the 3.3 V side) and per loss, with time per state; the identity
+    # harvested = chip + losses + stored change holds to the integration step
+    a = port.acct
+    secs = hours * 3600.0
+    chip = dict((k, round(v, 2)) for k, v in sorted(port.chip_j.items()))
+    losses = dict((k[:-2], round(a[k], 2)) for k in ("regulator_j", "esr_j", "supervisor_j",
+                                                      "sense_divider_j", "leakage_j",
+                                                      "adc_divider_j", "relay_coil_j"))
+    out = {
+        "harvested_j": round(a["harvested_j"], 2),
+        "harvested_mw": round(1000.0 * a["harvested_j"] / secs, 1) if secs else None,
+        "clamp_shed_j": round(a["clamp_shed_j"], 2),
+        "chip_j": chip,
+        "chip_total_j": round(sum(port.chip_j.values()), 2),
+        "losses_j": losses,
+        "stored_end_j": round(port.E, 2),
+        "time_s": dict((k, round(v, 1)) for k, v in sorted(port.time_s.items())),
+        "off_s": round(port.off_s, 1),
+        "j_per_reading": (round((sum(port.chip_j.values()) + a["regulator_j"]) / readings, 3)
+                          if readings else None),
+    }
+    return out
+
+
+def plot_breakdown(ax, rep, title):
+    # one horizontal bar per use of energy (J over the run)
+    e = rep["energy"]
+    items = [("chip: " + k, v) for k, v in e["chip_j"].items() if v > 0]
+    items += [(k, v) for k, v in e["losses_j"].items() if v > 0]
+    items += [("shed at clamp", e["clamp_shed_j"])]
+    items.sort(key=lambda kv: kv[1])
+    ax.barh([k for k, _ in items], [v for _, v in items], color="tab:orange")
+    ax.set_xlabel("J over %g h (harvested %.0f J, %.1f mW mean)" % (
+        rep["hours"], e["harvested_j"], e["harvested_mw"] or 0))
+    ax.set_title(title, fontsize=10)
+    ax.tick_params(axis="y", labelsize=7)
 
 
 def _panel(ax, trace, title, t_from=0.0, t_to=None):
@@ -410,9 +610,22 @@ def _panel(ax, trace, title, t_from=0.0, t_to=None):
     ax.legend(loc="lower right", fontsize=7, ncol=5)
 
 
-def plot(trace, path, title, t_from=0.0, t_to=None):
-    # capacitor voltage over time, readings / uploads / relay pulses / cuts marked
-    plot_panels([(trace, title)], path, t_from, t_to)
+def plot(trace, path, title, t_from=0.0, t_to=None, rep=None):
+    # capacitor voltage over time, readings / uploads / relay pulses / cuts marked; with
+    # a report, its energy breakdown beside it
+    if rep is None:
+        plot_panels([(trace, title)], path, t_from, t_to)
+        return
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(17, 4.2), gridspec_kw={"width_ratios": [2.2, 1]})
+    _panel(a1, trace, title, t_from, t_to)
+    a1.set_xlabel("minutes")
+    plot_breakdown(a2, rep, "where the energy went")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def plot_panels(items, path, t_from=0.0, t_to=None):
@@ -433,10 +646,19 @@ def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m tools.sim",
                                  description="Energy simulator of the meter-powered dongle")
     ap.add_argument("--policy", choices=("paper", "firmware"), default="firmware")
+    ap.add_argument("--chip", choices=sorted(SP.CHIPS), default=SP.DEFAULT_CHIP,
+                    help="the chip simulated (currents, durations, sleep modes, ADC)")
+    ap.add_argument("--source", choices=("constant", "meter"), default="constant",
+                    help="constant: --power-mw at the rectifier input; meter: the ngspice "
+                         "Thevenin model of the TIC supply (tools/simmeter.csv)")
     ap.add_argument("--board", choices=sorted(SP.BOARDS), default=None,
                     help="power supply simulated: ltr = ours (hardware/power), paper = the "
                          "reference design's (default: the policy's own)")
-    ap.add_argument("--tls", dest="tls", action="store_true", default=True)
+    ap.add_argument("--sink", choices=("https", "mqtt"), default="https",
+                    help="https: the HTTP(S) collector; mqtt: mosquitto with Home Assistant "
+                         "discovery (bytes per kind in the report)")
+    ap.add_argument("--tls", dest="tls", action="store_true", default=None,
+                    help="default: TLS where the firmware does it (not on the ESP8266)")
     ap.add_argument("--no-tls", dest="tls", action="store_false")
     ap.add_argument("--power-mw", type=float, default=130.0)
     ap.add_argument("--power-profile", default=None,
@@ -448,6 +670,8 @@ def main(argv=None):
     ap.add_argument("--meter", default="tic-historic", choices=("tic-historic", "tic-standard", "dsmr"))
     ap.add_argument("--relay-threshold", type=int, default=None,
                     help="shed the relay above this many VA (relay_threshold_va)")
+    ap.add_argument("--wifi-fail", type=float, default=0.0,
+                    help="probability that a Wi-Fi join fails (runs to the join timeout)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--plot", default=None)
     a = ap.parse_args(argv)
@@ -461,15 +685,21 @@ def main(argv=None):
         relay = {"relay_threshold_va": a.relay_threshold, "relay_hysteresis_pct": 0,
                  "relay_shed_after_s": 5, "relay_restore_after_s": 20, "relay_min_on_s": 30,
                  "relay_min_off_s": 30}
-    rep, trace = run(a.policy, a.tls, a.power_mw, a.hours, a.seed, outage, a.capture,
-                     meter=a.meter, relay=relay, profile=profile, board=a.board)
+    try:
+        rep, trace = run(a.policy, a.tls, a.power_mw, a.hours, a.seed, outage, a.capture,
+                         meter=a.meter, relay=relay, profile=profile, board=a.board,
+                         chip=a.chip, source=a.source, sink=a.sink,
+                         wifi_fail=a.wifi_fail)
+    except ValueError as e:
+        ap.error(str(e))
     if profile:
         rep["power_profile"] = a.power_profile
     if a.plot:
-        plot(trace, a.plot, "%s, %s, %s, %g h" % (
-            a.policy, "TLS" if a.tls else "no TLS",
+        plot(trace, a.plot, "%s, %s, %s, %s, %g h" % (
+            a.policy, a.chip, "TLS" if rep["tls"] else "no TLS",
+            "meter model" if a.source == "meter" else
             ("profile %s" % os.path.basename(a.power_profile)) if profile else "%g mW" % a.power_mw,
-            a.hours))
+            a.hours), rep=rep)
     if a.json:
         print(json.dumps(rep, sort_keys=True))
     else:

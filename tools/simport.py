@@ -10,7 +10,12 @@
 #   E = C V^2 / 2, terminal voltage = V - I * ESR (what the supervisor and the ADC see)
 #   supervisor: on after V_term >= V_ON (for 20 checks at 1 MHz on the paper's board, an
 #   RC delay on ours), off when V_term < V_OFF (any integration step below it cuts).
-#   Board figures (ours, "ltr", or the reference's, "paper"): simparams.BOARDS.
+#   Board figures (ours, "ltr", or the reference's, "paper"): simparams.BOARDS; chip
+#   figures (ESP8266, ESP32-C3: currents per state, durations, ADC): simparams.CHIPS.
+#   The meter: a constant power at the rectifier input (x RECTIFIER_EFF), a profile
+#   over time, or (source="meter") the ngspice Thevenin table of tools/simmeter.py.
+# Every joule is accounted for (self.acct): harvested, shed at the clamp, drawn by the
+# chip per state, lost in the regulator, ESR, supervisor, dividers and leakage.
 # States with a duration of their own (wifi_join, tls, tx, flash, boot) advance the
 # clock by a duration drawn from the seeded ranges when the firmware enters them.
 import math
@@ -79,12 +84,28 @@ class SimPort(HostPort):
 
     def __init__(self, capture, power_mw=130, seed=1, ntp_s=None, power_profile=None,
                  v0=0.0, trace=None, fs_root=None, flash=None, baud=SP.CAPTURE_BAUD,
-                 board="ltr", **kw):
+                 board="ltr", chip=SP.DEFAULT_CHIP, source=None, fw_chip=None, **kw):
         HostPort.__init__(self, capture=capture, meter_baud=baud, loop=True, fs_root=fs_root,
                           flash=flash, **kw)
         self.rng = random.Random(seed)
         self.p_meter = power_mw / 1000.0
         self.profile = power_profile      # optional f(t_s) -> watts at the meter
+        self.source = source              # optional MeterSource (tools/simmeter.py)
+        self.chip_name = chip
+        self.cm = SP.chip(chip)
+        self.I = self.cm["I"]
+        if fw_chip:
+            # what the firmware sees as port.chip (its energy plan, its uplink's rules)
+            self.chip = fw_chip
+        self.adc_step, self.adc_noise, self.adc_max = SP.adc(board, chip)
+        self.acct = {"harvested_j": 0.0, "clamp_shed_j": 0.0, "regulator_j": 0.0,
+                     "esr_j": 0.0, "supervisor_j": 0.0, "sense_divider_j": 0.0,
+                     "leakage_j": 0.0, "adc_divider_j": 0.0, "relay_coil_j": 0.0}
+        self.chip_j = {}                  # state -> J delivered to the chip (3.3 V side)
+        self.time_s = {}                  # state -> s spent in it (powered)
+        self.off_s = 0.0
+        self.join_fails = 0
+        self.wifi_fail = 0.0              # probability that a join fails (--wifi-fail)
         self.ntp_s = ntp_s                # (lo, hi) s of NTP wait after each join, or None
         self.board_name = board
         self.b = SP.board(board)
@@ -105,19 +126,33 @@ class SimPort(HostPort):
     def v_oc(self):
         return math.sqrt(2.0 * self.E / self.C) if self.E > 0 else 0.0
 
-    def _current(self):
+    def _chip_a(self):
+        # the chip's current at 3.3 V in the present state
         if not self.on:
             return 0.0
         s = self.state
         if s == "relay":
-            return SP.I_STATE_A["active"] + SP.RELAY_A + SP.I_LDO_Q_A
-        return SP.I_STATE_A.get(s, SP.I_STATE_A["active"]) + SP.I_LDO_Q_A
+            return self.I["active"]
+        return self.I.get(s, self.I["active"])
+
+    def _current(self):
+        # drawn from the capacitor: the chip's current through the linear regulator
+        # (input = output + IQ) plus a relay coil pulse straight from VCAP
+        if not self.on:
+            return 0.0
+        return self._chip_a() + SP.I_LDO_Q_A + (SP.RELAY_A if self.state == "relay" else 0.0)
+
+    def _p_avail(self, t_s, v):
+        # what the meter would put into the capacitor at this voltage
+        if self.source is not None:
+            return self.source.power(v)
+        p = self.profile(t_s) if self.profile else self.p_meter
+        return p * self.b["RECTIFIER_EFF"]
 
     def _p_in(self, t_s, v):
-        p = self.profile(t_s) if self.profile else self.p_meter
         if v >= self.b["V_CLAMP"]:
             return 0.0
-        return p * self.b["RECTIFIER_EFF"]
+        return self._p_avail(t_s, v)
 
     def _integrate(self):
         t1 = self.clock.us
@@ -125,24 +160,46 @@ class SimPort(HostPort):
         if t1 <= t0:
             return
         i = self._current()
+        ic = self._chip_a()
         total = (t1 - t0) / 1e6
         done = 0.0
+        acct = self.acct
         while done < total:
             dt = min(SP.DT_MAX_S, total - done)
             v = self.v_oc()
             t_s = (t0 / 1e6) + done
             b = self.b
             p_load = v * i + i * i * b["ESR_OHM"]
-            p_q = v * (b["I_SUPERVISOR_A"] + b["LEAK_A"]) + v * v / b["R_SENSE_OHM"]
-            self.E += (self._p_in(t_s, v) - p_load - p_q) * dt
+            p_sup = v * b["I_SUPERVISOR_A"]
+            p_leak = v * b["LEAK_A"]
+            p_sense = v * v / b["R_SENSE_OHM"]
+            p_in = self._p_in(t_s, v)
+            self.E += (p_in - p_load - p_sup - p_leak - p_sense) * dt
             if self.E < 0:
                 self.E = 0.0
             emax = 0.5 * self.C * b["V_CLAMP"] * b["V_CLAMP"]
+            shed = 0.0
             if self.E > emax:
+                shed = self.E - emax
                 self.E = emax
+            if p_in == 0.0 and v >= b["V_CLAMP"]:
+                shed += self._p_avail(t_s, v) * dt
+            # what the clamp took off the top was never stored: not harvested, shed
+            acct["harvested_j"] += p_in * dt - shed
+            acct["clamp_shed_j"] += shed
+            acct["supervisor_j"] += p_sup * dt
+            acct["leakage_j"] += p_leak * dt
+            acct["sense_divider_j"] += p_sense * dt
             done += dt
             if self.on:
-                self.energy_by_state[self.state] = self.energy_by_state.get(self.state, 0.0) + p_load * dt
+                st = self.state
+                self.energy_by_state[st] = self.energy_by_state.get(st, 0.0) + p_load * dt
+                self.chip_j[st] = self.chip_j.get(st, 0.0) + SP.V_OUT * ic * dt
+                self.time_s[st] = self.time_s.get(st, 0.0) + dt
+                acct["regulator_j"] += ((v - SP.V_OUT) * ic + v * SP.I_LDO_Q_A) * dt
+                acct["esr_j"] += i * i * b["ESR_OHM"] * dt
+                if st == "relay":
+                    acct["relay_coil_j"] += v * SP.RELAY_A * dt
                 vt = self.v_oc() - i * b["ESR_OHM"]
                 if self.vmin is None or vt < self.vmin:
                     self.vmin = vt
@@ -152,6 +209,8 @@ class SimPort(HostPort):
                     self._t_int = t0 + int(done * 1e6)
                     self.clock.us = max(self.clock.us, self._t_int)
                     self._cut()
+            else:
+                self.off_s += dt
         self._t_int = t1
         self.trace.sample(t1 / 1e6, self.v_oc())
 
@@ -215,7 +274,7 @@ class SimPort(HostPort):
 
     def boot(self):
         # reset -> app loop: ROM boot, RF calibration, interpreter start
-        self._enter("boot", self.rng.uniform(*SP.T_BOOT))
+        self._enter("boot", self.rng.uniform(*self.cm["T_BOOT"]))
         self.state = "active"
 
     def _enter(self, state, seconds):
@@ -234,11 +293,18 @@ class SimPort(HostPort):
 
     def vcap_mv(self):
         self._alive()
-        # switched divider -> 10-bit ADC, averaged
+        # switched divider -> the chip's ADC (its resolution, noise and range), averaged
+        # as device.py does; the divider draws while it is on (settle + samples)
+        v = self.v_oc()
+        e = v * v / self.b["R_ADC_DIV_OHM"] * SP.ADC_SETTLE_S
+        self.E = max(0.0, self.E - e)
+        self.acct["adc_divider_j"] += e
         acc = 0.0
+        step = self.adc_step
+        top = int(self.adc_max / step) * step
         for _ in range(SP.ADC_SAMPLES):
-            mv = self.vterm() * 1000.0 + self.rng.gauss(0.0, self.b["ADC_NOISE_MV"])
-            step = self.b["ADC_MV_PER_COUNT"]
+            mv = self.vterm() * 1000.0 + self.rng.gauss(0.0, self.adc_noise)
+            mv = min(max(mv, 0.0), top)
             acc += int(mv / step) * step
         return int(acc / SP.ADC_SAMPLES)
 
@@ -247,9 +313,9 @@ class SimPort(HostPort):
         if state == "wifi_join":
             self.state = state        # wifi_connect() charges the join itself
         elif state == "tls":
-            self._enter("tls", self.rng.uniform(*SP.T_TLS))
+            self._enter("tls", self.rng.uniform(*self.cm["T_TLS"]))
         elif state == "tx":
-            self._enter("tx", self.rng.uniform(*SP.T_TX))
+            self._enter("tx", self.rng.uniform(*self.cm["T_TX"]))
         elif state == "flash":
             self._enter("flash", self.rng.uniform(*SP.T_FLASH))
         else:
@@ -260,8 +326,13 @@ class SimPort(HostPort):
         self.state = "sleep"
         self.clock.advance_ms(ms)
         self._integrate()
-        # the UART keeps receiving into its ring buffer meanwhile (device.py idles the
-        # ESP8266 in modem sleep with the UART on); the ring keeps the oldest rxbuf bytes
+        # ESP8266: the UART keeps receiving into its ring buffer meanwhile (device.py
+        # idles it in modem sleep with the UART on; the ring keeps the oldest rxbuf
+        # bytes). ESP32-C3: light sleep gates the UART's clock; device.py re-arms it on
+        # wake-up, so what the meter sent meanwhile was never received.
+        u = self.uart
+        if not self.cm["SLEEP_KEEPS_UART"] and u is not None:
+            u.configure(u.baud, u.bits, u.parity, u.stop, u.invert)
 
     def deep_sleep(self, ms):
         self._alive()
@@ -291,8 +362,12 @@ class SimPort(HostPort):
     def wifi_connect(self, ssid, password, timeout_ms=10000):
         self._alive()
         self.joins += 1
-        t = self.rng.uniform(*SP.T_WIFI_JOIN)
+        t = self.rng.uniform(*self.cm["T_WIFI_JOIN"])
         ok = self.wifi_ok and t * 1000 <= timeout_ms
+        if ok and self.wifi_fail and self.rng.random() < self.wifi_fail:
+            ok = False                # the AP did not answer: the join runs to its timeout
+        if not ok:
+            self.join_fails += 1
         self._enter("wifi_join", t if ok else timeout_ms / 1000.0)
         self.events.append((self.clock.ms, "wifi_join", ok))
         if ok and self.ntp_s:

@@ -21,12 +21,11 @@ except ImportError:
     except ImportError:
         _cl = None
 
+# machine code, when this image can load it (firmware/native.py)
 try:
-    import micropython
-    _native = micropython.native
-except (ImportError, AttributeError):
-    def _native(f):
-        return f
+    from firmware import native as _nat
+except Exception:
+    _nat = None
 
 if _cl is not None:
     def _ecb(key):
@@ -72,7 +71,6 @@ for _r in range(16):
 del _r, _v, _k
 
 
-@_native
 def _gmul(x, m, r4):
     # x * H in GF(2^128): Horner over the 32 nibbles, highest degree first
     z = 0
@@ -87,99 +85,22 @@ def _xor_into(dst, off, src, n):
         dst[off + i] ^= src[i]
 
 
-try:
-    @micropython.viper
-    def _xor_v(dst: ptr8, off: int, src: ptr8, n: int):
-        i = 0
-        while i < n:
-            dst[off + i] = dst[off + i] ^ src[i]
-            i += 1
-
-    def _xor_into(dst, off, src, n):  # noqa: F811
-        _xor_v(dst, off, src, n)
-
-    _t = bytearray(2)
-    _xor_into(_t, 0, b"\x01\x02", 2)
-except Exception:
-    pass
+if _nat is not None:
+    _xor_into = _nat.xor_into  # noqa: F811
+    _gmul = _nat.gmul          # noqa: F811
 
 
 # MicroPython fast path: GHASH on four 32-bit words in viper (no big-integer
 # allocations; the int version allocates ~0.5 KB per block). Same table method,
 # same results (tests compare both on the unix port).
 _ghash_v = None
-try:
-    import array
-
-    @micropython.viper
-    def _ghash_v(y: ptr32, data: ptr8, start: int, end: int, m: ptr32, r4: ptr32):
-        z0 = uint(y[0])
-        z1 = uint(y[1])
-        z2 = uint(y[2])
-        z3 = uint(y[3])
-        i = start
-        while i < end:
-            x0 = uint(0)
-            x1 = uint(0)
-            x2 = uint(0)
-            x3 = uint(0)
-            k = 0
-            while k < 16:
-                b = uint(0)
-                if i + k < end:
-                    b = uint(data[i + k])
-                sh = (3 - (k & 3)) << 3
-                w = k >> 2
-                if w == 0:
-                    x0 |= b << sh
-                elif w == 1:
-                    x1 |= b << sh
-                elif w == 2:
-                    x2 |= b << sh
-                else:
-                    x3 |= b << sh
-                k += 1
-            x0 ^= z0
-            x1 ^= z1
-            x2 ^= z2
-            x3 ^= z3
-            z0 = uint(0)
-            z1 = uint(0)
-            z2 = uint(0)
-            z3 = uint(0)
-            wi = 0
-            while wi < 4:
-                if wi == 0:
-                    word = x3
-                elif wi == 1:
-                    word = x2
-                elif wi == 2:
-                    word = x1
-                else:
-                    word = x0
-                s = 0
-                while s < 32:
-                    n = int((word >> s) & 0xF) << 2
-                    rem = int(z3 & 0xF)
-                    z3 = (z3 >> 4) | ((z2 & 0xF) << 28)
-                    z2 = (z2 >> 4) | ((z1 & 0xF) << 28)
-                    z1 = (z1 >> 4) | ((z0 & 0xF) << 28)
-                    z0 = (z0 >> 4) ^ uint(r4[rem])
-                    z0 ^= uint(m[n])
-                    z1 ^= uint(m[n + 1])
-                    z2 ^= uint(m[n + 2])
-                    z3 ^= uint(m[n + 3])
-                    s += 4
-                wi += 1
-            i += 16
-        y[0] = z0
-        y[1] = z1
-        y[2] = z2
-        y[3] = z3
-
-    _R4W = array.array("I", [(v >> 96) & 0xFFFFFFFF for v in _R4])
-except Exception:
-    _ghash_v = None
+if _nat is not None:
+    try:
+        import array
+        _ghash_v = _nat.ghash
+        _R4W = array.array("I", [(v >> 96) & 0xFFFFFFFF for v in _R4])
+    except Exception:
+        _ghash_v = None
 
 
 def _words(v):

@@ -18,8 +18,8 @@
 #   tic_fast     GPIO selecting the demodulator's 9600 bd time constant (high = fast); None if absent
 #   button       GPIO of the set-up button (active low, pull-up); long press -> access point
 #   safe_boot    GPIO that, held low at reset, keeps the REPL on UART0 (boot.py)
-#   wake         ESP8266 only: D0 (GPIO16) is wired to RST (solder jumper on the power
-#                board) so the RTC timer can wake the chip from deep sleep
+#   wake         ESP8266 only: D0 (GPIO16) is wired to RST (through R12, 470 ohm, on the
+#                power board) so the RTC timer can wake the chip from deep sleep
 #   led          GPIO of the status LED (active low on the D1 mini)
 #   header       physical header pin names (board silkscreen) for each role, as on the PCB
 BOARDS = {
@@ -34,9 +34,10 @@ BOARDS = {
         "relay_reset": 4,     # D2: low at boot, no boot strap
         "vcap_adc": 0,        # A0 (ADC0)
         "vcap_en": 14,        # D5
-        # 10k/10k divider on the power board, loaded by the D1 mini's own 220k+100k A0
-        # divider (320k): Vcap / Vpin = (10 + 10||320) / (10||320) = 2.031 (hardware/README)
-        "vcap_ratio": (65, 32),
+        # 22k/10k divider on the power board, loaded by the D1 mini's own 220k+100k A0
+        # divider (320k): Vcap / Vpin = (22 + 10||320) / (10||320) = 523/160 = 3.269
+        # (hardware/README "Divider drain", hardware/design/values.json R8/R9)
+        "vcap_ratio": (523, 160),
         "adc_full_mv": 3200,  # D1 mini's own 220k/100k divider: 1023 = 3.2 V at the pin
         "adc_bits": 10,
         # D8 (GPIO15): pulled low at boot, so the demodulator starts in 1200 bd mode. Not
@@ -45,7 +46,7 @@ BOARDS = {
         "button": 0,          # D3 (FLASH button, pull-up on the module)
         "safe_boot": 13,      # D7
         "led": 2,             # D4, active low
-        "wake": 16,           # D0 -> RST jumper for deep-sleep wake-up
+        "wake": 16,           # D0 -> R12 (470 ohm) -> RST for deep-sleep wake-up
         "header": {
             "meter_rx": "RX", "p1_request": "D6", "relay_set": "D1", "relay_reset": "D2",
             "vcap_adc": "A0", "vcap_en": "D5", "tic_fast": "D8", "button": "D3",
@@ -58,13 +59,18 @@ BOARDS = {
         "chip": "esp32c3",
         "uart": 1,
         "meter_rx": 20,
+        # UART1's TX, never used (the meter line is receive-only) but always given:
+        # without tx= the port puts it on GPIO10 (ports/esp32/machine_uart.c, UART1
+        # defaults rx 9 / tx 10), which is p1_request here. GPIO0: not a strapping pin
+        # on the C3, not wired on the board.
+        "uart_tx": 0,
         "rx_invert": True,
         "p1_request": 10,
         "relay_set": 6,
         "relay_reset": 7,
         "vcap_adc": 3,
         "vcap_en": 1,
-        "vcap_ratio": (2, 1),
+        "vcap_ratio": (16, 5),  # power board 22k/10k: 5.5 V -> 1.72 V, inside the 2.5 V ADC range
         "adc_full_mv": 3100,  # ADC.ATTN_11DB
         "adc_bits": 12,
         "tic_fast": 4,
@@ -83,13 +89,14 @@ BOARDS = {
         "chip": "esp32c6",
         "uart": 1,
         "meter_rx": 17,
+        "uart_tx": 0,         # see esp32c3: a pin the board leaves free
         "rx_invert": True,
         "p1_request": 21,
         "relay_set": 19,
         "relay_reset": 20,
         "vcap_adc": 2,
         "vcap_en": 1,
-        "vcap_ratio": (2, 1),
+        "vcap_ratio": (16, 5),  # power board 22k/10k: 5.5 V -> 1.72 V, inside the 2.5 V ADC range
         "adc_full_mv": 3100,
         "adc_bits": 12,
         "tic_fast": 3,
@@ -103,13 +110,14 @@ BOARDS = {
         "chip": "esp32s3",
         "uart": 1,
         "meter_rx": 18,
+        "uart_tx": 10,        # see esp32c3: a pin the board leaves free
         "rx_invert": True,
         "p1_request": 6,
         "relay_set": 4,
         "relay_reset": 5,
         "vcap_adc": 1,
         "vcap_en": 2,
-        "vcap_ratio": (2, 1),
+        "vcap_ratio": (16, 5),  # power board 22k/10k: 5.5 V -> 1.72 V, inside the 2.5 V ADC range
         "adc_full_mv": 3100,
         "adc_bits": 12,
         "tic_fast": 3,

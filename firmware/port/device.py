@@ -79,11 +79,15 @@ class Port:
 
     def sleep_ms(self, ms):
         # light sleep where the chip keeps RAM and the UART's state; the ESP8266
-        # port's lightsleep stops the UART, so it idles in modem sleep instead. With
-        # the watchdog on, in slices of WDT_SLICE_MS with a feed between them.
+        # port's lightsleep stops the UART, so it idles in modem sleep instead. On the
+        # ESP32 family the meter UART is clock-gated meanwhile (what the meter sends is
+        # not received) and works again on wake-up: the energy plan wakes the chip just
+        # before the next frame (firmware/power/energy.py _align) and the app drops the
+        # stale bytes (app.read). With the watchdog on, in slices of WDT_SLICE_MS with a
+        # feed between them.
         while ms > 0:
             k = ms if (self._wdt is None or ms < WDT_SLICE_MS) else WDT_SLICE_MS
-            if self.chip != "esp8266" and k > 20 and self.uart is None:
+            if self.chip != "esp8266" and k > 20:
                 machine.lightsleep(k)
             else:
                 time.sleep_ms(k)
@@ -164,9 +168,14 @@ class Port:
                 pass
             u = machine.UART(0, **kw)
         else:
+            # ESP32 port (ports/esp32/machine_uart.c, v1.28): UART objects are static
+            # and an init keeps every setting it is not given (invert among them) while
+            # the driver is installed; UART1's pins default to rx 9 / tx 10. So the RX
+            # inversion is always passed (a P1 search must not leave TIC inverted) and
+            # TX always goes to the board's free pin.
             kw["rx"] = b["meter_rx"]
-            if invert and b.get("rx_invert"):
-                kw["invert"] = machine.UART.INV_RX
+            kw["tx"] = b["uart_tx"]
+            kw["invert"] = machine.UART.INV_RX if (invert and b.get("rx_invert")) else 0
             u = machine.UART(b["uart"], **kw)
         self.uart = u
         return u

@@ -6,6 +6,14 @@
 #   tests/fw/test_portal.py), at most MAX_CONNS clients
 #   (the oldest one still sending its request is dropped for a new one), a request must
 #   arrive within REQ_MS and a response leave within SEND_MS.
+# The body buffer is one preallocated BODY_MAX bytearray (three per-client ones would
+# take ~21 KB of the ESP8266's heap). A client claims it only once its body's bytes
+# arrive - announcing a Content-Length claims nothing - and keeps it at most HOLD_MS
+# while another client waits: a client with body bytes waits its turn in a FIFO queue
+# (its bytes stay in its TCP window, its socket is not polled), and an owner that has
+# not finished within HOLD_MS gets 408 when someone is waiting. So a stalled POST holds
+# nothing, a trickling one holds the buffer HOLD_MS at a time, and a form sent at a
+# phone's speed (7 KB in a few ms) is never refused with 503 because of either.
 # Responses are streamed from a generator in small pieces, never built whole.
 # Junk (non-ASCII bytes in the head, a malformed request line or header, an invalid
 # length) gets 400, oversize gets 414/431/413, and the connection is closed.
@@ -24,6 +32,7 @@ HEAD_MAX = const(2048)
 BODY_MAX = const(7168)
 MAX_CONNS = const(3)
 REQ_MS = const(10000)
+HOLD_MS = const(2000)
 SEND_MS = const(20000)
 DRAIN_MS = const(500)
 RECV = const(512)
@@ -143,6 +152,8 @@ class Conn:
         self.gen = None
         self.pending = None
         self.keep_body = False
+        self.early = None        # body bytes that came with the head, before a claim
+        self.claimed = 0         # when it took the body buffer
 
     def fileno(self):
         return self.sock.fileno()
@@ -199,9 +210,11 @@ class Server:
         self.conns = []
         self.body = bytearray(BODY_MAX)     # one shared body buffer: preallocated
         self.body_owner = None
+        self.waiters = []                   # clients with a body, waiting for the buffer
         self.stats = {"requests": 0, "refused": 0, "timeouts": 0, "evicted": 0, "errors": 0}
         self.req_ms = REQ_MS      # instance copies so tests can shorten them
         self.send_ms = SEND_MS
+        self.hold_ms = HOLD_MS
         self.max_conns = MAX_CONNS
         self.drain_ms = DRAIN_MS
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -242,11 +255,70 @@ class Server:
         self.conns.append(c)
         self.poller.register(cs, select.POLLIN)
 
+    def _watch(self, c, events):
+        # poll c's socket for events (0: not at all)
+        try:
+            self.poller.unregister(c.sock)
+        except (OSError, KeyError, ValueError):
+            pass
+        if events:
+            self.poller.register(c.sock, events)
+
+    # -- the body buffer ----------------------------------------------------------------
+    def _take(self, c):
+        # c owns the body buffer from now on; what came with its head goes first
+        self.body_owner = c
+        c.claimed = _ticks()
+        c.got = 0
+        if c.early is not None:
+            n = len(c.early)
+            self.body[:n] = c.early
+            c.got = n
+            c.early = None
+        if c.got == c.need:
+            self._dispatch(c)
+
+    def _release(self, c):
+        # c (the owner, or None) is done with the buffer: the first waiter takes it
+        if c is not None:
+            if c in self.waiters:
+                self.waiters.remove(c)
+            if self.body_owner is not c:
+                return
+        self.body_owner = None
+        while self.waiters:
+            w = self.waiters.pop(0)
+            if w in self.conns and w.state == Conn.BODY:
+                self._watch(w, select.POLLIN)
+                self._take(w)
+                return
+
+    def _claim(self, c):
+        # -> True when c owns the body buffer (it may have been dispatched already);
+        # False: c waits in line, its socket unpolled until its turn
+        if self.body_owner is c:
+            return True
+        if self.body_owner is None and not self.waiters:
+            self._take(c)
+            return True
+        if c not in self.waiters:
+            self.waiters.append(c)
+            self._watch(c, 0)
+        self._expire_owner()
+        if self.body_owner is None:
+            self._release(None)
+        return self.body_owner is c
+
+    def _expire_owner(self):
+        # an owner past HOLD_MS while others wait: too slow to keep the buffer
+        o = self.body_owner
+        if o is not None and self.waiters and _diff(_ticks(), o.claimed) > self.hold_ms:
+            self.stats["timeouts"] += 1
+            self._error(o, 408, "request body too slow")
+
     def _close(self, c):
         if c in self.conns:
             self.conns.remove(c)
-        if self.body_owner is c:
-            self.body_owner = None
         try:
             self.poller.unregister(c.sock)
         except (OSError, KeyError, ValueError):
@@ -257,6 +329,8 @@ class Server:
             pass
         c.gen = None
         c.buf = None
+        c.early = None
+        self._release(c)
 
     def drop_clients(self):
         for c in list(self.conns):
@@ -268,15 +342,11 @@ class Server:
         c.pending = None
         c.buf = None
         c.keep_body = drain
+        c.early = None
         c.state = Conn.SEND
         c.t0 = _ticks()
-        if self.body_owner is c:
-            self.body_owner = None
-        try:
-            self.poller.modify(c.sock, select.POLLOUT)
-        except (AttributeError, OSError):
-            self.poller.unregister(c.sock)
-            self.poller.register(c.sock, select.POLLOUT)
+        self._watch(c, select.POLLOUT)
+        self._release(c)
 
     def _error(self, c, status, msg=""):
         self.stats["refused"] += 1
@@ -289,7 +359,7 @@ class Server:
         self.stats["requests"] += 1
         req = c.req
         req.peer = c.peer
-        if c.state == Conn.BODY:
+        if c.state == Conn.BODY and self.body_owner is c:
             req.body = memoryview(self.body)[:c.need]
         try:
             status, headers, body = self.handler(req)
@@ -330,22 +400,25 @@ class Server:
         if n > BODY_MAX:
             self._error(c, 413, "the form is limited to %d bytes" % BODY_MAX)
             return
-        if self.body_owner is not None and self.body_owner is not c:
-            self._respond(c, 503, ERROR_HEADERS + (("Retry-After", "1"),),
-                          error_body(503, "busy, try again"), drain=True)
-            return
         if len(rest) > n:
             self._error(c, 400, "more data than Content-Length")
             return
-        self.body_owner = c
         c.state = Conn.BODY
         c.need = n
-        c.got = len(rest)
-        self.body[:c.got] = rest
-        if c.got == n:
-            self._dispatch(c)
+        c.got = 0
+        if n == 0:
+            self._dispatch(c)          # nothing to hold: no buffer needed
+            return
+        if len(rest):
+            # the body has started: claim the buffer (or wait in line with these bytes)
+            c.early = rest
+            self._claim(c)
 
     def _readable(self, c):
+        if c.state == Conn.BODY and self.body_owner is not c:
+            # body bytes are here: they go into the shared buffer, or wait their turn
+            if not self._claim(c) or c.state != Conn.BODY:
+                return
         try:
             data = c.sock.recv(RECV)
         except OSError as e:
@@ -417,11 +490,7 @@ class Server:
                 c.state = Conn.DRAIN
                 c.got = 0
                 c.t0 = _ticks()
-                try:
-                    self.poller.modify(c.sock, select.POLLIN)
-                except (AttributeError, OSError):
-                    self.poller.unregister(c.sock)
-                    self.poller.register(c.sock, select.POLLIN)
+                self._watch(c, select.POLLIN)
                 return
             self._close(c)
         except OSError as e:
@@ -433,6 +502,7 @@ class Server:
             self._close(c)
 
     def _timeouts(self, now):
+        self._expire_owner()
         for c in list(self.conns):
             age = _diff(now, c.t0)
             if c.state in (Conn.HEAD, Conn.BODY) and age > self.req_ms:

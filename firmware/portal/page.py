@@ -35,9 +35,13 @@ SECTIONS = (
     ("Wi-Fi", (("ssid", "Network name (SSID)", "t", ""),
                ("password", "Wi-Fi password", "s", "8 to 63 characters; empty for an open network"))),
     ("MQTT", (("mqtt_host", "Broker host", "t", "empty: MQTT off"),
-              ("mqtt_port", "Broker port", "n", "empty: 1883, or 8883 with a CA certificate"),
+              ("mqtt_port", "Broker port", "n", "empty: 1883, or 8883 with TLS"),
+              ("mqtt_tls", "TLS", "b", "needs the broker's CA certificate (TLS section); "
+               "a CA certificate turns it on"),
               ("mqtt_user", "User", "t", ""),
-              ("mqtt_password", "Password", "s", ""),
+              ("mqtt_password", "Password", "s", "sent only over TLS, unless allowed below"),
+              ("mqtt_plain_ok", "Send the password without TLS", "b",
+               "yes: anyone on the network can read it (the status page says so)"),
               ("mqtt_prefix", "Topic prefix", "t", "empty: linky/<device id>"),
               ("ha_discovery", "Home Assistant discovery", "b", ""))),
     ("HTTPS", (("https_url", "Endpoint URL", "t", "https://... (http:// with an HMAC key on ESP8266) receives batches; empty: off"),
@@ -149,7 +153,7 @@ def _shown(key, cfg, values):
         v = values[key]
     else:
         v = cfg.get(key)
-        if key == "mqtt_port" and v == (8883 if cfg.get("ca_pem") else 1883):
+        if key == "mqtt_port" and v == config.default_mqtt_port(cfg):
             # the implied default shows empty, so adding a CA later moves it to 8883
             v = None
     if v is None:
@@ -285,13 +289,25 @@ def _row(name, value, rid=None):
                                                   esc(value))
 
 
-def status_page(status, now_ms=None, device_id=""):
+def notes(cfg):
+    # settings the owner chose against the safe default, shown on every status page
+    out = []
+    if config.plain_credentials(cfg):
+        out.append("the MQTT password is sent without TLS (allowed in the settings): "
+                   "anyone on the network can read it")
+    return out
+
+
+def status_page(status, now_ms=None, device_id="", warnings=()):
     # status: the dict App.status() returns (or None): latest reading, vcap_mv, backlog,
-    # dropped, aggregated, last_upload_ms, relay, relay_mode, line, stats
+    # dropped, aggregated, last_upload_ms, relay, relay_mode, line, stats.
+    # warnings: notes(cfg), shown on top
     st = status or {}
     for s in head("Linky dongle " + device_id + " status", refresh=10):
         yield s
     yield "<h1>Dongle %s</h1>" % esc(device_id)
+    for w in warnings:
+        yield "<p class=bad id=warning>Warning: %s.</p>" % esc(w)
     r = st.get("latest") or {}
     yield "<fieldset><h2>Last reading</h2><table>"
     if not r:

@@ -133,6 +133,9 @@ class Portal:
             "<a href=\"%s\">set-up</a>\n" % page.esc(loc)
 
     def _form(self, values=None, errors=None, notice=None, status=200):
+        if notice is None:
+            # why the portal opened, when the saved configuration could not be used
+            notice = config.error_text(self.cfg.get(config.ERROR_KEY))
         return status, HTML, page.form_page(self._saved_cfg(), self._token(), self.dev,
                                             self.scan, values, errors, notice)
 
@@ -142,7 +145,8 @@ class Portal:
 
     def _status(self):
         st = self.status() if callable(self.status) else self.status
-        return 200, HTML, page.status_page(st, self.port.ticks_ms(), self.dev)
+        return 200, HTML, page.status_page(st, self.port.ticks_ms(), self.dev,
+                                           page.notes(self.cfg))
 
     # -- requests -----------------------------------------------------------------
     def handle(self, req):
@@ -332,9 +336,14 @@ def run(port, cfg_dir, status=None, dns_port=53, http_port=80, should_pause=None
 class StatusServer:
     # The /status page in normal operation (on the LAN, when energy allows, e.g. on USB
     # power): the app calls poll(ms) when it has time and close() before sleeping.
-    def __init__(self, port, status, http_port=80, bind="0.0.0.0"):
+    def __init__(self, port, status, http_port=80, bind="0.0.0.0", warnings=None):
         self.port = port
         self.status = status
+        # the settings' warnings (page.notes), worked out once: the config itself is not
+        # kept in RAM beside the app's copy
+        if warnings is None:
+            warnings = page.notes(config.load(port.fs_root))
+        self.warnings = warnings
         self.server = http.Server(self.handle, http_port, bind)
 
     def handle(self, req):
@@ -343,7 +352,7 @@ class StatusServer:
         if req.path in ("/", "/status"):
             st = self.status() if callable(self.status) else self.status
             return 200, HTML, page.status_page(st, self.port.ticks_ms(),
-                                               self.port.device_id())
+                                               self.port.device_id(), self.warnings)
         raise http.HttpError(404, "no such page")
 
     def poll(self, timeout_ms):

@@ -78,6 +78,12 @@ DEFAULTS = {
                             # (x4 to rebuild a shortfall)
     "retry_ms": 30000,      # first back-off after a failed upload (doubles, capped)
     "retry_max_ms": 240000,  # (the uplink adds its own per-sink back-off in windows)
+    # wake up just before the meter's next frame (port.sleep_ms stops the UART on chips
+    # that light-sleep: what arrives meanwhile is lost, so an unaligned wake-up waits for
+    # the next STX, half a frame on average). Off on the ESP8266: its idle keeps the
+    # UART receiving and back-to-back reads cost no wait.
+    "align_frames": False,
+    "frame_lead_ms": 120,   # wake this long before the expected STX (timing jitter)
 }
 
 
@@ -88,6 +94,44 @@ POWER_BOARDS = {
     "ltr": {},
     "reference": {"cap_mf": 1500, "v_off_mv": 4100, "v_max_mv": 5400, "v_clamp_min_mv": 5400,
                   "v_floor_mv": 4250},
+}
+
+
+# The chips the firmware runs on (port.chip): what differs from the ESP8266 figures
+# above. ESP32-C3 (Espressif ESP32-C3 Series Datasheet §5.6 "Current consumption",
+# 3.3 V): modem sleep at 160 MHz 23-28 mA CPU running, 16-21 mA CPU idle (a blocking
+# UART read), RX 84 mA, TX up to 335 mA in bursts, light sleep 130 uA, deep sleep 5 uA.
+# port.sleep_ms() light-sleeps there (firmware/port/device.py), so idling costs ~1 mA
+# with the regulator and the flash in standby, not the 16 mA of the ESP8266's modem
+# sleep: waiting between readings is nearly free and each reading pays its listening
+# (~21 mA for a frame). Its mbedTLS handshake verifies ca_pem in 1.5-3.5 s (ECDHE in
+# software at 160 MHz; tools/simparams.py gives the sources), so a TLS window costs
+# join + handshake (~2 J at the capacitor): uploads are spaced by the latency target
+# and carry every waiting record in as few requests as batch_max_bytes allows (each
+# HTTPS request is another handshake).
+CHIPS = {
+    "esp8266": {},
+    "esp32c3": {
+        "i_active_ma": 28,
+        "i_listen_ma": 22,
+        "i_join_ma": 110,
+        "i_tls_ma": 55,
+        "i_tx_ma": 130,
+        "i_light_ma": 1,     # 130 uA light sleep + flash standby + margin (integer mA)
+        "i_deep_ua": 130,    # 5 uA + the regulator's 120 uA IQ
+        "tls_ms": 4000,      # slowest handshake before the uplink gives up on it
+        "tls_exp_ms": 2500,
+        "join_exp_ms": 2300,
+        "boot_ms": 600,
+        # a frame-aligned reading listens from just before STX to the early-stop label
+        # (~2.1 s of a 2.3 s historic frame) instead of half a frame more on average
+        "listen_exp_ms": 2600,
+        # a wake-up from deep sleep costs a boot and the meter line's state: light sleep
+        # at ~1 mA is cheaper for any wait the plan makes (up to UP_MAX)
+        "deep_sleep_min_ms": 600000,
+        "deep_sleep_low_ms": 30000,
+        "align_frames": True,
+    },
 }
 
 
@@ -122,7 +166,8 @@ def params_for(cfg, chip=None):
     # the energy manager's params from the device configuration: the power supply, the
     # wanted resolution, and whether uploads pay TLS handshakes (a plain MQTT / http://
     # window does not: the worst case it plans for is then join + batch)
-    p = dict(POWER_BOARDS.get(cfg.get("power_board") or "ltr") or {})
+    p = dict(CHIPS.get(chip) or {})
+    p.update(POWER_BOARDS.get(cfg.get("power_board") or "ltr") or {})
     p.update(read_params(cfg.get("reading_interval_s", 5)))
     tls, per_req = uses_tls(cfg, chip)
     if not tls:

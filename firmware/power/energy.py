@@ -94,6 +94,8 @@ class EnergyManager:
         p = self.p
         self.up_ms = p["join_exp_ms"] + p["tls_exp_ms"] + p["batch_exp_ms"]
         self.fails = 0
+        self.retry_at = 0
+        self.last_up = None        # ticks when the last acknowledged upload began
         self.t_read = self.READ_TARGET
         self.t_up = p["latency_target_ms"]
         self.next_read = None      # ticks when the next read is due (None: now)
@@ -109,6 +111,8 @@ class EnergyManager:
         self.slept_v = 0
         self.loaded = False
         self.cold_starts = 1
+        self.stx = None            # ticks of the last meter frame start seen (frame())
+        self.period = None         # the meter's frame period (ms), once measured
 
     # -- energy ------------------------------------------------------------------
     def energy(self, v_mv):
@@ -291,9 +295,19 @@ class EnergyManager:
         # the capacitor is at the clamp (the input would be shed), affordable in the
         # worst case with the relay reserve intact
         early = self.fails == 0 and _diff(now, self.next_up) >= -(self.t_up // 2)
-        up_due = backlog > 0 and (_diff(now, self.next_up) >= 0
-                                  or (early and (backlog >= p["batch_records"]
-                                                 or v >= p["v_max_mv"] - 60)))
+        # at the clamp the input is being shed: an upload costs nothing that would not be
+        # lost anyway, however far the planned one is (after a weak spell the plan may
+        # have put it up to UP_MAX away, or stretched a back-off to it): half the latency
+        # target after the last one began, or the plain back-off after a failure
+        at_clamp = False
+        if v >= p["v_max_mv"] - 60:
+            if self.fails == 0:
+                gap = self.t_up if self.t_up < p["latency_target_ms"] else p["latency_target_ms"]
+                at_clamp = self.last_up is None or _diff(now, self.last_up) >= gap // 2
+            else:
+                at_clamp = _diff(now, self.retry_at) >= 0
+        up_due = backlog > 0 and (_diff(now, self.next_up) >= 0 or at_clamp
+                                  or (early and backlog >= p["batch_records"]))
         up_need = self.worst("upload") + reserve
         if up_due and e >= up_need:
             extra = (e - up_need) // self.c["batch"]
@@ -349,12 +363,14 @@ class EnergyManager:
             if self.act == "read" and 0 < d < 60000:
                 self.rd_ms = (3 * self.rd_ms + d) // 4
             # the next reading is due t_read after this one started
-            self.next_read = self.act_t + self.t_read if self.act == "read" else now_ms + self.t_read
+            self.next_read = self._align(self.act_t + self.t_read if self.act == "read"
+                                         else now_ms + self.t_read)
         elif what == "upload":
             if ok:
                 self.fails = 0
                 start = self.act_t if self.act == "upload" else now_ms
                 self.next_up = start + self.t_up
+                self.last_up = start
             else:
                 # server or Wi-Fi down: back off (doubling) so a long outage does not
                 # drain the capacitor into failed joins; readings go on being stored
@@ -362,9 +378,43 @@ class EnergyManager:
                 back = self.p["retry_ms"] << (self.fails - 1 if self.fails < 8 else 7)
                 if back > self.p["retry_max_ms"]:
                     back = self.p["retry_max_ms"]
-                if back < self.t_up:
+                self.retry_at = now_ms + back     # at the clamp: no stretching
+                if back < self.t_up and self.fails > 1:
+                    # a second failure in a row: the server or the AP is down, not just
+                    # one join that went unanswered; wait at least a whole period
                     back = self.t_up
                 self.next_up = now_ms + back
+
+    # -- meter frames ------------------------------------------------------------
+    def frame(self, stx_ms, frame_ms=None):
+        # A read saw a frame start (STX) at stx_ms; frame_ms: the length of a whole frame
+        # it read (STX to ETX), None when it stopped early. The period starts as one
+        # frame's length (the gap between historic TIC frames is a few characters) and is
+        # refined from frame starts m periods apart (the m nearest the measured span).
+        if frame_ms is not None and self.period is None and 500 <= frame_ms <= 20000:
+            self.period = frame_ms
+        per = self.period
+        if self.stx is not None and per:
+            d = _diff(stx_ms, self.stx)
+            m = (d + per // 2) // per
+            if 0 < m <= 16:
+                q = d // m
+                if (q - per) * 8 < per and (per - q) * 8 < per:
+                    self.period = (3 * per + q) // 4
+        self.stx = stx_ms
+
+    def _align(self, t):
+        # the wake-up for a read due at t: frame_lead_ms before the frame start nearest to
+        # t (chips whose sleep stops the UART lose what arrives meanwhile: waking in the
+        # middle of a frame costs the rest of it in listening)
+        per = self.period
+        if not self.p["align_frames"] or not per or self.stx is None:
+            return t
+        lead = self.p["frame_lead_ms"]
+        k = (_diff(t, self.stx) + lead + per // 2) // per
+        if k < 1:
+            k = 1
+        return self.stx + k * per - lead
 
     # -- RTC memory --------------------------------------------------------------
     def dump(self):

@@ -45,8 +45,8 @@ _MODES = {"auto": _f.MODE_AUTO, "historic": _f.MODE_HIST, "standard": _f.MODE_ST
 class TicDecoder(_f.TicFramer):
     # mode: "auto" | "historic" | "standard" (also accepts "tic", "tic-historic",
     # "tic-standard"). fields: True keeps every valid group in reading["fields"];
-    # False keeps only DATE (the season flag the clock code needs), which saves RAM on
-    # the ESP8266.
+    # False keeps none ("fields" is None: the firmware reads only typed keys such as
+    # "dst" and "ejp_notice"), which saves RAM on the ESP8266.
     # frame_size / max_groups: buffer for the groups of one frame; by default 1600 B /
     # 96 groups (three-phase standard frames), 512 B / 40 groups in historic mode
     # (frames of ~170..330 bytes, 11..23 groups).

@@ -12,8 +12,8 @@ _HIST_REGS = {
     "BBR": ("BBRHCJB", "BBRHPJB", "BBRHCJW", "BBRHPJW", "BBRHCJR", "BBRHPJR"),
 }
 # roles whose value is used as text (the others are parsed from the buffer)
-_STR_ROLE = bytes([1 if r in (L.R_ID, L.R_OPTARIF, L.R_PERIOD, L.R_DEMAIN, L.R_STGE,
-                              L.R_DATE) else 0 for r in range(20)])
+_STR_ROLE = bytes([1 if r in (L.R_ID, L.R_OPTARIF, L.R_PERIOD, L.R_DEMAIN, L.R_STGE)
+                   else 0 for r in range(20)])
 
 
 # where the 12 digits of a horodate go in "2000-00-00T00:00:00"
@@ -50,6 +50,8 @@ def build(self, how):
     meter_id = timestamp = period = opt = stge = None
     e_imp = e_exp = papp = sinsti = tidx = isousc = pref = None
     adps = False
+    dst = None
+    pejp = False
     demain = None
     stge_v = None
     c0 = c1 = c2 = c3 = None
@@ -69,8 +71,6 @@ def build(self, how):
             s = self._text(e, p1 + 1, ve if ve > vs or p2 == p1 else p2)
             if all_fields:
                 fields[self._name(e)] = s
-            elif role == L.R_DATE:
-                fields = {"DATE": s}
         if role == L.R_NONE or role == L.R_TRI:
             continue
         if role == L.R_REG or role == L.R_EAST or role == L.R_EAIT:
@@ -141,7 +141,14 @@ def build(self, how):
             adps = True
         elif role == L.R_DEMAIN:
             demain = None if s == "----" else s
+        elif role == L.R_PEJP:
+            pejp = True
         elif role == L.R_DATE:
+            # season of the horodate: E (ete) summer, H (hiver) winter; lower case
+            # means the meter's clock is degraded, space unknown (Enedis-NOI-CPT_54E
+            # s.6.2.3.1): no trusted season then
+            c = buf[p1 + 1]
+            dst = True if c == 0x45 else False if c == 0x48 else None
             # SAAMMJJhhmmss -> 20AA-MM-JJThh:mm:ss (one str, built in a fixed buffer)
             a = p1 + 2
             t = self._ts
@@ -219,6 +226,7 @@ def build(self, how):
         "protocol": "tic-standard" if std else "tic-historic",
         "meter_id": meter_id,
         "timestamp": timestamp,
+        "dst": dst,
         "energy_import_wh": e_imp,
         "energy_export_wh": e_exp,
         "registers": regs,
@@ -233,6 +241,8 @@ def build(self, how):
         "overload": overload,
         "tomorrow": tomorrow,
         "stge": stge,
+        # historic PEJP: EJP peak day notice; only a whole frame's absence means "no"
+        "ejp_notice": True if pejp else (False if whole and not std else None),
         "partial": partial,
         "fields": fields,
     }

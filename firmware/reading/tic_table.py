@@ -15,7 +15,7 @@
 from firmware.reading.tic_labels import (
     T_DIG, T_HEX, T_ID, T_TEXT, T_OPT, T_PTEC, T_DEMAIN, T_LETTER, T_EMPTY, T_PROFILE,
     R_NONE, R_ID, R_OPTARIF, R_REG, R_APP, R_APPI, R_CUR, R_VOLT, R_PERIOD, R_ISOUSC,
-    R_PREF, R_NTARF, R_ADPS, R_DEMAIN, R_DATE, R_STGE, R_EAST, R_EAIT, R_TRI,
+    R_PREF, R_NTARF, R_ADPS, R_DEMAIN, R_DATE, R_STGE, R_EAST, R_EAIT, R_TRI, R_PEJP,
     M_HIST, M_STD)
 
 _TABLE = """
@@ -35,7 +35,7 @@ BBRHCJR H 0 DIG 9 9 REG 0
 BBRHPJR H 0 DIG 9 9 REG 0
 GAZ H 0 DIG 7 7 NONE 0
 AUTRE H 0 DIG 7 7 NONE 0
-PEJP H 0 DIG 2 2 NONE 0
+PEJP H 0 DIG 2 2 PEJP 0
 PTEC H 0 PTEC 4 4 PERIOD 0
 DEMAIN H 0 DEMAIN 4 4 DEMAIN 0
 IINST H 0 DIG 3 3 CUR 0
@@ -135,7 +135,7 @@ _ROLES = {"NONE": R_NONE, "ID": R_ID, "OPTARIF": R_OPTARIF, "REG": R_REG, "APP":
           "APPI": R_APPI, "CUR": R_CUR, "VOLT": R_VOLT, "PERIOD": R_PERIOD,
           "ISOUSC": R_ISOUSC, "PREF": R_PREF, "NTARF": R_NTARF, "ADPS": R_ADPS,
           "DEMAIN": R_DEMAIN, "DATE": R_DATE, "STGE": R_STGE, "EAST": R_EAST,
-          "EAIT": R_EAIT, "TRI": R_TRI}
+          "EAIT": R_EAIT, "TRI": R_TRI, "PEJP": R_PEJP}
 
 def build():
     rows = [ln.split() for ln in _TABLE.split("\n") if ln.strip()]

@@ -44,16 +44,13 @@ def subscribed_va(reading):
     pref = reading.get("subscribed_power_kva")   # standard PREF
     if pref:
         return int(pref) * 1000
-    f = reading.get("fields") or {}
-    thr = f.get("0-0:17.0.0")                    # DSMR "actual threshold electricity" kW
-    if thr:
-        try:
-            v = thr.split("*")[0]
-            w = int(float(v) * 1000)
-            if w > 0:
-                return w
-        except ValueError:
-            pass
+    # DSMR 0-0:17.0.0 "actual threshold electricity": kVA on Smarty meters, kW
+    # elsewhere (integer VA / W from the decoder; W taken as VA, as the meter's
+    # breaker compares active power). DSMR 3's threshold in A has no voltage to go
+    # with it and is not used.
+    thr = reading.get("threshold_va") or reading.get("threshold_w")
+    if thr and thr > 0:
+        return int(thr)
     return None
 
 
@@ -76,8 +73,7 @@ def peak_rule(reading, cfg):
             return "tempo_red"
     if _get(cfg, "relay_shed_ejp"):
         # historic PTEC "PM.." = pointe mobile (EJP peak day); PEJP = 30 min notice
-        f = reading.get("fields") or {}
-        if up.startswith("PM") or "PEJP" in f or "POINTE" in up:
+        if up.startswith("PM") or reading.get("ejp_notice") or "POINTE" in up:
             return "ejp_peak"
     return None
 

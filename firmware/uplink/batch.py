@@ -5,7 +5,7 @@
 #
 #   {"v":1,"dev":"0a1b2c","ep":0,"first":41,"last":60,"n":20,"dropped":0,"aggregated":0,
 #    "cols":["seq","kind","t","t_src","apparent_power_va",...],
-#    "rows":[[41,"reading",1700000000,"meter",1230,...],...],"ctr":17}
+#    "rows":[[41,"reading",1700000000,"meter",1230,...],...],"ch":"mqtt","ctr":17}
 #
 # cols: "seq", "kind" (reading|relay|aggregate|raw), the time fields exactly as the store
 # gives them ("t" unix seconds or null, "t_src" meter|ntp|elapsed, and "dt_s"/"ref_seq"
@@ -14,7 +14,9 @@
 # record lacking a column has null there. "dropped"/"aggregated" are the
 # store's counters (records it had to discard / merge when flash was full), so the
 # receiver sees the loss instead of guessing. "ep" is the store epoch (seq numbering
-# restarts only with a new epoch) and "ctr" the signing counter (sign.py).
+# restarts only with a new epoch), "ch" the channel a signed batch is sealed for and
+# "ctr" that channel's signing counter (sign.py). ch and ctr sit inside the signed bytes
+# (docs/wire-format.md "Seal"), so a batch signed for MQTT is refused over HTTPS.
 # A record the store cannot decode travels as {"seq":N,"raw":"<hex>"}-style row
 # (kind "raw", column "raw") rather than being dropped.
 #
@@ -29,6 +31,8 @@ MAX_BYTES = 2048
 # room build() may need beyond max_bytes in a caller's buffer (the header's numbers are
 # estimated, not measured, when records are chosen)
 OUT_SLACK = 64
+# the channels a signed batch names (docs/wire-format.md: "https" also for http://)
+CHANNELS = ("mqtt", "https")
 
 
 def dumps(obj):
@@ -48,7 +52,16 @@ def _header(dev, epoch, first, last, n, dropped, aggregated):
             % (dumps(dev), epoch, first, last, n, dropped, aggregated))
 
 
-def _fit(dev, records, dropped, aggregated, epoch, ctr, max_bytes):
+def _tail(ch, ctr):
+    # the signed batch's channel and counter, right before the closing brace
+    if ctr is None:
+        return ""
+    if ch is None:
+        return ',"ctr":%d' % ctr
+    return ',"ch":"%s","ctr":%d' % (ch, ctr)
+
+
+def _fit(dev, records, dropped, aggregated, epoch, ctr, max_bytes, ch=None):
     # pass 1: how many records fit, their first/last seq and the columns
     cols = list(FIRST_COLS)
     extra = []
@@ -57,7 +70,7 @@ def _fit(dev, records, dropped, aggregated, epoch, ctr, max_bytes):
     rows_len = 0
     nullw = len(dumps([None, None])) - len(dumps([None]))   # ",null" (", null" on old MP)
     fixed = len(_header(dev, epoch, 0, 0, 0, dropped, aggregated)) + 48 + (
-        0 if ctr is None else 24)
+        0 if ctr is None else 16 + len(_tail(ch, 0)))
     for rec in records:
         # a key that is null in every record of the batch gets no column at all
         new = [c for c in rec if rec[c] is not None and c not in cols and c not in extra
@@ -95,7 +108,7 @@ def _put(buf, w, s):
 
 
 def build(dev, records, dropped=0, aggregated=0, epoch=0, ctr=None, max_bytes=MAX_BYTES,
-          out=None):
+          out=None, ch=None):
     """records: decoded store records (dicts with "seq"), oldest first; a list, or any
     sequence that can be iterated twice (uplink.Records decodes them one at a time, so
     a batch never holds all its records as dicts at once).
@@ -103,24 +116,30 @@ def build(dev, records, dropped=0, aggregated=0, epoch=0, ctr=None, max_bytes=MA
     is then a memoryview of it. On a small heap one buffer, allocated before anything
     else and reused for every batch, does not have to be found in one piece among the
     rows' garbage (the ESP8266's upload peak was a 900-byte join failing that way).
+    ch: "mqtt" or "https", the channel a signed batch (ctr given) is sealed for; it is
+    written right before "ctr" (docs/wire-format.md).
     -> (body, first_seq, last_seq, count) for the longest prefix that fits."""
-    k, first, last, allc = _fit(dev, records, dropped, aggregated, epoch, ctr, max_bytes)
+    if ch is not None and (ch not in CHANNELS or ctr is None):
+        raise ValueError("ch: mqtt or https, with a counter")
+    k, first, last, allc = _fit(dev, records, dropped, aggregated, epoch, ctr, max_bytes, ch)
     buf = out if out is not None else bytearray(max_bytes + OUT_SLACK)
     w = 0
-    for piece in _pieces(dev, records, k, first, last, allc, dropped, aggregated, epoch, ctr):
+    tail = _tail(ch, ctr)
+    for piece in _pieces(dev, records, k, first, last, allc, dropped, aggregated, epoch, tail):
         w = _put(buf, w, piece)
         if w < 0:
             # the estimate was short (it is not meant to be): the plain way
             body = "".join(_pieces(dev, records, k, first, last, allc, dropped, aggregated,
-                                   epoch, ctr)).encode()
+                                   epoch, tail)).encode()
             return body, first, last, k
     if out is None:
         return bytes(buf[:w]), first, last, k
     return memoryview(buf)[:w], first, last, k
 
 
-def _pieces(dev, records, k, first, last, allc, dropped, aggregated, epoch, ctr):
-    # the body, piece by piece: header, columns, the first k records' rows, counter
+def _pieces(dev, records, k, first, last, allc, dropped, aggregated, epoch, tail):
+    # the body, piece by piece: header, columns, the first k records' rows, channel and
+    # counter
     yield _header(dev, epoch, first, last, k, dropped, aggregated)
     yield ',"cols":'
     yield dumps(allc)
@@ -134,8 +153,8 @@ def _pieces(dev, records, k, first, last, allc, dropped, aggregated, epoch, ctr)
         yield _row(rec, allc)
         i += 1
     yield "]"
-    if ctr is not None:
-        yield ',"ctr":%d' % ctr
+    if tail:
+        yield tail
     yield "}"
 
 

@@ -8,9 +8,13 @@
 # PAYLOAD_NONE), so a frame that lacks a value never shows a made-up one.
 #
 # Only entities the meter actually provides are announced (a historic TIC meter has no
-# voltage, a DSMR meter no Tempo colour). The set and its payloads are hashed; the app
-# republishes discovery only when that hash changes (config or meter changed), not at
-# every wake-up: discovery costs ~5 KB on the air.
+# voltage, a DSMR meter no Tempo colour). What the meter provides is its capability
+# set: the union of the entities seen in whole readings (grow()), kept by the uplink
+# across boots. A reading cut short on purpose (early stop, "partial") or a stored
+# record lacks values the meter does send, so it never shrinks the set; the set only
+# grows, and the config hash with it. The app republishes discovery only when that hash
+# changes (configuration changed or the set grew), not at every wake-up: discovery
+# costs ~5 KB on the air, a supercapacitor's budget.
 import hashlib
 from binascii import hexlify
 
@@ -100,12 +104,43 @@ def _present(reading, key, index):
     return True
 
 
-def entities(reading, has_relay=False):
+def capability_mask(reading):
+    """-> int, bit i set when ENTITIES[i] (a meter entity) has a value in reading."""
+    m = 0
+    for i in range(len(ENTITIES)):
+        e = ENTITIES[i]
+        if e[2] not in DIAG_KEYS and _present(reading, e[2], e[3]):
+            m |= 1 << i
+    return m
+
+
+def grow(caps, reading):
+    """The capability set after reading: caps is None or [mask, protocol] (JSON-able,
+    persisted by the uplink). Only whole readings count: not an early-stopped one
+    ("partial") and not a decoded store record ("kind")."""
+    if reading is None or reading.get("partial") or "kind" in reading:
+        return caps
+    m = capability_mask(reading)
+    if caps is None:
+        return [m, reading.get("protocol")]
+    if m & ~caps[0]:
+        return [caps[0] | m, caps[1] or reading.get("protocol")]
+    return caps
+
+
+def entities(reading, has_relay=False, caps=None):
     """-> list of the ENTITIES rows (object id, component, key, index, ...) the device
-    announces."""
+    announces: those of the capability set caps ([mask, protocol]) when given, else
+    those present in reading."""
     out = []
-    for e in ENTITIES:
-        if e[2] in DIAG_KEYS or _present(reading, e[2], e[3]):
+    for i in range(len(ENTITIES)):
+        e = ENTITIES[i]
+        if e[2] in DIAG_KEYS:
+            out.append(e)
+        elif caps is not None:
+            if caps[0] >> i & 1:
+                out.append(e)
+        elif _present(reading, e[2], e[3]):
             out.append(e)
     if has_relay:
         out.extend(_RELAY)
@@ -116,16 +151,21 @@ def node_id(dev):
     return "linky_" + dev
 
 
-def messages(dev, prefix, reading, has_relay=False, model=None):
+def messages(dev, prefix, reading, has_relay=False, model=None, caps=None):
     """Yield (topic, payload bytes) of every retained discovery config, one at a time
-    (the ESP8266 heap does not hold all of them at once)."""
+    (the ESP8266 heap does not hold all of them at once). caps: the capability set
+    (grow()); then reading is not looked at."""
     node = node_id(dev)
+    if caps is not None:
+        proto = caps[1]
+    else:
+        proto = reading.get("protocol") if reading else None
     device = {"identifiers": [node], "name": "Linky " + dev,
               "manufacturer": "open Linky/P1 dongle",
-              "model": model or (reading.get("protocol") if reading else None) or "meter"}
+              "model": model or proto or "meter"}
     state_t = prefix + "/state"
     for obj, comp, key, idx, name, dclass, sclass, unit, diag, options in entities(
-            reading, has_relay):
+            reading, has_relay, caps):
         cfg = {"unique_id": node + "_" + obj, "object_id": node + "_" + obj,
                "state_topic": state_t, "availability_topic": prefix + "/status",
                "payload_available": "online", "payload_not_available": "offline",
@@ -158,9 +198,9 @@ def messages(dev, prefix, reading, has_relay=False, model=None):
                dumps(cfg).encode())
 
 
-def config_hash(dev, prefix, reading, has_relay=False, model=None):
+def config_hash(dev, prefix, reading, has_relay=False, model=None, caps=None):
     h = hashlib.sha256()
-    for topic, payload in messages(dev, prefix, reading, has_relay, model):
+    for topic, payload in messages(dev, prefix, reading, has_relay, model, caps):
         h.update(topic.encode())
         h.update(payload)
     return hexlify(h.digest()[:8]).decode()

@@ -39,9 +39,17 @@ class _SockFactory:
         s.settimeout(self.timeout)
         try:
             # umqtt writes a packet in 3-4 small writes: without TCP_NODELAY, Nagle +
-            # delayed ACK hold every PUBLISH ~40 ms, i.e. radio-on time (IPPROTO_TCP=6,
-            # TCP_NODELAY=1 on Linux and lwIP)
-            s.setsockopt(6, 1, 1)
+            # delayed ACK hold every PUBLISH ~40 ms, i.e. radio-on time. The module's
+            # own constant: the ESP8266's lwIP binding (extmod/modlwip.c) switches on
+            # the option number alone and its TCP_NODELAY is lwIP's TF_NODELAY (0x40);
+            # 1 there is "not implemented" (a warning printed on the meter's UART).
+            # The unix port has no constant: Linux's IPPROTO_TCP=6, TCP_NODELAY=1.
+            m = self.mod
+            nd = getattr(m, "TCP_NODELAY", None)
+            if nd is not None:
+                s.setsockopt(getattr(m, "IPPROTO_TCP", 6), nd, 1)
+            elif getattr(m, "SOL_SOCKET", None) == 1:   # Linux numbering
+                s.setsockopt(6, 1, 1)
         except Exception:
             pass
         self.raw = s
@@ -102,14 +110,13 @@ class _Stream:
 
 
 def _tls_params(host, ca_der):
-    # umqtt.simple's legacy form: ussl.wrap_socket(sock, **params)
+    # umqtt.simple's legacy form: ussl.wrap_socket(sock, **params); always verified
     from firmware.uplink.https import tls_module, _cadata
     m, _ = tls_module()
-    params = {"server_hostname": host}
-    if ca_der:
-        params["cert_reqs"] = m.CERT_REQUIRED
-        params["cadata"] = _cadata(ca_der)
-    return params
+    if not hasattr(m, "CERT_REQUIRED"):
+        raise MqttError("tls", "this TLS module cannot verify certificates")
+    return {"server_hostname": host, "cert_reqs": m.CERT_REQUIRED,
+            "cadata": _cadata(ca_der)}
 
 
 def _tls_context(ca_der):
@@ -126,6 +133,9 @@ def make_client(client_id, host, port, user=None, password=None, keepalive=60, t
     password = (password or "") if user else None
     if not tls:
         return cls(client_id, host, port, user, password, keepalive)
+    if not ca_der:
+        # never an unverified broker: it would get the password and the readings
+        raise MqttError("config", "TLS without ca_pem refused")
     try:
         # 1.3.4, and newer versions that kept the legacy form
         return cls(client_id, host, port, user, password, keepalive, ssl=True,

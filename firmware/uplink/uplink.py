@@ -145,21 +145,20 @@ class Uplink:
             self.sinks.append("https")
         if cfg.get("influx_url"):
             self.sinks.append("influx")
-        # ESP8266: a TLS connection does not fit beside the application in its 38 KB heap
-        # (axTLS takes its buffers from it: an HTTPS upload window needs ~45 KB, measured
-        # by tools/bench/bench_heap.py --frozen32). Such a sink is left out with a clear
-        # error in every window's report instead of failing at every handshake; plain
-        # MQTT / http:// with hmac_key (signed batches) is the ESP8266's way.
-        from firmware.config import tls_sinks
+        # Sinks the settings cannot carry out safely on this chip are left out, with the
+        # reason in every window's report (config.sink_errors): on the ESP8266 any TLS
+        # sink (axTLS takes ~45 KB of its 38 KB heap, measured by tools/bench/
+        # bench_heap.py --frozen32: plain MQTT / http:// with hmac_key is its way);
+        # elsewhere a TLS sink without ca_pem (it would accept any certificate, and an
+        # impostor's 200 would make the store drop readings it never delivered); and an
+        # MQTT password without TLS that the user did not allow in the clear.
+        from firmware.config import tls_sinks, sink_errors
         self.tls = tls_sinks(cfg)
         self.refused = {}
-        if getattr(port, "chip", "") == "esp8266":
-            for sk in self.tls:
-                if sk in self.sinks:
-                    self.sinks.remove(sk)
-                    self.refused[sk] = ("tls does not fit the ESP8266's heap: use %s" % (
-                        "mqtt without TLS + hmac_key" if sk == "mqtt" else
-                        "http:// + hmac_key" if sk == "https" else "http://"))
+        for sk, _k, msg in sink_errors(cfg, getattr(port, "chip", "host")):
+            if sk in self.sinks and sk not in self.refused:
+                self.sinks.remove(sk)
+                self.refused[sk] = msg
         self.done = {}
         self.fails = {}
         self.window = 0
@@ -253,7 +252,10 @@ class Uplink:
         return self.window % period == 0
 
     # -- the window --------------------------------------------------------------------
-    def send(self, store, latest=None, can_afford=None):
+    def send(self, store, latest=None, can_afford=None, whole=None):
+        # whole: the latest whole (not early-stopped) reading of this boot, which
+        # grows the meter's capability set for discovery (None: latest alone)
+        self._whole = whole
         can = can_afford or (lambda what: True)
         self.window = (self.window + 1) & 0xFFFF
         res = {"ok": False, "records": 0, "bytes": 0, "connections": [], "commands": [],
@@ -363,12 +365,15 @@ class Uplink:
         return self.max_bytes - (sign.TAIL_LEN if self.key else 0)
 
     def _body(self, sink, recs, store):
+        # signed: the channel ("mqtt" / "https", also for http://) and that channel's
+        # counter go inside the signed bytes (docs/wire-format.md), so a batch sealed for
+        # one channel is refused on the other
         ctr = self.counters[sink].take() if self.key else None
         buf = self._buf
         body, first, last, n = B.build(self.dev, recs, getattr(store, "dropped", 0),
                                        getattr(store, "aggregated", 0),
                                        getattr(store, "epoch", None) or self.epoch, ctr,
-                                       self._room(), buf)
+                                       self._room(), buf, sink if self.key else None)
         if self.key:
             if isinstance(body, memoryview):
                 body = memoryview(buf)[:sign.seal_into(self.key, buf, len(body))]
@@ -402,18 +407,15 @@ class Uplink:
 
     # -- HTTPS --------------------------------------------------------------------------
     def _tls_ca(self, url, sink):
-        # -> (ca list or None) or raise NetError("config") when sending would be unsafe
+        # -> the CA list to verify the server with (None for http://), or raise
+        # NetError("config"): TLS is never used unverified (sink_errors leaves such sinks
+        # out already; this holds whatever the caller did)
         if not url.startswith("https:"):
             return None
         if self.can_verify and self.ca_der:
             return self.ca_der
-        if sink == "https" and self.key:
-            return None    # unverified TLS, every batch signed (ESP8266 / no CA given)
-        if sink == "influx" and not self.can_verify:
-            return None    # ESP8266: cannot do better; documented
         from firmware.uplink import https
-        raise https.NetError("config", "https needs ca_pem" + (
-            "" if sink == "influx" else " or hmac_key"))
+        raise https.NetError("config", "%s: https needs ca_pem" % sink)
 
     def _https(self, body, last, n):
         # -> (records confirmed, counter hint from a 409 or None)
@@ -519,14 +521,18 @@ class Uplink:
     def _mqtt_open(self, can):
         from firmware.uplink import mqtt
         c = self.cfg
-        tls = bool(self.ca_der) or bool(c.get("mqtt_tls"))
+        tls = "mqtt" in self.tls
         port = int(c.get("mqtt_port") or (8883 if tls else 1883))
         self._mq_entry = _entry("mqtt", False, 0, 0, None)
+        if tls and not (self.can_verify and self.ca_der):
+            # never unverified (sink_errors refuses it first; this holds regardless)
+            self._mq_entry["error"] = "config: mqtt_tls needs ca_pem"
+            return False
         if tls and not can("tls"):
             self._mq_entry["error"] = "energy"
             return False
         try:
-            ca = self.ca_der if (tls and self.can_verify) else None
+            ca = self.ca_der if tls else None
             self.port.activity("tls" if tls else "tx")
             self._mq = mqtt.Session(("linky-" + self.dev).encode(), c["mqtt_host"], port,
                                     c.get("mqtt_user") or None, c.get("mqtt_password") or None,
@@ -549,19 +555,26 @@ class Uplink:
             if reading is not None and self.cfg.get("ha_discovery", True) not in (False, 0, "0",
                                                                                   "false"):
                 has_relay = "relay_set" in (getattr(self.port, "board", None) or {})
-                h = discovery.config_hash(self.dev, self.prefix, reading, has_relay)
-                if h != self._file.get("disc"):
+                # the meter's capability set (union of whole readings, kept across
+                # boots): partial readings cannot make discovery flap
+                caps = discovery.grow(discovery.grow(self._file.get("caps"),
+                                                     getattr(self, "_whole", None)), reading)
+                h = None if caps is None else discovery.config_hash(
+                    self.dev, self.prefix, None, has_relay, caps=caps)
+                if h is not None and h != self._file.get("disc"):
                     # QoS 0, then the last one QoS 1: the broker handles one connection in
                     # order, so its PUBACK confirms them all. One payload in RAM at a time
                     # (plus the one being sent).
                     held = None
-                    for m in discovery.messages(self.dev, self.prefix, reading, has_relay):
+                    for m in discovery.messages(self.dev, self.prefix, None, has_relay,
+                                                caps=caps):
                         if held is not None:
                             self._mq.publish(held[0].encode(), held[1], True, 0)
                         held = m
                     if held is not None:
                         self._mq.publish(held[0].encode(), held[1], True, 1)
                     self._file["disc"] = h
+                    self._file["caps"] = caps
                     self._write_file()
             if reading is not None:
                 st = self.status() if self.status else {}

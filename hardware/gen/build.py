@@ -28,7 +28,7 @@ W, H = 64.0, 46.0
 HOLES = [(3.5, 3.5), (W - 3.5, 3.5), (3.5, H - 3.5), (W - 3.5, H - 3.5)]
 M1_AT = (36.0, 12.0)           # D1 mini pin 1 (RST); rows 22.86 mm apart, pins downwards
 M2_AT = (36.0 + 3.81, 12.0)    # C3 super mini pin 1 (5V)
-AUX_AT = (40.0, 41.0)          # stacking bus pin 1, pins to the right
+AUX_AT = (37.5, 41.0)          # stacking bus pin 1, pins to the right
 
 
 def supercap_fp():
@@ -54,28 +54,44 @@ def write_lib():
         wanted.add(name + ".kicad_mod")
         with open(os.path.join(PRETTY, name + ".kicad_mod"), "w") as f:
             f.write(F.render(fps[name]))
-    wanted.add("MountingHole_3.2mm_M3.kicad_mod")
-    with open(os.path.join(PRETTY, "MountingHole_3.2mm_M3.kicad_mod"), "w") as f:
-        f.write(F.mounting_hole())
     for fn in os.listdir(PRETTY):
         if fn not in wanted:
             os.remove(os.path.join(PRETTY, fn))
     return fps
 
 
-def write_tables(d):
+def write_tables(d, parts):
+    """Project library tables: the project library plus every official KiCad library the board
+    uses, through KiCad's own path variables (so ERC/DRC compare the parts with the library)."""
+    import kicadlib
+    import pcb as PCB
+    syms = kicadlib.used_libraries([p.sym for p in parts] + ["power:PWR_FLAG"])
+    fpl = kicadlib.used_libraries([p.fp for p in parts] + [PCB.HOLE_FP])
     with open(os.path.join(d, "sym-lib-table"), "w") as f:
         f.write('(sym_lib_table\n  (version 7)\n  (lib (name "dongle") (type "KiCad") '
-                '(uri "${KIPRJMOD}/../lib/dongle.kicad_sym") (options "") (descr "Open meter dongle parts"))\n)\n')
+                '(uri "${KIPRJMOD}/../lib/dongle.kicad_sym") (options "") (descr "Open meter dongle parts"))\n')
+        for lib in syms:
+            f.write('  (lib (name "%s") (type "KiCad") (uri "${KICAD9_SYMBOL_DIR}/%s.kicad_sym") (options "") '
+                    '(descr "KiCad official library"))\n' % (lib, lib))
+        f.write(')\n')
     with open(os.path.join(d, "fp-lib-table"), "w") as f:
         f.write('(fp_lib_table\n  (version 7)\n  (lib (name "dongle") (type "KiCad") '
-                '(uri "${KIPRJMOD}/../lib/dongle.pretty") (options "") (descr "Open meter dongle footprints"))\n)\n')
+                '(uri "${KIPRJMOD}/../lib/dongle.pretty") (options "") (descr "Open meter dongle footprints"))\n')
+        for lib in fpl:
+            f.write('  (lib (name "%s") (type "KiCad") (uri "${KICAD9_FOOTPRINT_DIR}/%s.pretty") (options "") '
+                    '(descr "KiCad official library"))\n' % (lib, lib))
+        f.write(')\n')
+
+
+def fpinfo(fps, name):
+    if ":" in name:
+        import kicadlib
+        return kicadlib.footprint(name)
+    return fps[name]
 
 
 def crtyd_size(fps, name, rot):
-    if name not in fps:
-        return (7.0, 7.0)
-    x0, y0, x1, y1 = fps[name].crtyd()
+    x0, y0, x1, y1 = fpinfo(fps, name).crtyd()
     w, h = x1 - x0, y1 - y0
     return (h, w) if rot in (90, 270) else (w, h)
 
@@ -102,7 +118,7 @@ def pack(fps, parts, regions, gap=1.4, row_gap=2.0):
                 cx, cy, rowh = rx0, ry0, 0.0
                 continue
             break
-        x0, y0, x1, y1 = fps[p.fp].crtyd()
+        x0, y0, x1, y1 = fpinfo(fps, p.fp).crtyd()
         if rot in (90, 270):
             # rotated 90: local x -> -y ... use the centre of the rotated box
             ox = -(y0 + y1) / 2.0 if rot == 90 else (y0 + y1) / 2.0
@@ -120,14 +136,15 @@ LAYOUT = {
     "power": {
         # SW1 and JP2 outside the D1 mini's shadow (the module covers the header area and
         # its antenna end, above pin 1): they must stay reachable with the module fitted
-        "fixed": {"J1": (10.0, 6.5, 0), "C1": (18.0, 36.0, 0), "SW1": (53.0, 41.7, 0), "JP2": (31.0, 40.5, 0)},
+        "fixed": {"J1": (10.0, 6.5, 0), "C1": (18.0, 36.0, 0), "SW1": (53.2, 41.7, 0), "JP2": (31.0, 40.5, 0)},
         "title_at": (22.0, 44.4),
-        "back_at": (31.0, 1.45, 0.8),
+        "back_at": (31.0, 1.6, 1.0),
         "regions": [(23.5, 1.2, 34.2, 10.6), (1.0, 13.2, 34.2, 29.6), (41.6, 10.6, 53.3, 31.2),
                     (30.5, 33.0, 58.0, 37.6), (35.0, 1.2, 56.5, 7.2)],
-        "part_labels": {"SW1": "SETUP", "JP2": "SAFE"},
-        "power_nets": ["/VCAP", "/VSW", "/+3V3", "/GND", "/TIC_I1", "/TIC_A", "/AC1"],
-        "labels": [("I1", 10.0, 12.0, 1.0), ("I2", 15.08, 12.0, 1.0), ("A", 20.16, 12.0, 1.0),
+        # next to (not under) the part: SW1's label above it, JP2's above its pins
+        "part_labels": {"SW1": ("SETUP", 53.2, 37.9), "JP2": ("SAFE", 31.0, 38.5)},
+        "power_nets": ["/VCAP", "/VSW", "/VSW_TIC", "/+3V3", "/GND", "/TIC_I1", "/TIC_A", "/AC1"],
+        "labels": [("I1", 10.0, 9.4, 1.0), ("I2", 15.0, 9.4, 1.0), ("A", 20.0, 9.4, 1.0),
                    ("TIC", 4.2, 9.8, 1.0), ("SUPERCAP 5.5V", 18.0, 39.0, 1.0)],
     },
     "demod": {
@@ -135,21 +152,23 @@ LAYOUT = {
         "fixed": {"J1": (11.0, 6.0, 0), "J2": (11.5, 28.6, 0)},
         "regions": [(20.5, 1.5, 34.2, 20.0), (41.6, 10.6, 53.3, 31.2), (22.0, 21.0, 34.2, 37.6),
                     (30.0, 33.0, 58.0, 37.6)],
-        "power_nets": ["/+3V3", "/GND", "/P1_5V"],
-        "labels": [("TIC  I1   I2", 13.5, 11.2, 1.0), ("P1 (DSMR)", 14.5, 25.2, 1.0),
-                   ("JP1: 1-2 ESP8266, 2-3 ESP32", 30.0, 39.6, 0.8)],
+        "power_nets": ["/+3V3", "/GND", "/P1_5V", "/P1_PWR"],
+        "labels": [("TIC", 5.2, 9.0, 1.0), ("I1", 11.0, 9.0, 1.0), ("I2", 16.0, 9.0, 1.0), ("P1 (DSMR)", 14.5, 25.2, 1.0),
+                   # DSMR P1 power needs RJ12 pins 1 and 6: a 6-wire cable (4-wire RJ11 has neither)
+                   ("P1 cable: RJ12 6P6C 1:1", 11.0, 22.8, 1.0),
+                   ("JP1 1-2: ESP8266", 27.0, 38.4, 1.0), ("JP1 2-3: ESP32", 27.0, 40.2, 1.0)],
     },
     "relay": {
-        "fixed": {"K1": (13.5, 9.0, 0), "J1": (5.0, 15.0, 270)},
-        "regions": [(29.7, 1.5, 34.2, 31.0), (41.6, 10.6, 53.3, 31.2), (30.0, 33.0, 58.0, 37.6)],
+        "fixed": {"K1": (14.4, 9.0, 0), "J1": (5.3, 15.0, 270)},
+        "regions": [(30.5, 1.5, 34.2, 31.0), (41.6, 10.6, 53.3, 31.2), (30.0, 33.0, 58.0, 37.6)],
         # relay contact 11 -> terminal 1, contact 14 -> terminal 2: wide, on both layers,
         # routed away from the coil pins (>= 4 mm copper to copper)
-        "mains_tracks": [("/LOAD_COM", [(11.5, 15.0), (5.0, 15.0)]),
-                         ("/LOAD_NO", [(25.7, 21.0), (25.7, 30.5), (5.0, 30.5), (5.0, 22.5)])],
+        "mains_tracks": [("/LOAD_COM", [(12.4, 15.0), (5.3, 15.0)]),
+                         ("/LOAD_NO", [(26.6, 21.0), (26.6, 30.5), (5.3, 30.5), (5.3, 22.5)])],
         # milled slots between the contact pins and the coil pins (creepage), as
         # (centre x, centre y, direction x, direction y, length, width)
-        "slots": [(12.5, 12.0, 0.949, 0.316, 4.0, 1.0), (12.5, 18.0, 0.949, -0.316, 4.0, 1.0),
-                  (26.5, 18.0, 0.966, 0.258, 4.0, 1.0)],
+        "slots": [(13.4, 12.0, 0.949, 0.316, 4.0, 1.0), (13.4, 18.0, 0.949, -0.316, 4.0, 1.0),
+                  (28.0, 17.5, 0.966, 0.258, 4.0, 1.0)],
         "pour_keepout": 6.0,
         "power_nets": ["/VCAP", "/GND", "/COIL_SET", "/COIL_RST"],
         "mains": {"/LOAD_COM": 4.0, "/LOAD_NO": 4.0},
@@ -169,7 +188,7 @@ def build(name):
     b = BOARDS[name]()
     d = os.path.join(HW, name)
     os.makedirs(d, exist_ok=True)
-    write_tables(d)
+    write_tables(d, b.parts)
     dru = os.path.join(d, name + ".kicad_dru")
     if LAYOUT[name].get("mains"):
         with open(dru, "w") as f:
@@ -212,15 +231,25 @@ def build(name):
         bb.slot(*sl)
     failed = bb.route(power_nets=set(lay["power_nets"]), extra_clear=mains, skip=set(mains))
     tx, ty = lay.get("title_at", (31.0, 44.3))
+    # module orientation: the D1 mini's pin 1 (RST) is at the top left with its USB at the
+    # bottom; the C3 super mini's pin 1 (5V) at the top left with its USB at the top
     common = [("%s board rev 1" % name.upper(), tx, ty, 1.0),
-              ("M1: D1 mini", 47.4, 8.6, 1.0), ("M2: ESP32-C3 mini", 47.4, 33.5, 0.8),
-              ("I1 I2 VC GND", 43.8, 38.6, 0.8)]
+              ("M2 C3 mini: USB \u2191", 49.6, 8.6, 1.0), ("M1 D1 mini: USB \u2193", 47.4, 32.0, 1.0)]
     for (txt, x, y, sz) in common + lay.get("labels", []):
         bb.label(txt, x, y, sz)
-    for ref, txt in sorted(lay.get("part_labels", {}).items()):
-        x, y, rot = pos[ref]
-        w_, h_ = crtyd_size(fps, bb.fps[ref].GetFPID().GetLibItemName().wx_str(), rot)
-        bb.label(txt, x - w_ / 2 - 2.5, y, 0.8)
+    for ref, (txt, x, y) in sorted(lay.get("part_labels", {}).items()):
+        bb.label(txt, x, y, 1.0)
+    # header pin names, printed where the board is free: the D1 mini's right row (TX..5V)
+    # outside the module, the stacking bus above J9; pin 1 of each module is marked by
+    # the socket footprint's bar and the "RST" / "5V" names
+    from footprints import D1_GAP
+    from symbols import D1MINI_RIGHT
+    for i, pin in enumerate(D1MINI_RIGHT):
+        bb.fixed_label(pin, M1_AT[0] + D1_GAP + 1.6, M1_AT[1] + 2.54 * i, 1.0, justify="left")
+    bb.fixed_label("RST", M1_AT[0] - 2.3, M1_AT[1], 1.0, justify="right")
+    bb.fixed_label("5V", M2_AT[0] - 0.8, M2_AT[1] - 2.9, 1.0, justify="left")
+    for i, pin in enumerate(("I1", "I2", "VC", "G", "P1")):
+        bb.fixed_label(pin, AUX_AT[0] + 2.54 * i, AUX_AT[1] - 2.6, 1.0)
     bx, by, bs = lay.get("back_at", (32.0, 44.0, 1.0))
     for (txt, x, y, sz) in lay.get("back_labels", []) + [
             ("Open meter dongle - %s - CERN-OHL-S-2.0" % name, bx, by, bs)]:

@@ -1,10 +1,13 @@
-"""Project-local footprints (library nickname "dongle", hardware/lib/dongle.pretty).
+"""Project-local footprints (library nickname "dongle", hardware/lib/dongle.pretty), only for
+what KiCad's official footprint library lacks (every other part uses the library footprint,
+see designs.py):
 
-Land patterns follow the IPC-7351 nominal sizes the manufacturers' datasheets give
-(0805/1206, SOD-123, SMA, SOT-23/-5/-6, SOT-223, SMDIP-4) and the datasheet drawings of
-the through-hole parts (Hongfa HF3F-L latching relay, Amphenol 54601 RJ12, 5.08 mm
-terminal blocks, 2.54 mm headers). Silkscreen is clipped 0.25 mm away from every pad so
-DRC never reports silk over copper.
+- CP_Supercap: Cornell Dubilier DGH series 2-cell module (DGH255Q5R5 drawing: 21 x 11 mm
+  body, leads 15.5 mm apart), sized from values.json
+- WeMos_D1_mini_Socket / ESP32C3_SuperMini_Socket: two 1x8 rows of 2.54 mm stacking
+  sockets at the modules' row spacing (D1 mini 22.86 mm, C3 super mini 15.24 mm)
+
+Silkscreen is clipped 0.25 mm away from every pad so DRC never reports silk over copper.
 """
 from symbols import q
 
@@ -158,87 +161,6 @@ def _add(fp):
     FOOTPRINTS[fp.name] = fp
 
 
-def two_smd(name, descr, px, w, h, body):
-    return Fp(name, descr, [("1", "smd", "roundrect", -px, 0, w, h, None),
-                            ("2", "smd", "roundrect", px, 0, w, h, None)],
-              (-body[0] / 2, -body[1] / 2, body[0] / 2, body[1] / 2),
-              silk_body=(-body[0] / 2 - 0.1, -body[1] / 2 - 0.1, body[0] / 2 + 0.1, body[1] / 2 + 0.1),
-              pin1_mark=False)
-
-
-_add(two_smd("R_0805", "Resistor 0805 (2012 metric)", 0.9125, 1.025, 1.4, (2.0, 1.25)))
-_add(two_smd("C_0805", "Capacitor 0805 (2012 metric)", 0.9125, 1.025, 1.4, (2.0, 1.25)))
-_add(two_smd("R_1206", "Resistor 1206 (3216 metric)", 1.4625, 1.125, 1.75, (3.2, 1.6)))
-_add(two_smd("C_1206", "Capacitor 1206 (3216 metric)", 1.4625, 1.125, 1.75, (3.2, 1.6)))
-_add(two_smd("Fuse_1206", "Resettable fuse 1206 (3216 metric)", 1.4625, 1.125, 1.75, (3.2, 1.6)))
-d = two_smd("D_SOD-123", "Diode SOD-123, pin 1 = cathode", 1.65, 0.9, 1.2, (2.7, 1.6))
-d.pin1_mark = True
-d.extra_silk = [((-2.35, -0.95), (-2.35, 0.95))]
-_add(d)
-d = two_smd("D_SMA", "Diode SMA (DO-214AC), pin 1 = cathode", 2.0, 2.5, 1.8, (4.3, 2.6))
-d.extra_silk = [((-3.5, -1.4), (-3.5, 1.4))]
-_add(d)
-_add(two_smd("LED_0805", "LED 0805, pin 1 = cathode", 0.9375, 0.975, 1.4, (2.0, 1.25)))
-
-_add(Fp("SOT-23", "SOT-23 (1 = left top, 2 = left bottom, 3 = right)",
-        [("1", "smd", "roundrect", -0.9375, -0.95, 1.475, 0.6, None),
-         ("2", "smd", "roundrect", -0.9375, 0.95, 1.475, 0.6, None),
-         ("3", "smd", "roundrect", 0.9375, 0, 1.475, 0.6, None)],
-        (-0.65, -1.45, 0.65, 1.45), silk_body=(-0.76, -1.56, 0.76, 1.56)))
-_add(Fp("SOT-23-5", "SOT-23-5",
-        [("1", "smd", "roundrect", -1.1375, -0.95, 1.325, 0.6, None),
-         ("2", "smd", "roundrect", -1.1375, 0, 1.325, 0.6, None),
-         ("3", "smd", "roundrect", -1.1375, 0.95, 1.325, 0.6, None),
-         ("4", "smd", "roundrect", 1.1375, 0.95, 1.325, 0.6, None),
-         ("5", "smd", "roundrect", 1.1375, -0.95, 1.325, 0.6, None)],
-        (-0.8, -1.45, 0.8, 1.45), silk_body=(-0.91, -1.56, 0.91, 1.56)))
-_add(Fp("SOT-23-6", "SOT-23-6",
-        [("1", "smd", "roundrect", -1.1375, -0.95, 1.325, 0.6, None),
-         ("2", "smd", "roundrect", -1.1375, 0, 1.325, 0.6, None),
-         ("3", "smd", "roundrect", -1.1375, 0.95, 1.325, 0.6, None),
-         ("4", "smd", "roundrect", 1.1375, 0.95, 1.325, 0.6, None),
-         ("5", "smd", "roundrect", 1.1375, 0, 1.325, 0.6, None),
-         ("6", "smd", "roundrect", 1.1375, -0.95, 1.325, 0.6, None)],
-        (-0.8, -1.45, 0.8, 1.45), silk_body=(-0.91, -1.56, 0.91, 1.56)))
-_add(Fp("SOT-223-3", "SOT-223-3, tab = pin 2",
-        [("1", "smd", "roundrect", -3.15, -2.3, 2.0, 1.5, None),
-         ("2", "smd", "roundrect", -3.15, 0, 2.0, 1.5, None),
-         ("3", "smd", "roundrect", -3.15, 2.3, 2.0, 1.5, None),
-         ("2", "smd", "roundrect", 3.15, 0, 2.0, 3.8, None)],
-        (-1.85, -3.35, 1.85, 3.35), silk_body=(-1.96, -3.46, 1.96, 3.46)))
-_add(Fp("SMDIP-4", "SMD DIP-4, 2.54 mm pitch, 9.53 mm lead span (LTV-814S/LTV-817S -TA1)",
-        [("1", "smd", "roundrect", -4.765, -1.27, 2.0, 1.78, None),
-         ("2", "smd", "roundrect", -4.765, 1.27, 2.0, 1.78, None),
-         ("3", "smd", "roundrect", 4.765, 1.27, 2.0, 1.78, None),
-         ("4", "smd", "roundrect", 4.765, -1.27, 2.0, 1.78, None)],
-        (-3.25, -2.54, 3.25, 2.54), silk_body=(-3.36, -2.65, 3.36, 2.65)))
-_add(Fp("SolderJumper_3", "Three-pad solder jumper, open (bridge 1-2 or 2-3 by hand)",
-        [("1", "smd", "rect", -1.3, 0, 1.0, 1.5, None), ("2", "smd", "rect", 0, 0, 1.0, 1.5, None),
-         ("3", "smd", "rect", 1.3, 0, 1.0, 1.5, None)],
-        (-2.0, -1.0, 2.0, 1.0), silk_body=(-2.1, -1.1, 2.1, 1.1), pin1_mark=False))
-
-
-_add(Fp("SW_Push_TS-1187A", "SMD tactile switch 5.1 x 5.1 mm, XKB TS-1187A (pads 1-1 and 2-2 joined inside)",
-        [("1", "smd", "rect", -3.0, -1.875, 1.0, 0.75, None), ("1", "smd", "rect", 3.0, -1.875, 1.0, 0.75, None),
-         ("2", "smd", "rect", -3.0, 1.875, 1.0, 0.75, None), ("2", "smd", "rect", 3.0, 1.875, 1.0, 0.75, None)],
-        (-2.55, -2.55, 2.55, 2.55), silk_body=(-2.66, -2.66, 2.66, 2.66), pin1_mark=False,
-        courtyard=(-3.75, -2.8, 3.75, 2.8)))
-
-
-def header(name, n, pitch=2.54, descr=""):
-    pads = []
-    for i in range(n):
-        pads.append((str(i + 1), "thru_hole", "rect" if i == 0 else "circle", 0, i * pitch, 1.7, 1.7, 1.0))
-    return Fp(name, descr or "Pin header / socket 1x%d, 2.54 mm" % n, pads,
-              (-1.27, -1.27, 1.27, (n - 1) * pitch + 1.27), attr="through_hole",
-              silk_body=(-1.33, -1.33, 1.33, (n - 1) * pitch + 1.33), pin1_mark=False)
-
-
-_add(header("PinHeader_1x02", 2))
-_add(header("PinHeader_1x04", 4))
-_add(header("PinHeader_1x08", 8))
-
-
 def module(name, descr, row_gap):
     pads = []
     for i in range(8):
@@ -268,39 +190,6 @@ _add(module("ESP32C3_SuperMini_Socket", "ESP32-C3 super mini header, 2x8, rows 1
             "(top view, USB up: 5V..GPIO0 = pins 1-8, GPIO5..GPIO21 = pins 9-16)", C3_GAP))
 
 
-def terminal(name, n, pitch, descr):
-    pads = []
-    for i in range(n):
-        pads.append((str(i + 1), "thru_hole", "rect" if i == 0 else "circle", i * pitch, 0, 2.6, 2.6, 1.3))
-    w = (n - 1) * pitch
-    return Fp(name, descr, pads, (-pitch / 2, -4.1, w + pitch / 2, 4.1), attr="through_hole",
-              silk_body=(-pitch / 2 - 0.11, -4.21, w + pitch / 2 + 0.11, 4.21), pin1_mark=False)
-
-
-_add(terminal("TerminalBlock_1x02_P5.08", 2, 5.08, "Screw terminal 2 ways, 5.08 mm pitch (KF301-5.0-2P / DG301)"))
-_add(terminal("TerminalBlock_1x03_P5.08", 3, 5.08, "Screw terminal 3 ways, 5.08 mm pitch (KF301-5.0-3P / DG301)"))
-_add(terminal("TerminalBlock_1x02_P7.50", 2, 7.5,
-              "Screw terminal 2 ways, 7.5 mm pitch, 300 V / 16 A class (mains load side)"))
-
-_add(Fp("RJ12_Amphenol_54601", "RJ12 6P6C horizontal, Amphenol 54601-x06 drawing",
-        [("1", "thru_hole", "rect", 0, 0, 1.52, 1.52, 0.76),
-         ("2", "thru_hole", "circle", 1.27, 2.54, 1.52, 1.52, 0.76),
-         ("3", "thru_hole", "circle", 2.54, 0, 1.52, 1.52, 0.76),
-         ("4", "thru_hole", "circle", 3.81, 2.54, 1.52, 1.52, 0.76),
-         ("5", "thru_hole", "circle", 5.08, 0, 1.52, 1.52, 0.76),
-         ("6", "thru_hole", "circle", 6.35, 2.54, 1.52, 1.52, 0.76)],
-        (-3.42, -1.23, 9.78, 16.77), attr="through_hole", silk_body=(-3.53, -1.34, 9.89, 16.88),
-        holes=[(-1.9, 8.89, 3.25), (8.26, 8.89, 3.25)], pin1_mark=False))
-
-_add(Fp("Relay_Hongfa_HF3F-L_1HL2T", "Hongfa HF3F-L two-coil latching relay, form A, 10 A 250 VAC "
-        "(A1 = set coil, A2 = reset coil, A3 = coil common +, 11 = COM, 14 = NO)",
-        [("A1", "thru_hole", "rect", 0, 0, 2.5, 2.5, 1.3), ("A2", "thru_hole", "circle", 0, 12, 2.5, 2.5, 1.3),
-         ("A3", "thru_hole", "circle", 13.8, 6, 2.5, 2.5, 1.3), ("11", "thru_hole", "circle", -2, 6, 2.5, 2.5, 1.3),
-         ("14", "thru_hole", "circle", 12.2, 12, 2.5, 2.5, 1.3)],
-        (-3.6, -1.6, 15.6, 13.6), attr="through_hole", silk_body=(-3.71, -1.71, 15.71, 13.71),
-        pin1_mark=False))
-
-
 def supercap(name, d, pitch, descr):
     r = d / 2
     f = Fp(name, descr,
@@ -326,17 +215,3 @@ def supercap_box(name, bw, bh, pitch, descr):
 
 
 FOOTPRINT_MAKERS = {"supercap": supercap}
-
-
-def mounting_hole():
-    return ("(footprint \"MountingHole_3.2mm_M3\"\n  (version 20241229) (generator \"dongle_gen\") (generator_version \"9.0\")\n"
-            "  (layer \"F.Cu\")\n  (descr \"Mounting hole M3, non-plated, 3.2 mm\")\n"
-            + _text_prop("Reference", "REF**", 0, -4.2, "F.Fab", size=0.8, th=0.12) + "\n"
-            + _text_prop("Value", "MountingHole_3.2mm_M3", 0, 4.2, "F.Fab", size=0.8, th=0.12) + "\n"
-            + _text_prop("Datasheet", "", 0, 0, "F.Fab", hide=True) + "\n"
-            + _text_prop("Description", "M3 mounting hole", 0, 0, "F.Fab", hide=True) + "\n"
-            "  (attr exclude_from_pos_files exclude_from_bom board_only)\n"
-            "  (fp_circle (center 0 0) (end 3.45 0) (stroke (width 0.05) (type solid)) (fill no) (layer \"F.CrtYd\"))\n"
-            "  (fp_circle (center 0 0) (end 3.2 0) (stroke (width 0.1) (type solid)) (fill no) (layer \"Cmts.User\"))\n"
-            "  (pad \"\" np_thru_hole circle (at 0 0) (size 3.2 3.2) (drill 3.2) (layers \"*.Cu\" \"*.Mask\"))\n"
-            "  (embedded_fonts no)\n)\n")

@@ -5,7 +5,8 @@ import pcbnew
 
 from router import Grid, astar, simplify
 from sch import uid
-from symbols import LIB, SYMBOLS
+import kicadlib
+from symbols import LIB, get
 
 MM = pcbnew.FromMM
 
@@ -14,6 +15,7 @@ WIDTHS = (0.3, 0.5)       # signal, power
 VIA_D, VIA_DRILL = 0.6, 0.3
 EDGE_CLR = 0.5
 PITCH = 0.25
+HOLE_FP = "MountingHole:MountingHole_3.2mm_M3"
 
 
 def V(x, y):
@@ -43,6 +45,11 @@ class BoardBuilder:
         ds.m_HoleToHoleMin = MM(0.25)
         ds.m_MinClearance = MM(0.15)
         ds.m_SilkClearance = MM(0.0)
+        # JLCPCB silkscreen: text at least 1 mm high (DRC text_height enforces it on every
+        # board text and footprint field); stroke >= 0.12 mm, KiCad's library convention
+        # (the relay footprint's S/R/+ marks), our own texts use 0.15 mm
+        ds.m_MinSilkTextHeight = MM(1.0)
+        ds.m_MinSilkTextThickness = MM(0.12)
         nc = ds.m_NetSettings.GetDefaultNetclass()
         nc.SetClearance(MM(CLEARANCE))
         nc.SetTrackWidth(MM(WIDTHS[0]))
@@ -110,10 +117,15 @@ class BoardBuilder:
         self.slots.append((cx, cy, length / 2, width / 2, math.degrees(math.atan2(uy, ux))))
 
     def place(self, part, x, y, rot=0):
-        fp = pcbnew.FootprintLoad(self.libdir, part.fp)
+        if ":" in part.fp:      # KiCad's official library
+            lib, name = part.fp.split(":", 1)
+            fp = pcbnew.FootprintLoad(os.path.dirname(kicadlib.footprint_path(part.fp)), name)
+        else:
+            lib, name = LIB, part.fp
+            fp = pcbnew.FootprintLoad(self.libdir, part.fp)
         if fp is None:
             raise RuntimeError("footprint %s not found" % part.fp)
-        fp.SetFPID(pcbnew.LIB_ID(LIB, part.fp))
+        fp.SetFPID(pcbnew.LIB_ID(lib, name))
         fp.SetReference(part.ref)
         fp.SetValue(part.value)
         fp.SetPath(pcbnew.KIID_PATH("/" + uid(self.project, "sym", part.ref)))
@@ -137,7 +149,7 @@ class BoardBuilder:
                 pad.SetNet(self.net("/" + net))
             else:
                 # KiCad names a lone pin's net after the symbol pin (schematic parity)
-                pname = SYMBOLS[part.sym].pin(num)[1]
+                pname = get(part.sym).pin(num)[1]
                 if pname in ("~", ""):
                     nn = "unconnected-(%s-Pad%s)" % (part.ref, num)
                 else:
@@ -147,10 +159,11 @@ class BoardBuilder:
         return fp
 
     def hole(self, ref, x, y):
-        fp = pcbnew.FootprintLoad(self.libdir, "MountingHole_3.2mm_M3")
-        fp.SetFPID(pcbnew.LIB_ID(LIB, "MountingHole_3.2mm_M3"))
+        fp = pcbnew.FootprintLoad(os.path.dirname(kicadlib.footprint_path(HOLE_FP)), HOLE_FP.split(":")[1])
+        fp.SetFPID(pcbnew.LIB_ID(*HOLE_FP.split(":")))
         fp.SetReference(ref)
-        fp.SetValue("MountingHole_3.2mm_M3")
+        fp.SetValue(HOLE_FP.split(":")[1])
+        fp.SetBoardOnly(True)      # no schematic symbol: a hole, not a part
         self.board.Add(fp)
         fp.SetPosition(V(x, y))
         self.fps[ref] = fp
@@ -400,6 +413,25 @@ class BoardBuilder:
         print("  label %r does not fit near (%g, %g)" % (s, x, y))
         return None
 
+    def fixed_label(self, s, x, y, size=1.0, justify="center"):
+        """Silkscreen text exactly at (x, y) (pin names): it must be free, or the build fails."""
+        t = self.text(s, x, y, size=size)
+        # narrower glyphs (height stays >= 1 mm, what the fab's rule is about)
+        t.SetTextSize(pcbnew.VECTOR2I(MM(size * 0.85), MM(size)))
+        if justify != "center":
+            t.SetHorizJustify(pcbnew.GR_TEXT_H_ALIGN_LEFT if justify == "left" else pcbnew.GR_TEXT_H_ALIGN_RIGHT)
+        bb = self._box(t.GetBoundingBox(), 0.0)
+        obs = [o for o in self._obstacles() if not self._same(o, bb)]
+        if not self.free(bb, obs):
+            hits = [o for o in obs if self._hit(bb, o)]
+            raise RuntimeError("pin label %r at (%g, %g), box %s, overlaps other silkscreen or a pad %s (or the edge)"
+                               % (s, x, y, [round(v, 2) for v in bb], [[round(v, 2) for v in o] for o in hits]))
+        return t
+
+    @staticmethod
+    def _same(a, b):
+        return all(abs(p - q) < 0.2 for p, q in zip(a, b))
+
     def _pad_obstacles(self):
         obs = []
         for fp in self.board.GetFootprints():
@@ -408,7 +440,7 @@ class BoardBuilder:
                     obs.append(self._box(pad.GetBoundingBox(), 0.25))
         return obs
 
-    def place_refs(self, size=0.8):
+    def place_refs(self, size=1.0):
         obs = self._obstacles()
         placed = []
         for fp in sorted(self.board.GetFootprints(), key=lambda f: f.GetReference()):

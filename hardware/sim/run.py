@@ -363,10 +363,41 @@ def esp_profile(tstop, active_a=0.070, tx_a=0.170, tx_every=0.050, tx_len=0.005)
     return " ".join("%s %s" % (spice_num(a), spice_num(b)) for a, b in pts)
 
 
-def supervisor(v0=4.0, tstop=150.0, profile=None, values=None, curve=None, tstep=2e-3, keep=None):
+# spice node of each power-board net the simulated part of the circuit touches
+POWER_NODES = {"VCAP": "vcap", "OVP_REF": "ovref", "GND": "0"}
+_PINS = {}
+
+
+def board_pins(board, ref):
+    """{pad number: net name} of one part, from the board's KiCad netlist (kicad-cli via
+    hardware/check.py): the simulation wires the part the way the board does."""
+    if (board, ref) not in _PINS:
+        sys.path.insert(0, os.path.join(HERE, ".."))
+        import check
+        with tempfile.TemporaryDirectory() as tmp:
+            nets, _ = check.netlist(board, tmp)
+        for name, nodes in nets.items():
+            for node in nodes:
+                r, pad = node.split(".", 1)
+                _PINS.setdefault((board, r), {})[pad] = name
+    return dict(_PINS[(board, ref)])
+
+
+def spice_nodes(pins, nodes=POWER_NODES):
+    out = {}
+    for pad, net in pins.items():
+        if net not in nodes:
+            raise SimError("pad %s is on net %s, which the simulation does not model" % (pad, net))
+        out[pad] = nodes[net]
+    return out
+
+
+def supervisor(v0=4.0, tstop=150.0, profile=None, values=None, curve=None, tstep=2e-3, keep=None, u3_pins=None):
     """Charge from v0 with the harvested current, let the supervisor switch the ESP load on
-    and off. Returns measured thresholds and the load current while switched off."""
+    and off. Returns measured thresholds and the load current while switched off.
+    u3_pins: {pad: net} of the TL431 (default: the power board's netlist)."""
     v = values or load_values()
+    u3 = spice_nodes(u3_pins if u3_pins is not None else board_pins("power", "U3"))
     cp = cap_params(v)
     curve = curve or rectifier_curve()
     harv = ", ".join("%s, %s" % (spice_num(a), spice_num(b)) for a, b in curve)
@@ -377,6 +408,7 @@ def supervisor(v0=4.0, tstop=150.0, profile=None, values=None, curve=None, tstep
         "R1": val(v, "power", "R1"), "R2": val(v, "power", "R2"), "R3": val(v, "power", "R3"),
         "R4": val(v, "power", "R4"), "C3": val(v, "power", "C3"), "R5": val(v, "power", "R5"),
         "prof_pwl": profile or esp_profile(tstop), "tstep": float(tstep), "tstop": float(tstop),
+        "u3_1": u3["1"], "u3_2": u3["2"], "u3_3": u3["3"],
     }
     d = run_template("supervisor", params, keep=keep)
     t, vc, vsw, v33, iesp, iq1 = (d["time"], d["v(vcap)"], d["v(vsw)"], d["v(v33)"], d["i(vesp)"],
@@ -413,12 +445,38 @@ def supervisor(v0=4.0, tstop=150.0, profile=None, values=None, curve=None, tstep
             "vcap_max": max(vc), "vcap_min": min(vc), "curve": curve, "cap": cp}
 
 
-def ovp(v0=5.2, tstop=20.0, sleep_a=20e-6, values=None, curve=None, keep=None):
+def ovp(v0=5.2, tstop=60.0, sleep_a=20e-6, values=None, curve=None, keep=None, u3_pins=None):
     """ESP8266 in deep sleep (20 uA, ESP8266EX datasheet) while the TIC keeps charging: the
-    TL431 shunt must hold VCAP below the supercapacitor's 5.5 V rating."""
+    TL431 shunt must hold VCAP below the supercapacitor's 5.5 V rating. 60 s: long enough
+    for an unclamped capacitor to pass 5.5 V (~19 mA into 2.5 F = 7.6 mV/s)."""
     prof = "0 %s %s %s" % (spice_num(sleep_a), spice_num(tstop + 1), spice_num(sleep_a))
-    r = supervisor(v0=v0, tstop=tstop, profile=prof, values=values, curve=curve, tstep=10e-3, keep=keep)
+    r = supervisor(v0=v0, tstop=tstop, profile=prof, values=values, curve=curve, tstep=10e-3, keep=keep,
+                   u3_pins=u3_pins)
     return r
+
+
+def power_paths(vp1=5.0, vcap=0.0, q1_on=False, usb=False, or_diode=True, tstop=0.2, r_cable=0.5,
+                profile=None, keep=None):
+    """Regulator input fed by the P1 port and/or the supercapacitor, with or without USB on
+    the module (p1power.cir). Returns the supply at the ESP and the currents into the meter
+    and into the supercapacitor (back-feed is current *into* a source: positive here)."""
+    prof = profile or esp_profile(tstop)
+    params = {"vp1": float(vp1), "r_cable": float(r_cable), "vcap": float(vcap), "q1_on": 1 if q1_on else 0,
+              "vusb": 3.3 if usb else 0.0, "prof_pwl": prof, "tstep": 20e-6, "tstop": float(tstop),
+              "d4_line": "XD4 vsw q1d SCHOTTKY_KA" if or_diode else "Rd4 q1d vsw 1m"}
+    d = run_template("p1power", params, keep=keep)
+    t = d["time"]
+    settle = [k for k, x in enumerate(t) if x >= 0.02]   # after C4/C5 charge
+    k0 = settle[0]
+    # the 0 V sense sources sit between the meter / the capacitor and the board, + side on
+    # the source: positive current = the source supplies, negative = it is back-fed
+    return {"min_v33": min(d["v(v33)"][k0:]), "min_vsw": min(d["v(vsw)"][k0:]),
+            "max_vsw": max(d["v(vsw)"][k0:]),
+            "p1_out_max_a": max(d["i(vip1)"][k0:]),
+            "p1_backfeed_a": max(-x for x in d["i(vip1)"][k0:]),
+            "cap_backfeed_a": max(-x for x in d["i(vicap)"][k0:]),
+            "cap_out_max_a": max(d["i(vicap)"][k0:]),
+            "esp_max_a": max(d["i(vesp)"][k0:])}
 
 
 def opto_calibration(rl=100.0, ic=2e-3, vce=2.0, keep=None):
@@ -498,6 +556,14 @@ def main(argv=None):
              ["%.1f" % x for x in s["on_time_s"]], s["max_off_switch_a"]))
     o = ovp(curve=curve, keep=keep)
     print("over-voltage: VCAP max %.3f V with the ESP asleep (rating 5.5 V)" % o["vcap_max"])
+    for name, kw in (("P1 only (supercap empty)", dict(vp1=5.0, vcap=0.0)),
+                     ("P1 at 4.75 V only", dict(vp1=4.75, vcap=0.0)),
+                     ("USB only, meter P1 unpowered", dict(vp1=0.0, vcap=0.0, usb=True)),
+                     ("USB only, supercap at 4.3 V, switch on", dict(vp1=0.0, vcap=4.3, q1_on=True, usb=True)),
+                     ("TIC only (VCAP 4.15 V, switch on)", dict(vp1=0.0, vcap=4.15, q1_on=True))):
+        p = power_paths(keep=keep, **kw)
+        print("power %s: 3V3 min %.3f V, P1 out max %.0f mA, into meter %.2g A, into supercap %.2g A"
+              % (name, p["min_v33"], 1e3 * p["p1_out_max_a"], p["p1_backfeed_a"], p["cap_backfeed_a"]))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 # keys kept, secrets redacted, and an atomic save that survives a power cut at every
 # byte and at the rename (old or new file, never a broken one). Both Pythons.
 from firmware import config
-from tests.fw.util import raises, is_micropython
+from tests.fw.util import raises, is_micropython, ROOT
 from tests.fw.portal_util import tmpdir, rmtree, read, CA_PEM
 
 GOOD = {"ssid": "HomeNet", "password": "correct horse", "mqtt_host": "192.168.1.10"}
@@ -125,7 +125,64 @@ def test_plain_http_endpoint_only_with_signed_batches():
     assert cfg2["https_url"] == old["https_url"]
     assert config.chip_errors(cfg, "esp8266") == {}
     assert config.chip_errors(dict(cfg, https_url="https://h/in"), "esp8266")
-    assert config.chip_errors(dict(cfg, https_url="https://h/in"), "esp32c3") == {}
+    assert config.chip_errors(dict(cfg, https_url="https://h/in", ca_pem=CA_PEM),
+                              "esp32c3") == {}
+
+
+# (settings beside GOOD, chip, {key: words of its message}) - the rules of
+# config.sink_errors, written out case by case: TLS only verified, a broker password
+# only over TLS unless the owner allowed it in the clear, no TLS at all on the ESP8266
+SINK_CASES = (
+    # the hole of issue #19: https:// with a signing key but no CA was sent unverified
+    ({"https_url": "https://c.lan/in", "hmac_key": "11" * 16}, "esp32c3",
+     {"https_url": "CA certificate"}),
+    ({"https_url": "https://c.lan/in", "hmac_key": "11" * 16}, "host",
+     {"https_url": "CA certificate"}),
+    ({"https_url": "https://c.lan/in", "ca_pem": CA_PEM}, "esp32c6", {}),
+    ({"influx_url": "https://i.lan:8086"}, "esp32c3", {"influx_url": "CA certificate"}),
+    ({"influx_url": "http://i.lan:8086"}, "esp32c3", {}),
+    ({"mqtt_tls": True}, "esp32c3", {"mqtt_tls": "CA certificate"}),
+    ({"mqtt_tls": "1", "ca_pem": CA_PEM}, "esp32c3", {}),
+    ({"mqtt_tls": True}, "esp8266", {"mqtt_tls": "no room for TLS"}),
+    # credentials in the clear: refused unless allowed, on every chip
+    ({"mqtt_user": "u", "mqtt_password": "pw"}, "esp32c3", {"mqtt_password": "in the clear"}),
+    ({"mqtt_user": "u", "mqtt_password": "pw"}, "esp8266", {"mqtt_password": "no TLS"}),
+    ({"mqtt_user": "u", "mqtt_password": "pw", "mqtt_plain_ok": True}, "esp8266", {}),
+    ({"mqtt_user": "u", "mqtt_password": "pw", "mqtt_plain_ok": "0"}, "esp32c3",
+     {"mqtt_password": "allow"}),
+    ({"mqtt_user": "u", "mqtt_password": "pw", "ca_pem": CA_PEM}, "esp32c3", {}),
+    ({"mqtt_user": "u", "mqtt_password": "pw", "mqtt_host": ""}, "esp32c3", {}),
+    ({"mqtt_user": "u"}, "esp32c3", {}),
+    ({"https_url": "https://c.lan/in", "ca_pem": CA_PEM}, "esp8266",
+     {"https_url": "no room for TLS", "ca_pem": "no room for TLS"}),
+)
+
+
+def test_unsafe_sinks_are_configuration_errors_with_the_reason():
+    for extra, chip, want in SINK_CASES:
+        cfg, errors = config.validate(dict(GOOD, **extra))
+        assert not errors, (extra, errors)
+        got = config.chip_errors(cfg, chip)
+        assert sorted(got) == sorted(want), (extra, chip, got)
+        for k in want:
+            assert want[k] in got[k], (extra, chip, got[k])
+    # the status page's "sent in the clear" flag is exactly the allowed case
+    assert config.plain_credentials(_cfg(mqtt_password="pw", mqtt_plain_ok=True))
+    assert not config.plain_credentials(_cfg(mqtt_password="pw"))
+    assert not config.plain_credentials(_cfg(mqtt_password="", mqtt_plain_ok=True))
+    assert not config.plain_credentials(_cfg(mqtt_password="pw", mqtt_plain_ok=True,
+                                             ca_pem=CA_PEM))
+
+
+def test_tls_options_are_yes_or_no_and_move_the_default_port():
+    cfg, errors = config.validate(dict(GOOD, mqtt_tls="1", mqtt_port="", ca_pem=CA_PEM))
+    assert not errors and cfg["mqtt_tls"] is True and cfg["mqtt_port"] == 8883
+    cfg, errors = config.validate(dict(GOOD, mqtt_tls="0", mqtt_port=""))
+    assert not errors and cfg["mqtt_tls"] is False and cfg["mqtt_port"] == 1883
+    cfg, errors = config.validate(dict(GOOD, mqtt_plain_ok="maybe"))
+    assert list(errors) == ["mqtt_plain_ok"] and "yes or no" in errors["mqtt_plain_ok"]
+    assert config.defaults()["mqtt_tls"] is False
+    assert config.defaults()["mqtt_plain_ok"] is False
 
 
 def test_messages_name_the_field():
@@ -256,21 +313,27 @@ class _CutFile:
         self.f.close()
 
 
-def _crash_save(d, cfg, budget, rename_mode):
+def _crash_save(d, cfg, budget, rename_mode, at=0):
     # rename_mode: "ok", "before" (cut before the rename), "fat" (the target removed,
-    # cut before the rename: MicroPython's VfsFat rename)
+    # cut before the rename: MicroPython's VfsFat rename); at: which rename call is cut
+    # (save() renames config.json to the backup, then the temp file to config.json)
     box = [budget]
     real_open, real_rename = config._open, config._rename
+    calls = [0]
 
     def cut_open(path, mode="r"):
         f = real_open(path, mode)
         return _CutFile(f, box) if "w" in mode else f
 
     def cut_rename(a, b):
-        if rename_mode == "before":
+        calls[0] += 1
+        if calls[0] - 1 == at and rename_mode == "before":
             raise PowerCut()
-        if rename_mode == "fat":
-            config._remove(b)
+        if calls[0] - 1 == at and rename_mode == "fat":
+            try:
+                config._remove(b)
+            except OSError:
+                pass          # nothing there to remove
             raise PowerCut()
         real_rename(a, b)
 
@@ -294,16 +357,19 @@ def test_power_cut_at_every_point_leaves_old_or_new():
     try:
         seen = {"old": 0, "new": 0}
         points = list(range(0, size, step)) + [size]
-        for mode in ("ok", "before", "fat"):
-            for k in points:
+        for mode, at in (("ok", 0), ("before", 0), ("fat", 0), ("before", 1), ("fat", 1)):
+            for k in points if at == 0 else [size]:
                 rmtree(d)
                 import os
                 os.mkdir(d)
                 config.save(d, old)
                 old_raw = read(d + "/config.json")
-                _crash_save(d, new, k, mode)
+                _crash_save(d, new, k, mode, at)
                 got = config.load(d)
                 assert config.ERROR_KEY not in got, (mode, k, got.get(config.ERROR_KEY))
+                # between the renames: no config.json, the backup (the old one) taken
+                rec = got.pop(config.RECOVERED_KEY, None)
+                assert (rec == "missing") == (read(d + "/config.json") is None), (mode, at)
                 if got == old:
                     seen["old"] += 1
                     if read(d + "/config.json") is not None:
@@ -315,6 +381,62 @@ def test_power_cut_at_every_point_leaves_old_or_new():
                 config.save(d, new)
                 assert config.load(d) == new
         assert seen["old"] > 0 and seen["new"] > 0
+    finally:
+        rmtree(d)
+
+
+def _write(path, data):
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def test_load_never_boots_a_failed_saves_temp_file():
+    # issue #19: config.json corrupt, config.json.tmp left by a failed save (valid
+    # JSON, never verified nor renamed): it was booted without a word. Now the portal
+    # opens, and says why.
+    d = tmpdir()
+    try:
+        _write(d + "/config.json", b'{"ssid": "Home')
+        _write(d + "/config.json.tmp", config.dumps(_cfg(ssid="Leftover")))
+        c = config.load(d)
+        assert c[config.ERROR_KEY] == "corrupt" and c["ssid"] == ""
+        assert "damaged" in config.error_text(c[config.ERROR_KEY])
+        # missing config.json + leftover temp file: missing, not the temp file
+        import os
+        os.remove(d + "/config.json")
+        c = config.load(d)
+        assert c[config.ERROR_KEY] == "missing" and c["ssid"] == ""
+        assert config.error_text("missing") is None         # first boot: nothing to say
+        # a damaged backup is no better
+        _write(d + "/config.json", b"\xff\xfe")
+        _write(d + "/config.json.bak", b'{"ssid": ')
+        assert config.load(d)[config.ERROR_KEY] == "corrupt"
+    finally:
+        rmtree(d)
+
+
+def test_a_damaged_config_falls_back_to_the_last_complete_save():
+    d = tmpdir()
+    try:
+        first = _cfg(ssid="First")
+        second = _cfg(ssid="Second")
+        config.save(d, first)
+        assert read(d + "/config.json.bak") is None
+        config.save(d, second)
+        # the backup is the previous complete configuration
+        assert read(d + "/config.json.bak") == config.dumps(first)
+        _write(d + "/config.json", b'{"ssid": "Sec')
+        c = config.load(d)
+        assert config.ERROR_KEY not in c and c[config.RECOVERED_KEY] == "corrupt"
+        assert c["ssid"] == "First"
+        # saving over a damaged file does not make the damage the backup
+        config.save(d, second)
+        assert read(d + "/config.json.bak") == config.dumps(first)
+        assert config.load(d) == second
+        # the recovery flag is never written
+        c[config.RECOVERED_KEY] = "corrupt"
+        config.save(d, c)
+        assert b"_recovered" not in read(d + "/config.json")
     finally:
         rmtree(d)
 
@@ -392,3 +514,14 @@ def test_verify_catches_a_flash_that_lies():
 def test_mqtt_prefix_default():
     assert config.mqtt_prefix({"mqtt_prefix": ""}, "0a1b2c") == "linky/0a1b2c"
     assert config.mqtt_prefix({"mqtt_prefix": "home/meter"}, "0a1b2c") == "home/meter"
+
+
+def test_every_key_and_rule_is_in_the_documented_contract():
+    # docs/config-schema.md is what other tools and people implement against: every key
+    # the firmware defaults, and every sink rule's field, appears there
+    with open(ROOT + "/docs/config-schema.md") as f:
+        doc = f.read()
+    for k in config.DEFAULTS:
+        assert "`%s`" % k in doc, k
+    for k in ("config.json.bak", "config.json.tmp", "mqtt_plain_ok", "sink_errors"):
+        assert k in doc, k

@@ -6,7 +6,7 @@ import json
 from tests.fw.util import corpus, chunks, is_micropython
 from firmware.reading.dsmr import (DsmrDecoder, parse_telegram, rxbuf_for, UART,
                                    DEFAULT_MAX_LEN)
-from firmware.frame.dsmr import crc16
+from firmware.frame.dsmr import crc16, LINE_LEN
 
 
 def _index():
@@ -286,23 +286,34 @@ def _with_crc(body):
 
 
 def test_units_are_checked():
+    # CRC-valid telegram: a line whose unit does not fit its object loses its own
+    # value (counted under its OBIS code), the rest of the telegram is kept; values
+    # derived from it (energy total, gas) are not given.
     base = corpus("dsmr/nl_v5_athom_iskra_am550.txt")
     body = base[:base.find(b"!") + 1]
+    ref = _decode(base)[1][0]
     bad = _with_crc(body.replace(b"(01569.646*m3)", b"(01569.646*kWh)"))
     d, out = _decode(bad)
-    assert out == [] and d.errors.get("unit") == 1
+    assert out[0]["gas_m3"] is None and d.errors == {"0-1:24.2.1": 1}, d.errors
+    assert out[0]["registers"] == ref["registers"] and out[0]["meter_id"] == ref["meter_id"]
     bad = _with_crc(body.replace(b"(236.0*V)", b"(236.0*A)"))
     d, out = _decode(bad)
-    assert out == [] and d.errors.get("unit") == 1
+    assert d.errors == {"1-0:32.7.0": 1}, d.errors
+    assert out[0]["voltage_v"] == [None] + ref["voltage_v"][1:]
+    assert out[0]["current_a"] == ref["current_a"]
     bad = _with_crc(body.replace(b"(003808.351*kWh)", b"(003808.351*m3)"))
     d, out = _decode(bad)
-    assert out == [] and d.errors.get("unit") == 1
-    # diagnostic mode drops the bad value only
-    d, out = _decode(bad, check_crc=False)
+    assert d.errors == {"1-0:1.8.1": 1}, d.errors
     assert out[0]["registers"].get("1.8.1") is None and out[0]["energy_import_wh"] is None
-    assert out[0]["registers"]["1.8.2"] == 2948827
+    assert out[0]["registers"]["1.8.2"] == 2948827 and out[0]["gas_m3"] == 1569.646
     ok = _with_crc(body.replace(b"(003808.351*kWh)", b"(003808351*Wh)"))
     assert _decode(ok)[1][0]["registers"]["1.8.1"] == 3808351
+    # no CRC (DSMR 2.2): nothing vouches for the bytes, a bad unit rejects it all
+    v22 = corpus("dsmr/nl_v2.2_athom_kamstrup_kfm.txt")
+    assert len(_decode(v22)[1]) == 1
+    i = v22.find(b"*kWh)")
+    d, out = _decode(v22[:i] + b"*m3)" + v22[i + 5:])
+    assert out == [] and d.errors == {"unit": 1}, d.errors
 
 
 def test_chunked_feeding_gives_identical_readings():
@@ -404,32 +415,46 @@ def _big_belgian():
         if ln.startswith(b"0-0:96.13.0"):
             ln = b"0-0:96.13.0(" + b"41" * 1024 + b")"
         out.append(ln)
+        if ln.startswith(b"0-2:24.2.1"):
+            # two more M-Bus devices (water, heat), as a fully equipped home has
+            out += [b"0-3:24.1.0(007)", b"0-3:96.1.1(3853455430303030303030303039)",
+                    b"0-3:24.2.1(231102121532W)(00123.456*m3)", b"0-4:24.1.0(004)",
+                    b"0-4:96.1.1(3853455430303030303030303041)",
+                    b"0-4:24.2.1(231102121532W)(00012.345*GJ)"]
     return _with_crc(b"\r\n".join(out))
 
 
-def test_oversize_telegram_rejected_at_small_bound_and_decoded_at_large_bound():
+def test_long_telegram_decodes_in_the_same_line_buffer():
+    # > 4 KB Fluvius telegram (13-month history, 1024-char text): the stream reader
+    # keeps one LINE_LEN buffer; the text, longer than the buffer, comes out
+    # truncated and flagged, every other value whole, and the CRC still checks.
     big = _big_belgian()
     normal = corpus("dsmr/be_fluvius_ndokter_1.txt")
-    assert 3072 < len(big) < 4096
-    d = DsmrDecoder(max_len=DEFAULT_MAX_LEN)
-    out = []
-    for c in chunks(normal + big + normal, 256):
-        out += d.feed(c)
-    assert len(out) == 2 and d.errors.get("oversize") == 1, d.errors
-    assert len(d.framer.buf) == DEFAULT_MAX_LEN
-    d = DsmrDecoder(max_len=4096)
+    assert 3600 < len(big) < 4096, len(big)
+    d = DsmrDecoder()
     out = []
     for c in chunks(normal + big + normal, 256):
         out += d.feed(c)
     assert len(out) == 3 and not d.errors, d.errors
+    assert d.framer.max_len == DEFAULT_MAX_LEN == LINE_LEN == 1024
+    assert len(d.framer.buf) == 1026
     h = out[1]["peak_history"]
     assert len(h) == 13 and h[12] == ["2023-11-01T00:00:00", "2023-11-15T18:30:00", 13120]
-    assert out[1]["text_message"] == "A" * 1024
-    assert len(d.framer.buf) == 4096
-    # a stream that never ends a telegram stays within the bound
+    t = out[1]["text_message"]
+    assert out[1]["text_message_truncated"] is True
+    # what the buffer held of "0-0:96.13.0(4141...": (1026 - 12) // 2 characters
+    assert t == "A" * ((1026 - 12) // 2), len(t)
+    # the same telegram with the text cut to fit: every value equal
+    small = DsmrDecoder(max_len=4096)
+    ref = small.feed(big)[0]
+    for k in ref:
+        if k not in ("text_message", "fields"):
+            assert out[1][k] == ref[k], k
+    assert ref["text_message"] == "A" * 1024 and "text_message_truncated" not in ref
+    # a telegram that never ends stays within the bound and is cut at MAX_LINES
     d = DsmrDecoder(max_len=512)
     junk = b"/ABC5 endless\r\n" + b"1-0:1.8.1(000001.000*kWh)\r\n" * 200
-    assert d.feed(junk) == [] and len(d.framer.buf) == 512
+    assert d.feed(junk) == [] and len(d.framer.buf) == 514
     assert d.errors.get("oversize", 0) >= 1
 
 
@@ -477,37 +502,43 @@ def test_sniff_recognises_dsmr_and_encrypted_frames():
     assert sniff(b"junk / ab") is None and sniff(b"") is None
 
 
-def test_telegram_ending_at_the_bound_never_hangs():
-    # "!" and its CRC digits straddling the end of the buffer: rejected as oversize
-    # (or decoded when it fits), then the next telegram decodes
+def test_line_ending_at_the_buffer_bound_never_hangs():
+    # a line exactly as long as the buffer, one byte either side, "!" and its CRC
+    # digits straddling the end of the buffer: the telegram decodes (the long line
+    # flagged or dropped alone), then the next telegram decodes
     base = corpus("dsmr/nl_v5_basjes_iskra_am550.txt")
     nxt = corpus("dsmr/be_fluvius_ndokter_1.txt")
-    body = base[:base.find(b"!") + 1]
-    t = _with_crc(body)
-    for max_len in range(len(body) - 3, len(t) + 3):
-        d = DsmrDecoder(max_len=max(max_len, len(nxt) + 8))
-        d2 = DsmrDecoder(max_len=max_len)
-        for dec in (d, d2):
+    ref = _decode(nxt)[1][0]
+    for extra in range(-3, 4):
+        txt = b"0-0:96.13.0(" + b"41" * ((256 - 13 + extra) // 2) + b")"
+        body = base[:base.find(b"!") + 1].replace(b"0-0:96.13.0()", txt)
+        assert txt in body
+        t = _with_crc(body)
+        for size in (5, 255, 256, 257):
+            d = DsmrDecoder(max_len=256)
             out = []
-            for c in chunks(t + nxt, 5):
-                out += dec.feed(c)
-            ids = [r["meter_id"] for r in out]
-            assert ids[-1:] == ["1SAG3101021605"] or dec.framer.max_len < len(nxt), (max_len, ids)
-            if dec.framer.max_len >= len(t):
-                assert ids[0] == "E0044000000000042", (max_len, ids)
-            else:
-                assert dec.errors.get("oversize", 0) >= 1
+            for c in chunks(t + nxt, size):
+                out += d.feed(c)
+            assert [r["meter_id"] for r in out] == ["E0044000000000042", ref["meter_id"]], \
+                (extra, size, d.errors)
+            assert out[1] == ref
+            assert out[0]["text_message"] == "A" * min((256 + 2 - 12) // 2, len(txt) // 2 - 6)
+            assert out[0].get("text_message_truncated") is (True if len(txt) > 256 else None)
 
 
-def test_control_and_8bit_bytes_reject_a_crc_valid_telegram():
+def test_control_and_8bit_bytes_drop_their_line_of_a_crc_valid_telegram():
     # DSMR telegrams are printable ASCII: a stray byte that the CRC happens to
-    # accept must not become a value. The header line may hold anything (the
-    # Iskra IE header carries a 0x02 byte, corpus ie_iskra_mie5t_ndokter.txt).
+    # accept must not become a value; the line goes, the others stay. The header
+    # line may hold anything (the Iskra IE header carries a 0x02 byte, corpus
+    # ie_iskra_mie5t_ndokter.txt).
     head = b"/ABC5 x\r\n\r\n1-0:1.8.1(000001.000*kWh)\r\n"
     for bad in (b"0-0:96.13.1(ab\rc)\r\n", b"0-0:96.13.1(ab\tc)\r\n", b"0-0:96.13.1(ab\x80c)\r\n",
                 b"0-0:96.13.1(abc)\r\x00\n", b"0-0:96.13.1(abc)x\r\n"):
         d, out = _decode(_with_crc(head + bad + b"!"))
-        assert out == [] and d.errors == {"line": 1}, (bad, d.errors)
+        assert d.errors == {"0-0:96.13.1": 1}, (bad, d.errors)
+        assert out[0]["registers"] == {"1.8.1": 1000} and "0-0:96.13.1" not in out[0]["fields"]
+    d, out = _decode(_with_crc(head + b"\x01-0:1.8.2(000001.000*kWh)\r\n!"))
+    assert d.errors == {"line": 1} and out[0]["registers"] == {"1.8.1": 1000}, d.errors
     d, out = _decode(_with_crc(b"/ABC5\x02x\r\n\r\n1-0:1.8.1(000001.000*kWh)\r\n!"))
     assert out[0]["registers"] == {"1.8.1": 1000}
 
@@ -523,34 +554,89 @@ def test_keep_fields_false_drops_only_the_raw_lines():
 
 def test_key_on_a_build_without_aes_counts_encrypted_telegrams():
     # a meter key configured on firmware built without cryptolib: the decoder is still
-    # made (no crash at start-up), encrypted telegrams are counted, nothing is invented
+    # made (no crash at start-up), encrypted telegrams are counted, nothing is invented.
+    # The build without AES is made here by blocking the AES imports (cryptolib on
+    # MicroPython, `cryptography` on CPython) with smarty not yet loaded.
     import sys
     import firmware.frame as frame_pkg
-    from tests.fw.util import SkipTest, is_micropython
+    from tests.fw.importblock import blocked_imports
     name = "firmware.frame.smarty"
-    saved = sys.modules.get(name)
-    had = getattr(frame_pkg, "smarty", None)
-    if is_micropython():
-        try:
-            from firmware.frame import smarty  # noqa: F401
-            raise SkipTest("this build has AES: the path is the host's 32-bit build's")
-        except ImportError:
-            pass
-    else:
-        sys.modules[name] = None          # CPython: the import now fails
-        if had is not None:
-            delattr(frame_pkg, "smarty")
+    saved = sys.modules.pop(name, None)
+    had = frame_pkg.__dict__.pop("smarty", None)
     try:
-        from firmware.reading.dsmr import DsmrDecoder
-        d = DsmrDecoder(key=b"0123456789ABCDEF")
+        with blocked_imports("cryptolib", "ucryptolib", "cryptography"):
+            from firmware.reading.dsmr import DsmrDecoder
+            d = DsmrDecoder(key=b"0123456789ABCDEF")
+        assert name not in sys.modules
         out = d.feed(corpus("dsmr/lu_smarty_real.bin")) + d.flush()
         assert out == []
         assert d.errors.get("no_aes") == 1, d.errors
     finally:
-        if not is_micropython():
-            if saved is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = saved
-            if had is not None:
-                frame_pkg.smarty = had
+        sys.modules.pop(name, None)
+        if saved is not None:
+            sys.modules[name] = saved
+        if had is not None:
+            frame_pkg.smarty = had
+
+
+def _edit(name, old, new):
+    base = corpus(name)
+    body = base[:base.find(b"!") + 1]
+    assert old in body, (name, old)
+    return base, _with_crc(body.replace(old, new))
+
+
+def _same_except(r, ref, keys):
+    for k in ref:
+        if k not in keys and k != "fields":
+            assert r[k] == ref[k], k
+
+
+def test_real_meter_quirks_decode_with_all_other_values():
+    # Iskra AM550: an empty power-failure log "1-0:99.97.0()"
+    base, t = _edit("dsmr/nl_v5_basjes_iskra_am550.txt",
+                    b"1-0:99.97.0(1)(0-0:96.7.19)(180417201458S)(0000000236*s)", b"1-0:99.97.0()")
+    ref = _decode(base)[1][0]
+    d, out = _decode(t)
+    assert not d.errors and out[0]["power_failure_log"] == [], d.errors
+    _same_except(out[0], ref, ("power_failure_log",))
+    # Landis+Gyr E350 (DSMR 4.0): the gas time's season flag in lower case
+    base, t = _edit("dsmr/nl_v4.2_basjes_landisgyr_e350_gas.txt",
+                    b"0-1:24.2.1(190905210000S)", b"0-1:24.2.1(190905210000s)")
+    ref = _decode(base)[1][0]
+    d, out = _decode(t)
+    assert not d.errors, d.errors
+    assert out[0]["gas_m3"] == 1091.352 and out[0]["gas_timestamp"] == "2019-09-05T21:00:00"
+    _same_except(out[0], ref, ())
+    # an equipment id printed as text, not hex (EasyMeter style "1ESY...")
+    base, t = _edit("dsmr/nl_v4.2_basjes_landisgyr_e350_gas.txt",
+                    b"0-0:96.1.1(4530303331303030303030303030303338)", b"0-0:96.1.1(1ESY1313002565)")
+    d, out = _decode(t)
+    assert not d.errors and out[0]["meter_id"] == "1ESY1313002565", d.errors
+    _same_except(out[0], ref, ("meter_id",))
+    # hex with one stray character is damage, not text: the id goes, the rest stays
+    base, t = _edit("dsmr/nl_v4.2_basjes_landisgyr_e350_gas.txt",
+                    b"(4530303331303030303030303030303338)", b"(45303033313030303030303030303`03338)")
+    d, out = _decode(t)
+    assert d.errors == {"0-0:96.1.1": 1} and out[0]["meter_id"] is None, d.errors
+    _same_except(out[0], ref, ("meter_id",))
+    # "700101010000W" is the meter's "not set" (the Unix epoch): no time, no season
+    base, t = _edit("dsmr/nl_v4.2_basjes_landisgyr_e350_gas.txt",
+                    b"0-0:1.0.0(190905214003S)", b"0-0:1.0.0(700101010000W)")
+    d, out = _decode(t)
+    assert not d.errors and out[0]["timestamp"] is None and out[0]["dst"] is None
+    _same_except(out[0], ref, ("timestamp", "dst"))
+    assert ref["timestamp"] == "2019-09-05T21:40:03" and ref["dst"] is True
+
+
+def test_dsmr22_at_end_of_input_decodes_under_auto():
+    from firmware.meter import make_decoder
+    base = corpus("dsmr/nl_v2.2_athom_kamstrup_kfm.txt")
+    ref = _decode(base)[1][0]
+    bang = base.find(b"!")
+    for tail in (base, base[:bang + 1], base[:bang]):
+        d = make_decoder("auto")
+        out = d.feed(tail) + d.flush()
+        assert len(out) == 1 and out[0]["meter_id"] == ref["meter_id"], (tail[-5:], d.errors)
+        assert out[0]["energy_import_wh"] == ref["energy_import_wh"]
+        assert d.frames == 1 and d.readings == 1

@@ -138,28 +138,68 @@ def test_stream_of_frames_with_noise():
 
 
 def test_oversize_encrypted_frame():
-    frame = corpus("dsmr/lu_smarty_athom_spec_encrypted_with-aad.bin")
-    d = DsmrDecoder(key=SPEC_KEY, aak=SPEC_AAK, max_len=1024)
+    # a length field beyond ENC_MAX (2048, the Smarty frame buffer): refused, and the
+    # framer rescans after the header, so the next frame decodes
+    from firmware.frame.dsmr import ENC_MAX, LINE_LEN
+    frame = bytearray(corpus("dsmr/lu_smarty_athom_spec_encrypted_with-aad.bin"))
+    assert frame[11] << 8 | frame[12] < ENC_MAX
+    frame[11] = 0x09        # 0x09xx = 2304+ bytes
     real = corpus("dsmr/lu_smarty_real.bin")
-    d2 = DsmrDecoder(key=REAL_KEY, max_len=1024)
-    assert _feed(d, frame, 100) == [] and d.errors["oversize"] == 1
-    assert d.errors.get("decrypt") is None and len(d.framer.buf) == 1024
-    # the framer rescans after the oversize header, the next frame decodes
-    assert len(_feed(d2, frame + real, 100)) == 1 and d2.errors["oversize"] == 1
+    d = DsmrDecoder(key=REAL_KEY)
+    assert len(_feed(d, bytes(frame) + real, 100)) == 1 and d.errors["oversize"] == 1
+    assert d.errors.get("decrypt") is None
+    assert len(d.framer.ebuf) == ENC_MAX == 2048 and d.framer.max_len == LINE_LEN
+    # no key: no frame buffer at all, frames are skipped by their length
+    d = DsmrDecoder()
+    assert d.framer.ebuf is None
+    assert _feed(d, real + real, 100) == [] and d.errors == {"encrypted_no_key": 2}
 
 
-def test_gcm_matches_reference_implementation():
-    # CPython: our CTR+GHASH over the ECB primitive vs cryptography's AESGCM
-    if is_micropython():
-        return
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+# AES-GCM vectors made by another implementation (the `cryptography` package's AESGCM)
+# from the deterministic Rng below, stored so that MicroPython checks against them too;
+# the CPython test re-derives every line from cryptography, so the file cannot drift.
+GCM_VECTORS = "tests/fw/gcm_vectors_cryptography.txt"
+
+
+def _gcm_cases(n=24):
     rng = Rng(5)
-    for k in range(60):
+    for k in range(n):
         key = rng.bytes(16)
         iv = rng.bytes(12)
         aad = rng.bytes(rng.below(40))
         pt = rng.bytes(rng.below(300))
-        ct = AESGCM(key).encrypt(iv, pt, aad)
+        yield k, key, iv, aad, pt
+
+
+def _stored_vectors():
+    from tests.fw.util import ROOT
+    out = []
+    with open(ROOT + "/" + GCM_VECTORS) as f:
+        for line in f:
+            if line.startswith("#") or not line.strip():
+                continue
+            out.append([binascii.unhexlify(x) if x != "-" else b"" for x in line.split()])
+    return out
+
+
+def test_gcm_vectors_file_is_cryptographys_output():
+    if is_micropython():
+        # (no `cryptography` here: the file is checked on CPython; the next test checks
+        # the firmware against it on every interpreter)
+        assert len(_stored_vectors()) == 24
+        return
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    stored = _stored_vectors()
+    assert len(stored) == 24
+    for (k, key, iv, aad, pt), (skey, siv, saad, spt, sct) in zip(_gcm_cases(), stored):
+        assert (skey, siv, saad, spt) == (key, iv, aad, pt), k
+        assert sct == AESGCM(key).encrypt(iv, pt, aad), k
+
+
+def test_gcm_matches_reference_implementation():
+    # our CTR+GHASH over the ECB primitive vs cryptography's AESGCM (stored vectors,
+    # checked against cryptography itself on CPython above); a flipped tag bit refused
+    for k, (key, iv, aad, pt, ct) in enumerate(_stored_vectors()):
         buf = bytearray(ct[:-16])
         g = smarty.Gcm(key)
         assert g.decrypt(iv, aad, buf, 0, len(buf), ct[-16:-4])

@@ -6,7 +6,7 @@ import socket
 
 from firmware.portal import http, dns
 from tests.fw.util import raises, Rng, is_micropython
-from tests.fw.portal_util import exchange, free_port
+from tests.fw.portal_util import exchange, free_port, Stalled
 
 
 def _broken_page():
@@ -275,4 +275,92 @@ def test_dns_server_on_loopback_in_the_poll_loop():
     finally:
         c.close()
         d.close()
+        s.close()
+
+
+def _genuine_posts(s, p, attacker, n=20):
+    # -> statuses of n genuine POSTs, each made while the attacker holds a connection
+    got = []
+    for i in range(n):
+        body = ("ssid=HomeNet&n=%d&" % i).encode() + b"x" * (300 + 200 * (i % 20))
+        st, h, out = exchange(s, p, b"POST /echo HTTP/1.1\r\nContent-Length: %d\r\n\r\n"
+                              % len(body) + body, max_turns=2000)
+        assert out == body or st != 200, (i, st)
+        got.append(st)
+        attacker.check()
+    return got
+
+
+def test_a_stalled_post_never_blocks_another_clients_post():
+    s, p = _server()
+    s.req_ms = 120                     # the attacker's 408 comes often: it reconnects
+    try:
+        a = Stalled(s, p)
+        got = _genuine_posts(s, p, a)
+        assert got == [200] * 20, got
+        # the attacker was refused (408) and came back, again and again
+        for _ in range(100):
+            s.poll(5)
+            a.check()
+        assert len(a.answers) >= 2 and set(a.answers) == {b"408"}, a.answers
+        a.close()
+    finally:
+        s.close()
+
+
+def test_a_trickling_post_holds_the_buffer_only_while_nobody_waits():
+    # 10 bytes of a 7000-byte body, then nothing: it owns the buffer, so the genuine
+    # client waits its turn; past hold_ms the slow owner gets 408 and the waiting
+    # client's body goes in. Nothing refused with 503, nothing mixed up.
+    s, p = _server()
+    s.hold_ms = 60
+    try:
+        a = Stalled(s, p, first=b"ssid=xxxxx")
+        got = _genuine_posts(s, p, a, 10)
+        assert got == [200] * 10, got
+        assert b"408" in a.answers
+        a.close()
+    finally:
+        s.close()
+
+
+def test_bodies_arriving_together_each_get_their_own_bytes():
+    # two clients send their heads, then their bodies interleaved in pieces: one owns
+    # the buffer, the other waits (its bytes stay in its socket) and is served next
+    s, p = _server()
+    try:
+        socks = []
+        bodies = [b"a" * 3000, b"b" * 2500]
+        for b in bodies:
+            c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            c.connect(socket.getaddrinfo("127.0.0.1", p)[0][-1])
+            c.send(b"POST /echo HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % len(b) + b[:100])
+            socks.append(c)
+        for _ in range(20):
+            s.poll(5)
+        for i in range(1, 30):
+            for k in range(2):
+                part = bodies[k][100 * i:100 * (i + 1)]
+                if part:
+                    socks[k].send(part)
+            s.poll(5)
+        outs = [b"", b""]
+        for c in socks:
+            c.setblocking(False)
+        for _ in range(400):
+            s.poll(5)
+            for k in range(2):
+                try:
+                    d = socks[k].recv(4096)
+                except OSError:
+                    d = None
+                if d:
+                    outs[k] += d
+            if all(o.endswith(b) for o, b in zip(outs, bodies)):
+                break
+        for k in range(2):
+            assert outs[k].startswith(b"HTTP/1.0 200") and outs[k].endswith(bodies[k]), k
+        for c in socks:
+            c.close()
+    finally:
         s.close()

@@ -2,7 +2,7 @@
 # Each scenario is a list of (time_s, reading) and the expected switch events.
 import os
 
-from firmware.relay.policy import RelayPolicy, ON, OFF, subscribed_va
+from firmware.relay.policy import peak_rule, RelayPolicy, ON, OFF, subscribed_va
 from firmware.relay.driver import RelayDriver, clamp_pulse, STATE_FILE
 from tools.hostport import HostPort
 from tests.fw.util import raises
@@ -65,10 +65,13 @@ SCENARIOS = [
     ("no subscription and no threshold: never switches", FAST,
      [(0, {"apparent_power_va": 9000}), (10, {"apparent_power_va": 9000})], []),
     ("DSMR: active power against the fuse threshold 0-0:17.0.0", FAST,
-     [(0, {"active_power_w": 3000, "fields": {"0-0:17.0.0": "003.5*kW"}}),
-      (6, {"active_power_w": 3300, "fields": {"0-0:17.0.0": "003.5*kW"}}),
-      (12, {"active_power_w": 3300, "fields": {"0-0:17.0.0": "003.5*kW"}})],
+     [(0, {"active_power_w": 3000, "threshold_w": 3500}),
+      (6, {"active_power_w": 3300, "threshold_w": 3500}),
+      (12, {"active_power_w": 3300, "threshold_w": 3500})],
      [(12, OFF, "threshold")]),
+    ("ejp notice (PEJP) sheds when enabled", dict(FAST, relay_shed_ejp=True),
+     [(0, R(1000, tariff_period="HN..")), (5, R(1000, tariff_period="HN..", ejp_notice=True))],
+     [(5, OFF, "ejp_peak")]),
 ]
 
 
@@ -91,7 +94,9 @@ def test_scenarios_table():
 def test_subscription_thresholds():
     assert subscribed_va({"subscribed_current_a": 45}) == 9000
     assert subscribed_va({"subscribed_power_kva": 9}) == 9000
-    assert subscribed_va({"fields": {"0-0:17.0.0": "999.9*kW"}}) == 999900
+    assert subscribed_va({"threshold_w": 999900}) == 999900
+    assert subscribed_va({"threshold_va": 69000}) == 69000
+    assert subscribed_va({"threshold_a": 16}) is None
     assert subscribed_va({}) is None
     p = RelayPolicy({})
     assert p.thresholds({"subscribed_power_kva": 6}) == (5400, 4320)
@@ -204,3 +209,65 @@ def test_policy_timers_survive_a_deep_sleep():
     r = RelayPolicy(FAST)
     assert r.load(q.dump(50), 50) and r.mode == "on"
     assert not RelayPolicy(FAST).load(b"\x09" * 14, 0)   # garbage is refused
+
+
+def test_shedding_works_across_the_ticks_wrap():
+    # ticks_ms() wraps after 2^30 ms (12.4 days awake, MicroPython's TICKS_PERIOD on the
+    # chips; the host port counts the same way). The app's clock for the policy is
+    # counted with ticks_diff: an overload that starts 3 s before the wrap sheds 5 s
+    # later, 2 s after it (issue #15: the plain ticks_ms() // 1000 difference went
+    # negative there and shedding stopped for up to 12.4 days).
+    from firmware.app import App
+    from firmware import config
+    from tests.fw.portal_util import tmpdir, rmtree
+    d = tmpdir("wrap")
+    try:
+        port = HostPort(fs_root=d, ticks_offset_ms=(1 << 30) - 3000)
+        cfg = config.defaults()
+        cfg.update(FAST)
+        cfg["subscribed_current_a"] = 30
+        app = App(port, cfg)
+        asked = []
+        app.relay.request = lambda state: asked.append((port.clock.ms, state))
+        for _ in range(8):
+            app._relay_step(R(5600))
+            port.sleep_ms(1000)
+        assert port.ticks_ms() < 10000          # the count wrapped during the run
+        assert asked and asked[0][1] == OFF, asked
+        assert 5000 <= asked[0][0] <= 6000, asked
+    finally:
+        rmtree(d)
+
+
+def test_thresholds_and_ejp_notice_from_decoded_meter_data():
+    # the typed keys the policy reads, from real captures through the device's
+    # decoders (fields=False: no raw lines): the values are the captures' own text
+    from firmware import meter
+    from tests.fw.util import corpus
+    d = meter.decoder_for_line("dsmr", fields=False)
+    r = (d.feed(corpus("dsmr/be_fluvius_ndokter_1.txt")) + d.flush())[0]
+    assert "fields" not in r
+    assert subscribed_va(r) == 999900            # 0-0:17.0.0(999.9*kW)
+    from firmware.reading.dsmr import DsmrDecoder
+    d = DsmrDecoder(check_crc=False, keep_fields=False)   # the spec example's CRC is wrong
+    r = (d.feed(corpus("dsmr/lu_smarty_athom_spec.txt")) + d.flush())[0]
+    assert subscribed_va(r) == 69000             # 0-0:17.0.0(069.0*kVA)
+    d = meter.decoder_for_line("dsmr", fields=False)
+    r = (d.feed(corpus("dsmr/nl_v2.2_athom_kamstrup_kfm.txt")) + d.flush())[0]
+    assert r["threshold_a"] == 999 and subscribed_va(r) is None   # (999*A)
+    # historic EJP capture; a copy with a PEJP group (30 min notice) inserted, its
+    # checksum computed here: (sum of "PEJP 30") & 0x3F + 0x20 (Enedis-NOI-CPT_02E)
+    cap = corpus("tic/hist_tri_ejp_openhab.txt")
+    a = cap.find(b"\x02")
+    b = cap.find(b"\x03", a)
+    frame = cap[a:b + 1]
+    chk = bytes([(sum(b"PEJP 30") & 0x3F) + 0x20])
+    i = frame.find(b"\nIINST1")
+    notice = frame[:i] + b"\nPEJP 30 " + chk + b"\r" + frame[i:]
+    cfg = {"relay_shed_ejp": True}
+    for data, want in ((frame, False), (notice, True)):
+        d = meter.decoder_for_line("tic-historic", fields=False)
+        rs = list(d.feed(data + data))
+        assert rs and rs[-1]["fields"] is None, d.errors
+        assert rs[-1]["ejp_notice"] is want and rs[-1]["tariff_period"] == "HN..", rs[-1]
+        assert peak_rule(rs[-1], cfg) == ("ejp_peak" if want else None)

@@ -499,11 +499,13 @@ def test_reset_and_counters():
         pass
 
 
-def test_fields_false_keeps_date_only():
+def test_fields_false_keeps_no_raw_groups_but_the_season():
     d, rs = decode(corpus(TIC + "std_mono_base_ticdecodecpp.bin"), fields=False,
                    flush=False)
     r = rs[0]
-    assert r["fields"] == {"DATE": "H230301091834"}
+    # DATE H230301091834: winter (H), 2023-03-01 09:18:34
+    assert r["fields"] is None and r["dst"] is False
+    assert r["timestamp"] == "2023-03-01T09:18:34"
     assert r["energy_import_wh"] == 11887649 and r["tariff_period"] == "BASE"
     assert r["stge"]["supplier_index"] == 1
 

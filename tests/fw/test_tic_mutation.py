@@ -127,10 +127,14 @@ def test_random_bytes_never_raise():
             data = rng.bytes(300)
         else:
             data = bytes(alphabet[rng.below(len(alphabet))] for _ in range(300))
+        out = []
         for c in chunks(data, 1 + rng.below(40)):
-            d.feed(c)
-        d.flush()
-        assert d.frames >= 0 and isinstance(d.errors, dict)
+            out += list(d.feed(c))
+        out += list(d.flush())
+        # every STX starts a frame (Enedis-NOI-CPT_02E s.5.3.6 / CPT_54E s.6.2.2),
+        # whatever follows it, and random bytes never pass as a meter's frame
+        assert d.frames == data.count(b"\x02"), (k, d.frames, d.errors)
+        assert out == [] and d.readings == 0, (k, out)
 
 
 def test_truncated_frames_never_raise_and_stay_right():

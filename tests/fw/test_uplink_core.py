@@ -3,6 +3,7 @@
 from firmware.uplink.uplink import Uplink
 from firmware.store.log import Store
 from tests.fw.uplink_fixtures import RamFlash, FakePort, fill, tmpdir
+from tests.fw.portal_util import CA_PEM
 
 
 def _store(n):
@@ -21,23 +22,51 @@ def test_bad_hmac_key_is_a_config_error_and_nothing_is_sent():
     assert "nothex-secret" not in repr(res) and "nothex-secret" not in repr(port.logs)
 
 
-def test_unverifiable_https_without_signing_is_refused_before_connecting():
-    # ESP8266 cannot verify the server: without hmac_key the batch would go to whoever
-    # answers. Port 9 (discard) is never contacted: the refusal comes first.
-    for chip, cfg in (("esp8266", {"ca_pem": ""}), ("esp32c3", {})):
+def test_unverifiable_tls_is_refused_before_connecting():
+    # Without ca_pem an https:// sink would take any certificate: an impostor's 200
+    # made the store acknowledge readings it never delivered (issue #19), signed or
+    # not. Refused on every chip, before any byte; port 9 (discard) is never contacted.
+    for chip, cfg in (("esp8266", {"ca_pem": ""}), ("esp32c3", {}),
+                      ("esp32c3", {"hmac_key": "11" * 16}), ("host", {"hmac_key": "11" * 16}),
+                      ("esp32c6", {"mqtt_host": "127.0.0.1", "mqtt_tls": True,
+                                   "mqtt_port": 9})):
         port = FakePort(tmpdir("core2"), chip=chip)
-        cfg = dict(cfg, https_url="https://127.0.0.1:9/x")
+        if "mqtt_host" not in cfg:
+            cfg = dict(cfg, https_url="https://127.0.0.1:9/x")
         up = Uplink(cfg, port, "ab")
+        assert up.sinks == [] and up.refused, (chip, cfg)
         st = _store(4)
+        for _ in range(2):
+            # in every window's report, nothing acknowledged
+            res = up.send(st, None)
+            assert not res["ok"] and st.count == 4 and res["records"] == 0
+            assert len(res["connections"]) == 1, res
+            err = res["connections"][0]["error"]
+            if chip == "esp8266":
+                # on the ESP8266 any TLS sink is left out first (it does not fit the heap)
+                assert "no room for TLS" in err, res
+            else:
+                assert "CA certificate" in err, res
+        assert "tx" not in port.activities and "tls" not in port.activities
+
+
+def test_mqtt_password_never_goes_in_the_clear_unless_allowed():
+    # a broker on port 9 (discard): the refusal comes before any connection
+    cfg = {"mqtt_host": "127.0.0.1", "mqtt_port": 9, "mqtt_user": "u",
+           "mqtt_password": "s3cret-pw", "hmac_key": "11" * 16}
+    for chip in ("esp8266", "esp32c3"):
+        port = FakePort(tmpdir("core7"), chip=chip)
+        up = Uplink(cfg, port, "ab")
+        assert up.sinks == [] and "mqtt" in up.refused
+        st = _store(2)
         res = up.send(st, None)
-        assert not res["ok"] and st.count == 4
-        err = res["connections"][0]["error"]
-        if chip == "esp8266":
-            # on the ESP8266 any TLS sink is left out first (it does not fit the heap)
-            assert err.startswith("tls does not fit"), res
-        else:
-            assert err.startswith("config"), res
+        assert not res["ok"] and st.count == 2
+        assert "MQTT password" in res["connections"][0]["error"]
+        assert "s3cret-pw" not in repr(res) and "s3cret-pw" not in repr(port.logs)
         assert "tx" not in port.activities
+        # the owner's explicit consent turns it back on
+        up2 = Uplink(dict(cfg, mqtt_plain_ok=True), port, "ab")
+        assert up2.sinks == ["mqtt"] and not up2.refused
 
 
 def test_esp8266_leaves_tls_sinks_out_and_says_why():
@@ -50,13 +79,13 @@ def test_esp8266_leaves_tls_sinks_out_and_says_why():
     up = Uplink(cfg, port, "ab")
     assert up.sinks == ["mqtt"]
     assert sorted(up.refused) == ["https", "influx"]
-    assert "http:// + hmac_key" in up.refused["https"]
+    assert "http:// with an HMAC key" in up.refused["https"]
     # plain http and plain MQTT stay on the ESP8266; the same TLS sinks stay elsewhere
     up2 = Uplink(dict(cfg, https_url="http://h/x", influx_url="http://i:8086"), port, "ab")
     assert up2.sinks == ["mqtt", "https", "influx"] and not up2.refused
     up3 = Uplink(dict(cfg, mqtt_tls=True), port, "ab")
     assert "mqtt" in up3.refused
-    up4 = Uplink(cfg, FakePort(tmpdir("core6"), chip="esp32c3"), "ab")
+    up4 = Uplink(dict(cfg, ca_pem=CA_PEM), FakePort(tmpdir("core6"), chip="esp32c3"), "ab")
     assert up4.sinks == ["mqtt", "https", "influx"] and not up4.refused
     # reported in the window, nothing sent to them
     only = Uplink({"https_url": "https://127.0.0.1:9/x", "hmac_key": "11" * 16}, port, "ab")

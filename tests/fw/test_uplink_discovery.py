@@ -76,3 +76,32 @@ def test_state_payload_carries_reading_values_and_nulls():
     assert st["current_a"] == r["current_a"] and st["voltage_v"] is None
     assert st["relay"] == "ON" and st["relay_mode"] == "AUTO" and st["vcap_mv"] == 4700
     assert st["up_bytes"] is None
+
+
+def test_capability_set_is_the_union_of_whole_readings():
+    whole = tic_like(1)
+    assert whole.get("partial") is not True
+    caps = D.grow(None, whole)
+    names = sorted(e[0] for e in D.entities(None, False, caps))
+    # tic_like(1) has apparent power, current L1, tariff period, overload, energy
+    assert "apparent_power" in names and "current_l1" in names and "overload" in names
+    # an early-stopped reading lacks values: it neither shrinks nor grows the set
+    part = dict(whole, partial=True, apparent_power_va=None, overload=None,
+                tomorrow="BLEU")
+    assert D.grow(caps, part) is caps
+    # a stored record (decoded from the store) never counts either
+    assert D.grow(caps, dict(whole, kind="reading", tomorrow="BLEU")) is caps
+    # a whole reading with fewer values keeps the set; one with more grows it
+    assert D.grow(caps, dict(whole, apparent_power_va=None)) is caps
+    more = D.grow(caps, dict(whole, tomorrow="BLEU"))
+    assert more[0] == caps[0] | D.capability_mask({"tomorrow": "BLEU"}) and more[1] == caps[1]
+    h = D.config_hash("0a1b2c", "linky/0a1b2c", None, caps=caps)
+    assert h == D.config_hash("0a1b2c", "linky/0a1b2c", None, caps=D.grow(caps, part))
+    assert h != D.config_hash("0a1b2c", "linky/0a1b2c", None, caps=more)
+    # the set survives JSON (the uplink's file) unchanged
+    assert json.loads(json.dumps(more)) == more
+    assert D.config_hash("0a1b2c", "linky/0a1b2c", None, caps=json.loads(json.dumps(more))) == \
+        D.config_hash("0a1b2c", "linky/0a1b2c", None, caps=more)
+    # the configs from the set equal those from a reading with the same values
+    assert list(D.messages("0a1b2c", "p", None, caps=more)) == \
+        list(D.messages("0a1b2c", "p", dict(whole, tomorrow="BLEU")))

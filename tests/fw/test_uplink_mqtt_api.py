@@ -9,12 +9,22 @@ from tests.fw.util import SkipTest
 
 def _tls():
     try:
-        m = tls_module()[0]
+        return tls_module()[0]
     except ImportError:
         raise SkipTest("no ssl/tls module in this build")
-    if not hasattr(m, "CERT_REQUIRED"):
-        raise SkipTest("this build's TLS cannot verify (axTLS, as on the ESP8266)")
-    return m
+
+
+def _refused_without_verification(make):
+    # axTLS (the ESP8266's TLS, and the chip variants'): no CERT_REQUIRED, it cannot
+    # verify a certificate. A CA is configured, so the client must not be made with an
+    # unverified connection: making it fails (the uplink leaves TLS sinks out on the
+    # ESP8266 before ever getting here, firmware/uplink/uplink.py).
+    try:
+        c = make()
+    except mqtt.MqttError as e:
+        assert e.kind == "tls", e        # said in so many words (firmware/uplink/mqtt.py)
+        return
+    raise AssertionError("a CA was given but the TLS cannot verify: %r" % (c.__dict__,))
 
 CA_PEM = """-----BEGIN CERTIFICATE-----
 MIIBdzCCAR2gAwIBAgIUdyhnhM9OhfXTqVYVeVjVo44lpMkwCgYIKoZIzj0EAwIw
@@ -59,6 +69,9 @@ def test_pem_to_der_gives_the_certificate_bytes():
 def test_old_client_gets_ssl_params_with_the_ca():
     ssl = _tls()
     der = pem_to_der(CA_PEM)
+    if not hasattr(ssl, "CERT_REQUIRED"):
+        return _refused_without_verification(lambda: mqtt.make_client(
+            b"id", "broker.lan", 8883, "u", "p", 60, True, der, _Mod(OldClient)))
     c = mqtt.make_client(b"id", "broker.lan", 8883, "u", "p", 60, True, der, _Mod(OldClient))
     assert c.ssl is True
     assert c.ssl_params["server_hostname"] == "broker.lan"
@@ -69,6 +82,10 @@ def test_old_client_gets_ssl_params_with_the_ca():
 
 def test_new_client_gets_a_verifying_context():
     ssl = _tls()
+    if not hasattr(ssl, "CERT_REQUIRED"):
+        return _refused_without_verification(lambda: mqtt.make_client(
+            b"id", "broker.lan", 8883, None, None, 60, True, pem_to_der(CA_PEM),
+            _Mod(NewClient)))
     c = mqtt.make_client(b"id", "broker.lan", 8883, None, None, 60, True,
                          pem_to_der(CA_PEM), _Mod(NewClient))
     assert c.ssl is not None and c.ssl is not True
@@ -83,3 +100,20 @@ def test_plain_connection_has_no_tls():
     assert c.ssl is None
     c = mqtt.make_client(b"id", "h", 1883, None, None, 60, False, None, _Mod(OldClient))
     assert c.ssl is False
+
+
+def test_tls_without_a_ca_is_never_unverified():
+    # issue #19: no CA used to mean CERT_NONE. Now every layer refuses it before a
+    # connection: the MQTT client factory, the TLS context, the HTTP(S) request.
+    from firmware.uplink import https
+    from tests.fw.util import raises
+    for mod in (_Mod(OldClient), _Mod(NewClient)):
+        e = raises(mqtt.MqttError, mqtt.make_client, b"id", "h", 8883, "u", "pw", 60, True,
+                   None, mod)
+        assert e.kind == "config" and "pw" not in str(e)
+    assert raises(https.NetError, https.make_context, None).kind == "config"
+    assert raises(https.NetError, https.make_context, []).kind == "config"
+    seen = []
+    e = raises(https.NetError, https.request, "POST", "https://127.0.0.1:9/x", b"{}", None,
+               None, 3, seen.append)
+    assert e.kind == "config" and seen == []          # no activity: nothing was opened

@@ -74,6 +74,9 @@ def test_divider_ratio_agrees_with_firmware_board_table(values):
         assert abs(ratio - num / den) / (num / den) < 0.02, (name, ratio)
         # the highest VCAP the clamp allows must stay inside the ADC range
         assert c["v_clamp_max"] / ratio * 1000 < BOARDS[name]["adc_full_mv"]
+    # ESP32-C3 datasheet (ADC characteristics, 11 dB attenuation): 0-2500 mV. Even at the
+    # capacitor's 5.5 V rating the C3's pin stays inside it.
+    assert 5.5 / c["ratio_esp32"] < 2.5 - 0.2, c["ratio_esp32"]
 
 
 def test_thresholds_by_calculation(values):
@@ -166,5 +169,63 @@ def test_high_esr_coin_cell_supercap_would_not_power_the_esp(values, curve):
 
 
 def test_overvoltage_shunt_keeps_supercap_below_rating(values, curve):
+    # U3 wired pad by pad as the power board's netlist has it (TI TL431AIDBZR: 1 = K, 2 = REF,
+    # 3 = A); 5.35 V leaves margin below the 5.5 V rating of C1 and of the TLV3012
+    assert sim.board_pins("power", "U3") == {"1": "VCAP", "2": "OVP_REF", "3": "GND"}
     r = sim.ovp(values=values, curve=curve)
-    assert 5.1 < r["vcap_max"] < 5.5, r["vcap_max"]
+    assert 5.1 < r["vcap_max"] <= 5.35, r["vcap_max"]
+
+
+def test_tl432_pinout_would_not_clamp(values, curve):
+    """The first drawing used the TL432's SOT-23 pinout (1 = REF, 2 = K): the pin-level model
+    sees REF on VCAP and the cathode on the divider tap, and the capacitor passes 5.5 V."""
+    r = sim.ovp(values=values, curve=curve, u3_pins={"1": "OVP_REF", "2": "VCAP", "3": "GND"})
+    assert r["vcap_max"] > 5.5, r["vcap_max"]
+
+
+# ---------------------------------------------------------------- P1 / USB / TIC power paths
+# DSMR 5.0.2 P1 port: +5 V on RJ12 pin 1, at most 250 mA. "No back-feed": what flows into a
+# source is a Schottky's reverse leakage, not a supply current (limit 100 uA).
+BACKFEED_MAX_A = 100e-6
+
+
+def test_power_paths_simulated_are_the_ones_drawn():
+    # the boards' netlists: P1 +5 V -> D2 (demod) -> J9.5 -> VSW; Q1 -> D4 -> VSW (power)
+    assert sim.board_pins("demod", "D2") == {"1": "P1_PWR", "2": "P1_5V"}
+    assert sim.board_pins("demod", "J9")["5"] == "P1_PWR"
+    assert sim.board_pins("power", "J9")["5"] == "VSW"
+    assert sim.board_pins("power", "D4") == {"1": "VSW", "2": "VSW_TIC"}
+    assert sim.board_pins("power", "Q1") == {"1": "SUP_OUT", "2": "VCAP", "3": "VSW_TIC"}
+    assert sim.board_pins("power", "U2")["1"] == "VSW"
+
+
+def test_p1_alone_powers_the_esp_without_charging_the_supercap():
+    for vp1 in (5.0, 4.75):                       # nominal and -5 %
+        r = sim.power_paths(vp1=vp1, vcap=0.0)
+        assert r["min_v33"] >= 3.2, (vp1, r)       # TX bursts included
+        assert 0.1 < r["p1_out_max_a"] <= 0.25, r  # the ESP's 170 mA bursts, within the port's limit
+        assert r["cap_backfeed_a"] < BACKFEED_MAX_A, r
+
+
+def test_usb_alone_back_feeds_neither_the_meter_nor_the_supercap():
+    for vcap, q1 in ((0.0, False), (4.3, True)):
+        r = sim.power_paths(vp1=0.0, vcap=vcap, q1_on=q1, usb=True)
+        assert r["min_v33"] >= 3.2, r
+        assert r["p1_backfeed_a"] < BACKFEED_MAX_A, r
+        if not q1:
+            assert r["cap_backfeed_a"] < BACKFEED_MAX_A, r
+
+
+def test_tic_path_still_regulates_at_the_switch_off_threshold(values):
+    v_off = sim.calc(values)["v_off"]
+    r = sim.power_paths(vp1=0.0, vcap=v_off, q1_on=True)
+    assert r["min_v33"] >= 3.2 and r["p1_backfeed_a"] < BACKFEED_MAX_A, r
+
+
+def test_without_the_or_diode_usb_and_p1_would_feed_the_supercap():
+    """D4 is what separates the paths: shorted, USB back-feeds the capacitor through the
+    regulator's and Q1's body diodes, and P1 dumps amperes into an empty capacitor."""
+    usb = sim.power_paths(vp1=0.0, vcap=0.0, usb=True, or_diode=False)
+    assert usb["cap_backfeed_a"] > 0.1, usb
+    p1 = sim.power_paths(vp1=5.0, vcap=0.0, or_diode=False)
+    assert p1["p1_out_max_a"] > 0.25, p1

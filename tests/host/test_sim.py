@@ -1,12 +1,16 @@
-# The energy simulator (python -m tools.sim) against issue 6's "done when":
+# The energy simulator (python -m tools.sim) against issues 6 and 21:
 #   * the reference design's policy reproduces Table I of Couraud et al. (TLS: mean
 #     54.6 s, min 20, max 140; no TLS: mean 33 s, min 19, max 68) within +/-20 % on the
 #     mean, min and max inside the paper's ranges;
-#   * the firmware (its own app loop and energy manager) at 130 mW with TLS: a reading
-#     at least every 5 s on average, mean latency <= 60 s, nothing lost, no brown-out;
-#   * 90 and 60 mW: coarser, still nothing lost and no brown-out;
-#   * a server outage from hour 1 to hour 3: nothing lost, the backlog drains after.
-# Every run is the CLI with --json (the contract), started together so they overlap.
+#   * the firmware on the ESP32-C3 fed by the meter model (the ngspice Thevenin TIC
+#     supply, tools/simmeter.py) with TLS (ca_pem verified): a reading at least every
+#     5 s on average, mean latency <= 60 s, nothing lost, no brown-out; the same within
+#     20 % on the tolerance-corner boards;
+#   * the firmware on the ESP8266 (no TLS there: http:// with signed batches) on the
+#     meter model and at 130 / 90 / 60 mW: nothing lost, no brown-out, coarser with less;
+#   * a server outage: nothing lost, the backlog drains after.
+# Simulated durations are short (the 6-hour figures are `make bench`'s); every run is
+# the CLI with --json (the contract), started together so they overlap.
 import json
 import os
 import subprocess
@@ -17,17 +21,22 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 RUNS = {
-    "paper_tls": ["--policy", "paper", "--tls", "--hours", "6"],
-    "paper_notls": ["--policy", "paper", "--no-tls", "--hours", "6"],
-    "fw_130": ["--policy", "firmware", "--tls", "--power-mw", "130", "--hours", "6"],
+    "paper_tls": ["--policy", "paper", "--tls", "--hours", "3"],
+    "paper_notls": ["--policy", "paper", "--no-tls", "--hours", "2"],
+    "c3_meter": ["--chip", "esp32c3", "--source", "meter", "--tls", "--hours", "1.5"],
+    "c3_meter_low": ["--chip", "esp32c3", "--source", "meter", "--tls", "--hours", "1.5",
+                     "--board", "ltr-low"],
+    "c3_meter_high": ["--chip", "esp32c3", "--source", "meter", "--tls", "--hours", "1.5",
+                      "--board", "ltr-high"],
+    "e8_meter": ["--chip", "esp8266", "--source", "meter", "--hours", "1.5"],
+    "fw_130": ["--chip", "esp8266", "--power-mw", "130", "--hours", "1.5"],
     # the firmware on the reference design's supervisor (4.5 V / 20 checks on, 4.1 V /
     # 200 checks off, paper §III-D) instead of our comparator board
-    "fw_130_paper_board": ["--policy", "firmware", "--board", "paper", "--tls",
-                           "--power-mw", "130", "--hours", "6"],
-    "fw_90": ["--policy", "firmware", "--tls", "--power-mw", "90", "--hours", "1.5"],
-    "fw_60": ["--policy", "firmware", "--tls", "--power-mw", "60", "--hours", "1.5"],
-    "fw_outage": ["--policy", "firmware", "--tls", "--power-mw", "130", "--hours", "6",
-                  "--outage", "1:3"],
+    "fw_130_paper_board": ["--board", "paper", "--power-mw", "130", "--hours", "1.5"],
+    "fw_90": ["--power-mw", "90", "--hours", "1.5"],
+    "fw_60": ["--power-mw", "60", "--hours", "1.5"],
+    "fw_outage": ["--chip", "esp32c3", "--tls", "--power-mw", "130", "--hours", "2",
+                  "--outage", "0.25:1"],
 }
 
 
@@ -51,16 +60,18 @@ def within(x, ref, tol=0.20):
 
 
 def test_report_keys(results):
-    r = results["fw_130"]
-    for k in ("policy", "tls", "power_mw", "hours", "upload_interval_s", "reading_interval_s",
-              "latency_s", "readings_measured", "readings_delivered", "readings_lost",
-              "brownouts", "vcap_min_v"):
+    r = results["c3_meter"]
+    for k in ("policy", "chip", "source", "tls", "power_mw", "hours", "upload_interval_s",
+              "reading_interval_s", "latency_s", "readings_measured", "readings_delivered",
+              "readings_lost", "brownouts", "vcap_min_v", "energy", "listen_s_per_reading",
+              "wifi_joins", "wifi_join_failures", "bytes_sent", "bytes_per_reading"):
         assert k in r, k
     assert set(("mean", "min", "max")) <= set(r["upload_interval_s"])
     assert set(("mean", "max")) <= set(r["reading_interval_s"])
     assert set(("mean", "max")) <= set(r["latency_s"])
-    assert r["policy"] == "firmware" and r["tls"] is True and r["power_mw"] == 130
-    assert r["hours"] == 6
+    assert r["policy"] == "firmware" and r["tls"] is True and r["chip"] == "esp32c3"
+    assert r["source"] == "meter" and r["power_mw"] is None and r["hours"] == 1.5
+    assert results["fw_130"]["power_mw"] == 130 and results["fw_130"]["tls"] is False
 
 
 def test_paper_policy_reproduces_table_1_with_tls(results):
@@ -69,7 +80,7 @@ def test_paper_policy_reproduces_table_1_with_tls(results):
     assert within(u["mean"], 54.6), u
     # min and max inside the range the paper measured (20-140 s)
     assert 20 <= u["min"] and u["max"] <= 140, u
-    assert u["n"] >= 250, u
+    assert u["n"] >= 3 * 3600 / 54.6 * 0.8, u
     # the reference wakes every 20 s and sends only when A0 says the capacitor is high
     # enough: more wakes than uploads, every wake ends in deep sleep
     assert r["boots"] > 1.3 * r["uploads"], r
@@ -84,27 +95,100 @@ def test_paper_policy_reproduces_table_1_without_tls(results):
     assert results["paper_tls"]["upload_interval_s"]["mean"] > u["mean"] * 1.3
 
 
-def test_firmware_130mw_tls_ten_times_the_resolution_nothing_lost(results):
-    r = results["fw_130"]
-    assert r["reading_interval_s"]["mean"] <= 5.0, r["reading_interval_s"]
-    assert r["latency_s"]["mean"] <= 60.0, r["latency_s"]
-    assert r["readings_lost"] == 0
-    assert r["brownouts"] == 0
-    assert r["vcap_min_v"] > 4.1 + 0.1, r["vcap_min_v"]
-    assert r["readings_measured"] >= 6 * 3600 / 5.0 * 0.95
+def _goal(r, name):
+    # issue 21's "done when" for one run
+    assert r["reading_interval_s"]["mean"] <= 5.0, (name, r["reading_interval_s"])
+    assert r["latency_s"]["mean"] <= 60.0, (name, r["latency_s"])
+    assert r["readings_lost"] == 0 and r["brownouts"] == 0, name
     # delivered = measured except the last upload period still in the store
-    assert r["readings_measured"] - r["readings_delivered"] == r["readings_waiting"]
+    assert r["readings_measured"] - r["readings_delivered"] == r["readings_waiting"], name
     assert r["readings_waiting"] * r["reading_interval_s"]["mean"] <= 2 * r["upload_interval_s"]["max"]
+
+
+def test_c3_on_the_meter_model_with_tls_reads_every_5_s_nothing_lost(results):
+    r = results["c3_meter"]
+    _goal(r, "c3_meter")
+    # uploads went over TLS to the collector's certificate (the firmware verifies it
+    # with ca_pem: a failed check would leave everything waiting)
+    assert r["collector_requests"] >= r["uploads"] > 0
+    assert r["readings_delivered"] >= 1.5 * 3600 / 5.0 * 0.8
+    # the capacitor never went near the cut-off (4.15 V; 4.24 V at the tolerance end)
+    assert r["vcap_min_v"] > 4.24
     # ten times the paper's data rate with TLS (one reading per 54.6 s, Table I)
     assert r["reading_interval_s"]["mean"] * 10 <= 54.6
+
+
+def test_c3_tolerance_corners_within_20_percent(results):
+    nom = results["c3_meter"]["reading_interval_s"]["mean"]
+    for name in ("c3_meter_low", "c3_meter_high"):
+        r = results[name]
+        _goal(r, name)
+        assert within(r["reading_interval_s"]["mean"], nom), (name, r["reading_interval_s"], nom)
+        assert within(r["latency_s"]["mean"], results["c3_meter"]["latency_s"]["mean"]), name
+    assert results["c3_meter_low"]["board"] == "ltr-low"
+    assert results["c3_meter_low"]["vcap_min_v"] > 4.24 + 0.05
+
+
+def test_meter_model_delivers_what_ngspice_says(results):
+    # the harvested power is the ngspice rectifier's at the voltages the capacitor spent
+    # the run at: between its value at the cut-off and at the clamp (computed here
+    # from the committed table, which test_meter_table_matches_ngspice checks)
+    from tools.simmeter import MeterSource
+    src = MeterSource()
+    lo, hi = 1000 * src.power(4.15), 1000 * src.power(5.24)
+    for name in ("c3_meter", "e8_meter"):
+        e = results[name]["energy"]
+        # the first minutes charge the capacitor from empty (from 0 V the source gives less)
+        assert lo * 0.9 <= e["harvested_mw"] <= hi, (name, e["harvested_mw"], lo, hi)
+
+
+def test_energy_breakdown_adds_up_and_the_regulator_loss_is_the_ldo_s(results):
+    for name in ("c3_meter", "e8_meter", "fw_130"):
+        e = results[name]["energy"]
+        used = e["chip_total_j"] + sum(e["losses_j"].values()) + e["stored_end_j"]
+        assert abs(e["harvested_j"] - used) <= 0.005 * e["harvested_j"] + 0.1, (name, e)
+        assert abs(sum(e["chip_j"].values()) - e["chip_total_j"]) < 0.1
+        # a linear regulator loses (Vcap - 3.3 V) x I: with Vcap between 4.15 and 5.43 V
+        # the loss is 26-65 % of what reaches the chip (+ the 120 uA IQ)
+        ratio = e["losses_j"]["regulator"] / e["chip_total_j"]
+        assert (4.15 - 3.3) / 3.3 <= ratio <= (5.43 - 3.3) / 3.3 + 0.05, (name, ratio)
+        # time per state adds up to the run minus the time the regulator was off (the
+        # last action may end after the run's end: an upload window lasts ~10 s at most)
+        t = sum(e["time_s"].values()) + e["off_s"]
+        assert 1.5 * 3600 - 2.0 <= t <= 1.5 * 3600 + 15.0, (name, t)
+
+
+def test_c3_wakes_just_before_a_frame(results):
+    # historic TIC frame of the default capture: 275 characters x 10 bits at 1200 bd =
+    # 2.29 s, PAPP (the early-stop label) ends ~250 characters in (2.08 s). Woken at a
+    # random point a read would wait half a frame on average first (~3.2 s in all, as the
+    # ESP8266's reads after a sleep do); aligned, it listens lead + 2.08 s
+    frame_s = 275 * 10 / 1200.0
+    c3 = results["c3_meter"]["listen_s_per_reading"]
+    assert c3 <= 250 * 10 / 1200.0 + 0.25, c3
+    assert c3 < frame_s
+    assert results["e8_meter"]["listen_s_per_reading"] > frame_s
+
+
+def test_esp8266_on_the_meter_model_nothing_lost(results):
+    r = results["e8_meter"]
+    assert r["chip"] == "esp8266" and r["tls"] is False
+    assert r["readings_lost"] == 0 and r["brownouts"] == 0
+    assert r["readings_delivered"] > 0 and r["latency_s"]["mean"] <= 90
+    # its modem-sleep idle (15 mA) costs it resolution against the C3's light sleep
+    assert r["reading_interval_s"]["mean"] > results["c3_meter"]["reading_interval_s"]["mean"]
+
+
+def test_firmware_130mw_esp8266_nothing_lost(results):
+    r = results["fw_130"]
+    _goal(r, "fw_130")
+    assert r["vcap_min_v"] > 4.1 + 0.1, r["vcap_min_v"]
 
 
 def test_firmware_on_the_reference_board_too(results):
     r = results["fw_130_paper_board"]
     assert r["board"] == "paper"
-    assert r["reading_interval_s"]["mean"] <= 5.0, r["reading_interval_s"]
-    assert r["latency_s"]["mean"] <= 60.0, r["latency_s"]
-    assert r["readings_lost"] == 0 and r["brownouts"] == 0
+    _goal(r, "fw_130_paper_board")
     assert r["vcap_min_v"] > 4.1 + 0.1
 
 
@@ -127,13 +211,103 @@ def test_firmware_outage_nothing_lost_backlog_drains(results):
     r = results["fw_outage"]
     assert r["readings_lost"] == 0
     assert r["brownouts"] == 0
-    # readings went on during the 2-hour outage and every one of them reached the
+    # readings went on during the 45-minute outage and every one of them reached the
     # collector afterwards
-    assert r["outage_readings"] >= 2 * 3600 / 6.0
+    assert r["outage_readings"] >= 0.75 * 3600 / 6.0
     assert r["outage_drained_s"] is not None, r
-    assert r["outage_drained_s"] <= 2.5 * 3600
+    assert r["outage_drained_s"] <= 3600
     # at the end only the last period's readings are waiting
     assert r["readings_waiting"] * r["reading_interval_s"]["mean"] <= 2 * 110
+
+
+@pytest.mark.parametrize("chip", ["esp32c3", "esp8266"])
+def test_mqtt_sink_discovery_published_once_nothing_lost(chip):
+    # --sink mqtt: the uplink publishes to a real mosquitto (over TLS with the CA
+    # verified on the C3, in the clear with signed batches on the ESP8266); a subscriber
+    # counts what the broker delivers. Home Assistant discovery goes out once per entity
+    # (its content does not change during the run), batches and state once per window.
+    r = subprocess.run([sys.executable, "-m", "tools.sim", "--json", "--hours", "0.6",
+                        "--chip", chip, "--source", "meter", "--sink", "mqtt"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rep = json.loads(r.stdout)
+    assert rep["sink"] == "mqtt" and rep["tls"] is (chip == "esp32c3")
+    assert rep["readings_lost"] == 0 and rep["brownouts"] == 0
+    assert rep["readings_measured"] - rep["readings_delivered"] == rep["readings_waiting"]
+    m = rep["mqtt_messages"]
+    # one session per window: status and retained state once, batches of at most
+    # batch_records rows (24 on the ESP8266's heap, 60 on the C3) one or more
+    assert m["state"] == m["status"] == rep["wifi_joins"] >= 5, (m, rep["wifi_joins"])
+    assert m["batch"] >= m["state"], m
+    assert rep["latency_s"]["mean"] <= 90
+    if chip == "esp8266":
+        # (the ESP8266 on the meter model deep-sleeps before its first window: the whole
+        # reading of the cold boot, which discovery's capability set needs, is gone with
+        # the RAM and every later read is early-stopped, so it never announces itself;
+        # reported to the uplink/app owners, not asserted here)
+        return
+    assert 5 <= m["discovery"] == rep["mqtt_discovery_topics"], (m, rep["mqtt_discovery_topics"])
+    assert rep["mqtt_bytes"]["discovery"] > 100 * m["discovery"]
+
+
+def test_flaky_wifi_costs_joins_not_readings():
+    # --wifi-fail 0.2: one join in five runs to the app's timeout unanswered; the plan
+    # retries once soon, nothing is lost, the latency goal still holds
+    r = subprocess.run([sys.executable, "-m", "tools.sim", "--json", "--hours", "1.5",
+                        "--chip", "esp32c3", "--source", "meter", "--wifi-fail", "0.2"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rep = json.loads(r.stdout)
+    frac = rep["wifi_join_failures"] / float(rep["wifi_joins"])
+    assert 0.08 <= frac <= 0.35, (rep["wifi_join_failures"], rep["wifi_joins"])
+    assert rep["readings_lost"] == 0 and rep["brownouts"] == 0
+    assert rep["latency_s"]["mean"] <= 60.0, rep["latency_s"]
+    assert rep["reading_interval_s"]["mean"] <= 5.0, rep["reading_interval_s"]
+
+
+def test_c3_verifies_the_collector_certificate():
+    # the same run with a CA that did not sign the collector's certificate: every
+    # handshake is refused, nothing is delivered, and nothing is lost either (all of it
+    # waits in the store)
+    from tools import sim
+    from tools.services import make_pki
+    other_ca = make_pki()[0].decode()
+    rep, _ = sim.run("firmware", True, hours=0.25, chip="esp32c3", ca_pem=other_ca)
+    assert rep["readings_measured"] > 50
+    assert rep["readings_delivered"] == 0 and rep["collector_requests"] == 0
+    assert rep["readings_lost"] == 0 and rep["brownouts"] == 0
+    assert rep["readings_waiting"] == rep["readings_measured"]
+    assert rep["wifi_joins"] >= 1
+
+
+def test_tls_on_the_esp8266_is_refused_with_the_reason():
+    r = subprocess.run([sys.executable, "-m", "tools.sim", "--json", "--hours", "0.05",
+                        "--chip", "esp8266", "--tls"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "ESP8266" in r.stderr and "--no-tls" in r.stderr
+
+
+def test_meter_table_matches_ngspice(tmp_path):
+    # tools/simmeter.csv is what ngspice computes now on hardware/sim/rectifier.cir
+    # with hardware/sim/run.py's source (a hardware change shows up here)
+    import shutil
+    from tools import simmeter
+    if not shutil.which("ngspice"):
+        pytest.fail("ngspice not installed (tools/setup_system.sh)")
+    rows, src = simmeter.compute()
+    committed = simmeter.load()
+    assert [v for v, _ in rows] == [v for v, _ in committed]
+    for (v, i), (_, j) in zip(rows, committed):
+        assert abs(i - j) <= 0.002 * abs(i) + 1e-6, (v, i, j)
+    # the source is the 13 Vrms / 325 ohm Thevenin meter (130 mW at its best): by the
+    # maximum power theorem no load can take more than 130 mW from it
+    assert abs(src["voc_rms"] ** 2 / (4 * src["rs_ohm"]) - 0.130) < 0.001
+    assert all(v * i < 0.130 for v, i in rows)
+    # and the file says how it was made
+    with open(simmeter.TABLE) as f:
+        head = f.read(600)
+    assert "python -m tools.simmeter --write" in head and "ngspice" in head
 
 
 def test_a_cut_during_a_flash_write_tears_it_and_the_store_recovers(tmp_path):
@@ -223,9 +397,10 @@ def test_power_profile_file_errors_are_reported(tmp_path):
 def test_firmware_safe_at_the_board_tolerance_corners(board):
     # the firmware plans with the nominal board (2.5 F, 4.15 V cut-off, 5.24 V clamp);
     # a real board may cut off at 4.24 V, clamp at 5.05 V and hold 2.0 F, or the other
-    # way round: nothing lost, no brown-out, and 130 mW still gives 5 s readings
+    # way round: on the ESP8266 at 130 and 60 mW nothing lost, no brown-out, and 130 mW
+    # still gives 5 s readings
     runs = {}
-    for mw, hours in ((130, "3"), (60, "1.5")):
+    for mw, hours in ((130, "1.5"), (60, "1")):
         r = subprocess.run([sys.executable, "-m", "tools.sim", "--json", "--board", board,
                             "--power-mw", str(mw), "--hours", hours], cwd=ROOT,
                            capture_output=True, text=True, timeout=600)

@@ -143,8 +143,8 @@ def test_collector_refuses_forged_and_replayed_mqtt_batches(tmp_path, broker):
         assert sub.connected.wait(10)
         recs = [{"seq": 1, "kind": "reading", "t": 1700000000, "t_src": "ntp",
                  "apparent_power_va": 500}]
-        good = sign.seal(sign.parse_key(KEY), B.build("0a1b2c", recs, ctr=5)[0])
-        forged = sign.seal(b"x" * 16, B.build("0a1b2c", recs, ctr=6)[0])
+        good = sign.seal(sign.parse_key(KEY), B.build("0a1b2c", recs, ctr=5, ch="mqtt")[0])
+        forged = sign.seal(b"x" * 16, B.build("0a1b2c", recs, ctr=6, ch="mqtt")[0])
         publish(broker.port, "linky/0a1b2c/batch", forged)
         publish(broker.port, "linky/0a1b2c/batch", good)
         publish(broker.port, "linky/0a1b2c/batch", good)      # replay

@@ -92,8 +92,8 @@ t = time.ticks_ms()
 n, tok, low1 = exchange(b"GET / HTTP/1.1\r\nHost: 127.0.0.1:%%d\r\n\r\n" %% PORT)
 dt_get = time.ticks_diff(time.ticks_ms(), t)
 fields = [("_token", tok), ("ssid", "HomeNet"), ("password", "correct horse"),
-          ("mqtt_host", "broker.lan"), ("mqtt_port", ""), ("mqtt_user", "u"),
-          ("mqtt_password", "p"), ("mqtt_prefix", ""), ("ha_discovery", "1"),
+          ("mqtt_host", "broker.lan"), ("mqtt_port", ""), ("mqtt_tls", "0"), ("mqtt_user", "u"),
+          ("mqtt_password", "p"), ("mqtt_plain_ok", "0"), ("mqtt_prefix", ""), ("ha_discovery", "1"),
           ("https_url", "https://collect.example.org/in"), ("hmac_key", "ab" * 32),
           ("ca_pem", PEM), ("influx_url", ""), ("influx_token", ""), ("influx_org", ""),
           ("influx_bucket", ""), ("meter_protocol", "auto"), ("meter_key", ""),
