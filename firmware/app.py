@@ -7,7 +7,6 @@
 # capacitor voltage; this loop only carries out its decisions, keeps what must survive
 # deep sleep in RTC memory and what must survive power loss in the store.
 from firmware import meter
-from firmware import rtcstate
 from firmware.relay.policy import RelayPolicy, ON
 from firmware.relay.driver import RelayDriver
 
@@ -69,6 +68,7 @@ class App:
 
     # -- state across deep sleep / power loss ------------------------------------
     def _restore(self):
+        from firmware import rtcstate      # (not at import: a portal boot never needs it)
         m = self.meter
         ok = False
         try:
@@ -101,6 +101,7 @@ class App:
             self.policy.state = self.relay.position
 
     def save_rtc(self, sleep_ms=0):
+        from firmware import rtcstate
         m = self.meter
         names = tuple(meter.LINES)
         up = b""
