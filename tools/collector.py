@@ -146,7 +146,7 @@ class Collector:
         extra = sorted({k for r in recs for k in r} - set(cols) - {"dev"})
         buf = io.StringIO()
         w = csv.writer(buf)
-        w.writerow(cols + extra)
+        w.writerow([csv_cell(c) for c in cols + extra])
         for r in recs:
             r = dict(r, time=_iso(r.get("t")))
             w.writerow([csv_cell(r.get(c)) for c in cols + extra])
@@ -157,7 +157,9 @@ class Collector:
         row stored by anything else that is not a number is left out, not drawn)."""
         pts = []
         for r in self.readings(device):
-            if r.get("kind", "reading") != "reading" or not _is_number(r.get("t")):
+            t = r.get("t")
+            if r.get("kind", "reading") != "reading" or not _is_number(t) \
+                    or not 0 <= t < T_MAX:
                 continue
             p = r.get("apparent_power_va")
             if p is None:
@@ -175,7 +177,8 @@ class Collector:
         for dev in sorted({p[2] for p in pts}):
             xs = [_dt(p[0]) for p in pts if p[2] == dev]
             ys = [p[1] for p in pts if p[2] == dev]
-            ax.plot(xs, ys, drawstyle="steps-post", label=dev)
+            # "$" would start matplotlib's mathtext, which raises on a malformed formula
+            ax.plot(xs, ys, drawstyle="steps-post", label=dev.replace("$", r"\$"))
         ax.set_ylabel("power (VA or W)")
         ax.set_title("Load curve (%d readings)" % len(pts))
         if pts:
@@ -275,6 +278,9 @@ def import_v1_store(db, path):
     for (dev, ch), ctr in sorted(counters.items()):
         db.ingest(dev, ch, ctr, {"ep": 0}, [])
     return n, left
+
+
+T_MAX = 253402300800         # 10000-01-01: the last time datetime can show
 
 
 def _is_number(v):

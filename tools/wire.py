@@ -180,7 +180,8 @@ def normalise_dev(dev):
     if type(dev) is not str:
         raise _bad("dev")
     d = dev.strip().lower()
-    if not _printable(d, MAX_DEV) or "/" in d or "+" in d or "#" in d:
+    if not _printable(d, MAX_DEV) or not d.isascii() or "/" in d or "+" in d or "#" in d:
+        # ASCII only: no look-alike of a registered id ("0а1b2c" with a Cyrillic a);
         # /, + and # would make it an MQTT topic level of its own or a wildcard
         raise _bad("dev")
     return d

@@ -98,7 +98,8 @@ def test_device_ids_are_normalised_and_case_variants_get_no_way_in():
                      transport_dev="0A1B2C")
     assert b.dev == DEV and b.header["dev"] == DEV
     assert wire.normalise_dev("\tAbC12 ") == "abc12"
-    for bad in ("", "   ", "a/b", "a+b", "#", "x" * 65, "a\x00b", "a\nb", 5, None, True):
+    for bad in ("", "   ", "a/b", "a+b", "#", "x" * 65, "a\x00b", "a\nb", "0\u04301b2c", 5,
+                None, True):
         with pytest.raises(WireError):
             wire.normalise_dev(bad)
 
@@ -269,12 +270,12 @@ def _firmware_records():
         r = {"energy_import_wh": 12345678 + 7 * i, "apparent_power_va": 400 + 37 * i,
              "tariff_period": "HP.." if i % 2 else "HC..", "tariff_index": 1 + i % 2}
         t = (1700000000 + 5 * i, "ntp") if i % 4 else ((i, 5), "elapsed")
-        enc = record.encode(r, t[0], t[1], prev)
+        enc = record.encode(r, t[0], t[1], prev)[0]
         d = record.decode(enc, prev, seq=100 + i)
         out.append(d)
         prev = d
     ev = record.decode(record.encode_relay("off", "relay_reset", "threshold", 6200,
-                                           1700000100, "ntp"), None, seq=112)
+                                           1700000100, "ntp")[0], None, seq=112)
     agg = record.merge(record.merge(None, out[1]), out[2])
     agg["seq"] = 113
     from firmware.uplink import batch as B
