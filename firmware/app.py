@@ -222,6 +222,9 @@ class App:
             # window-count back-off in the uplink would delay the drain after an outage
             self._uplink.backoff = False
             self._uplink.status = self._uplink_status
+            # batch sizes for the chip's cost of a connection (energy plan)
+            from firmware.power.costs import uplink_sizes
+            uplink_sizes(self._uplink, self.cfg, getattr(self.port, "chip", None))
         return self._uplink
 
     def _uplink_status(self):

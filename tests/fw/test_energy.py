@@ -659,3 +659,21 @@ def test_one_failed_join_is_retried_sooner_than_an_outage():
     em._start("upload", em.next_up, 5200, 10)
     em.done("upload", em.next_up + 5000, True)
     assert em.fails == 0
+
+
+def test_c3_sends_fewer_larger_batches_unless_configured():
+    # every HTTPS request pays a TLS handshake on the C3: the plan asks the uplink for
+    # 8 KB bodies of up to 120 rows; the ESP8266 (no TLS, 38 KB heap) keeps the uplink's
+    # own sizes; what the user configured wins
+    class Up:
+        batch_records = 60
+        max_bytes = 2048
+    up = Up()
+    costs.uplink_sizes(up, {}, "esp32c3")
+    assert (up.batch_records, up.max_bytes) == (120, 8192)
+    up8 = Up()
+    costs.uplink_sizes(up8, {}, "esp8266")
+    assert (up8.batch_records, up8.max_bytes) == (60, 2048)
+    mine = Up()
+    costs.uplink_sizes(mine, {"batch_records": 30, "batch_max_bytes": 4096}, "esp32c3")
+    assert (mine.batch_records, mine.max_bytes) == (60, 2048)

@@ -215,7 +215,10 @@ def test_firmware_outage_nothing_lost_backlog_drains(results):
     # collector afterwards
     assert r["outage_readings"] >= 0.75 * 3600 / 6.0
     assert r["outage_drained_s"] is not None, r
-    assert r["outage_drained_s"] <= 3600
+    # ~45 min x one reading per 3-4 s = ~800 rows of ~63 B: six 8 KB bodies on the C3
+    # (costs.uplink_sizes), one join + handshake each, windows every UP_MIN (20 s) while
+    # a backlog waits: a few minutes (with the uplink's 2 KB bodies it took 337 s)
+    assert r["outage_drained_s"] <= 300, r["outage_drained_s"]
     # at the end only the last period's readings are waiting
     assert r["readings_waiting"] * r["reading_interval_s"]["mean"] <= 2 * 110
 
