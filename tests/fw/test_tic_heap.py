@@ -27,7 +27,10 @@ MODULES = ("firmware/__init__.py", "firmware/frame/__init__.py", "firmware/frame
 def _rom():
     # Build and mount a ROMFS image of the decoder's modules (MicroPython only).
     import vfs
-    tmp = "/tmp/tic_romfs_%d" % os.getpid() if hasattr(os, "getpid") else "/tmp/tic_romfs"
+    # a folder of its own: other runs (parallel workers, other checkouts on the machine)
+    # build the same image at the same time
+    import binascii
+    tmp = "/tmp/tic_romfs_" + binascii.hexlify(os.urandom(6)).decode()
     src = tmp + "/src"
     cmd = "rm -rf %s && mkdir -p %s/firmware/frame %s/firmware/reading" % (tmp, src, src)
     for m in MODULES:
