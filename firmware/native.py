@@ -33,7 +33,7 @@ def ascii_ok(buf: ptr8, a: int, b: int) -> int:
 
 @micropython.viper
 def hex_ok(buf: ptr8, a: int, b: int) -> int:
-    # 1 when buf[a:b] holds hex digits only (firmware/reading/dsmr.py)
+    # 1 when buf[a:b] holds hex digits only (firmware/reading/dsmr.py: a long text's head)
     i = a
     while i < b:
         c = buf[i]

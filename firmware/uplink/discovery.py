@@ -9,12 +9,16 @@
 #
 # Only entities the meter actually provides are announced (a historic TIC meter has no
 # voltage, a DSMR meter no Tempo colour). What the meter provides is its capability
-# set: the union of the entities seen in whole readings (grow()), kept by the uplink
-# across boots. A reading cut short on purpose (early stop, "partial") or a stored
-# record lacks values the meter does send, so it never shrinks the set; the set only
-# grows, and the config hash with it. The app republishes discovery only when that hash
-# changes (configuration changed or the set grew), not at every wake-up: discovery
-# costs ~5 KB on the air, a supercapacitor's budget.
+# set: the union of the entities seen in its readings (grow()), kept by the uplink
+# across boots. Every value a reading carries is one the meter sends, so any reading
+# may add to the set: a whole one (the app hands the uplink its latest), an early-
+# stopped one ("partial") or a stored record. One that lacks values never shrinks it:
+# the set only grows, and the config hash with it. (An ESP8266 that deep-sleeps before
+# its first upload window loses the cold boot's whole reading with its RAM and reads
+# early-stopped frames from then on: those still announce what they carry.) The app
+# republishes discovery only when that hash changes (configuration changed or the set
+# grew), not at every wake-up: discovery costs ~5 KB on the air, a supercapacitor's
+# budget.
 import hashlib
 from binascii import hexlify
 
@@ -116,9 +120,8 @@ def capability_mask(reading):
 
 def grow(caps, reading):
     """The capability set after reading: caps is None or [mask, protocol] (JSON-able,
-    persisted by the uplink). Only whole readings count: not an early-stopped one
-    ("partial") and not a decoded store record ("kind")."""
-    if reading is None or reading.get("partial") or "kind" in reading:
+    persisted by the uplink); the same object when reading adds nothing."""
+    if reading is None:
         return caps
     m = capability_mask(reading)
     if caps is None:

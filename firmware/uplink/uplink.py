@@ -254,7 +254,7 @@ class Uplink:
     # -- the window --------------------------------------------------------------------
     def send(self, store, latest=None, can_afford=None, whole=None):
         # whole: the latest whole (not early-stopped) reading of this boot, which
-        # grows the meter's capability set for discovery (None: latest alone)
+        # grows the meter's capability set for discovery as latest does
         self._whole = whole
         can = can_afford or (lambda what: True)
         self.window = (self.window + 1) & 0xFFFF
@@ -555,8 +555,8 @@ class Uplink:
             if reading is not None and self.cfg.get("ha_discovery", True) not in (False, 0, "0",
                                                                                   "false"):
                 has_relay = "relay_set" in (getattr(self.port, "board", None) or {})
-                # the meter's capability set (union of whole readings, kept across
-                # boots): partial readings cannot make discovery flap
+                # the meter's capability set (union of what its readings carried, kept
+                # across boots): a reading that lacks values cannot make discovery flap
                 caps = discovery.grow(discovery.grow(self._file.get("caps"),
                                                      getattr(self, "_whole", None)), reading)
                 h = None if caps is None else discovery.config_hash(

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from tests.fw.util import corpus_path
-from tests.host.uplink_services import Mosquitto
+from tools.services import Mosquitto
 
 KEY = "3f" * 16
 DIAG = {"vcap", "backlog", "uploaded", "upload_bytes", "upload_errors", "dropped"}
@@ -100,7 +100,7 @@ def test_replay_publishes_each_discovery_topic_once(tmp_path, broker):
     cfg = replay.load_config(None)
     cfg.update(_cfg(broker))
     rep, rows = replay.run(corpus_path("tic/hist_tempo_mono_pyteleinfo.txt"), cfg,
-                           repeat=12, fs_root=str(tmp_path / "fs"))
+                           repeat=12, fs_root=str(tmp_path))
     topics = cnt.close()
     # the replay had whole and early-stopped readings, deep sleeps, several windows
     assert any(r["partial"] for r in rows) and any(not r["partial"] for r in rows)
