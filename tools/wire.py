@@ -129,7 +129,7 @@ POWER = _int(0, 10 ** 7)
 TIME = _int(0, 1 << 33)
 
 # Every column a v1 batch may carry: the record's own (seq, kind, time, relay event,
-# aggregate, raw) and the reading-schema names (../shared/reading-schema.md: text only
+# aggregate, raw) and the reading-schema names (docs/reading-schema.md: text only
 # where that table says str; `fields` never travels, batch bodies leave it out).
 COLUMNS = {
     "seq": _int(0, MAX_INT),
