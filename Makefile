@@ -3,6 +3,7 @@
 #   make test    every test (CPython + MicroPython unix port + browser + KiCad + ngspice)
 #   make bench   every benchmark, printing measured figures
 #   make mpy     cross-compile firmware/ with mpy-cross, print sizes
+#   make variants  build the esp8266/esp32c3 variants of the unix port (tools/mp32.py)
 #   make hardware  ERC/DRC/netlist checks and fab outputs for every board
 #   make flash PORT=/dev/ttyUSB0 CHIP=esp8266|esp32c3|esp32c6 FIRMWARE=micropython.bin
 #                flash stock MicroPython + deploy the firmware (make deploy: firmware only)
@@ -15,7 +16,7 @@ CHIP ?= esp8266
 PORT ?= /dev/ttyUSB0
 export MICROPYPATH := .frozen:$(CURDIR):$(CURDIR)/.mplib:$(CURDIR)/tools/compat/micropython
 
-.PHONY: setup system test test-fast demo bench mpy romfs hardware flash deploy clean
+.PHONY: setup system test test-fast demo bench mpy romfs hardware flash deploy clean variants
 
 $(STAMP): requirements-dev.txt tools/mpylib.py
 	@$(PY) -m venv $(VENV) || { echo "python3 -m venv failed: run 'sudo sh tools/setup_system.sh' (installs python3-venv)"; exit 1; }
@@ -39,6 +40,9 @@ demo: setup
 
 bench: setup
 	$(VPY) -m tools.bench
+
+variants: setup
+	$(VPY) -m tools.mp32 --show
 
 mpy: setup
 	$(VPY) -m tools.mpybuild --chip $(CHIP)

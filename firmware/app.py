@@ -7,12 +7,19 @@
 # capacitor voltage; this loop only carries out its decisions, keeps what must survive
 # deep sleep in RTC memory and what must survive power loss in the store.
 from firmware import meter
-from firmware import rtcstate
 from firmware.relay.policy import RelayPolicy, ON
 from firmware.relay.driver import RelayDriver
 
 # After this many failed Wi-Fi joins in a row the device opens the set-up access point.
 WIFI_FAILS_FOR_AP = 20
+# A press of the set-up button longer than this opens the access point, at any time.
+LONG_PRESS_MS = 3000
+# While the button is held (not yet long), the loop looks at it this often.
+BUTTON_POLL_MS = 100
+# Files in fs_root: the access point asked for by the running loop (opened at the next
+# boot, before the watchdog starts), and the last exception that stopped the app.
+PORTAL_FLAG = "portal.req"
+CRASH_FILE = "crash.txt"
 
 
 class App:
@@ -61,6 +68,7 @@ class App:
 
     # -- state across deep sleep / power loss ------------------------------------
     def _restore(self):
+        from firmware import rtcstate      # (not at import: a portal boot never needs it)
         m = self.meter
         ok = False
         try:
@@ -93,6 +101,7 @@ class App:
             self.policy.state = self.relay.position
 
     def save_rtc(self, sleep_ms=0):
+        from firmware import rtcstate
         m = self.meter
         names = tuple(meter.LINES)
         up = b""
@@ -255,10 +264,14 @@ class App:
                 port.ntp_sync(self.cfg.get("ntp_host") or "pool.ntp.org")
             vcap = port.vcap_mv
             em = self.em
+
+            def afford(what):
+                # asked before every batch and TLS handshake: the window's pace, where
+                # the watchdog is fed too (a window outlasts the ESP8266's period)
+                port.feed()
+                return em.can_afford(what, vcap())
             before = self.store.count
-            res = self.uplink.send(self.store, self.latest,
-                                   lambda what: em.can_afford(what, vcap()),
-                                   whole=self.whole)
+            res = self.uplink.send(self.store, self.latest, afford, whole=self.whole)
             sent = before - self.store.count
             if sent > 0:
                 self.stats["readings_uploaded"] += sent
@@ -324,10 +337,45 @@ class App:
             "relay_mode": self.policy.mode,
             "line": self.line,
             "stats": self.stats,
+            "last_crash": last_crash(self.port),
         }
+
+    def _button(self):
+        # The set-up button, looked at every step (the device wakes at least every few
+        # seconds): held past LONG_PRESS_MS opens the access point; while it is held
+        # the loop waits for it instead of sleeping. -> True when the step is taken.
+        held = self.port.button_ms()
+        if not held:
+            return False
+        if held > LONG_PRESS_MS:
+            self.open_portal("button held %d ms" % held)
+        self.port.sleep_ms(BUTTON_POLL_MS)
+        return True
+
+    def open_portal(self, why):
+        # The set-up access point from the running loop: everything that must survive
+        # is written, a flag file asks the next boot for the portal, and the chip
+        # restarts (the portal then runs from a fresh boot, without the watchdog, which
+        # cannot be stopped once started).
+        port = self.port
+        port.log("set-up access point: %s" % why)
+        self._stop_status()
+        flush = getattr(self.store, "flush", None)
+        if flush is not None:
+            flush()
+        self.wifi_fails = 0
+        self.save_rtc()
+        try:
+            with open(_path(port, PORTAL_FLAG), "w") as f:
+                f.write(why)
+        except OSError:
+            pass
+        port.reset()
 
     def step(self):
         port = self.port
+        if self._button():
+            return "button"
         now = port.ticks_ms()
         vcap = port.vcap_mv()
         name, arg = self.em.next_action(now, vcap, self.store.count)
@@ -337,6 +385,9 @@ class App:
         elif name == "upload":
             ok = self.upload(arg)
             self.em.done("upload", port.ticks_ms(), ok)
+            if self.wifi_fails >= WIFI_FAILS_FOR_AP:
+                # after many failed joins the network probably changed: let the user fix it
+                self.open_portal("%d failed Wi-Fi joins" % self.wifi_fails)
         elif name == "sleep":
             if self.status_srv is not None:
                 # on plentiful power (USB) the /status page is served while idle
@@ -358,7 +409,9 @@ class App:
 
     def run(self, until=None):
         self.stats["boots"] += 1
+        port = self.port
         while True:
+            port.feed()
             if until is not None and until(self):
                 self.save_rtc()
                 return
@@ -400,31 +453,117 @@ def meter_power(reading):
     return p
 
 
+def _path(port, name):
+    return (port.fs_root + "/" + name) if port.fs_root else name
+
+
 def _portal(port, app=None):
     # The set-up access point. On meter power it pauses the AP before the capacitor's
     # cut-off and resumes once recharged; /status shows the app's state if it runs.
+    # (port.portal_kw: the host's loopback ports for it; the device uses 53 and 80.)
     from firmware.portal import run as portal_run
     res = portal_run.run(port, port.fs_root, status=app.status if app else None,
-                         should_pause=portal_run.vcap_pauser(port))
+                         should_pause=portal_run.vcap_pauser(port),
+                         **(getattr(port, "portal_kw", None) or {}))
     port.log("portal: %s" % res.get("reason"))
     port.reset()
 
 
+def _portal_requested(port):
+    # the flag open_portal() left for this boot, consumed
+    try:
+        import os
+        os.remove(_path(port, PORTAL_FLAG))
+        return True
+    except OSError:
+        return False
+
+
+def _long_press_at_boot(port):
+    # The button may already be held when the chip starts (a press across a deep
+    # sleep): follow it until it is released or long enough.
+    while True:
+        held = port.button_ms()
+        if not held:
+            return False
+        if held > LONG_PRESS_MS:
+            return True
+        port.sleep_ms(BUTTON_POLL_MS)
+
+
 def main(port):
-    # Device entry point (main.py): configuration, set-up portal when needed, then the loop.
+    # Device entry point: safe boot, configuration, the set-up portal when needed, the
+    # watchdog, then the loop.
+    if port.safe_boot():
+        # the safe_boot pin held low at reset (boot.py checks it first on the device):
+        # the REPL keeps its UART, nothing starts
+        port.log("safe boot: REPL kept, app not started")
+        return
     from firmware import config
     cfg = config.load(port.fs_root)
-    # first boot, a missing or invalid config.json, or a long press of the set-up button
-    if cfg.get(config.ERROR_KEY) or not cfg.get("ssid") or port.button_ms() > 3000:
-        if cfg.get(config.ERROR_KEY):
-            port.log("config: %s, opening the set-up access point" % cfg.get(config.ERROR_KEY))
+    # first boot, a missing or invalid config.json, a long press of the set-up button,
+    # or the running loop asked for it (button, failed joins)
+    err = cfg.get(config.ERROR_KEY)
+    if err or not cfg.get("ssid") or _portal_requested(port) or _long_press_at_boot(port):
+        if err:
+            port.log("config: %s, opening the set-up access point" % err)
         _portal(port)
         return
     app = App(port, cfg)
     if app.wifi_fails >= WIFI_FAILS_FOR_AP:
-        # after many failed joins the network probably changed: let the user fix it
+        # (a state saved before the loop could act on it)
         app.wifi_fails = 0
         app.save_rtc()
         _portal(port, app)
         return
+    if port.watchdog():
+        port.log("watchdog on")
     app.run()
+
+
+def boot(port):
+    # What main.py runs: main() under a catch-all. An exception that escapes the app is
+    # recorded in fs_root/crash.txt (with how many times in a row it happened) and the
+    # chip restarts: it must never stay in a REPL on the meter's UART with the radio on.
+    from firmware.port import DeepSleep, PowerLost, Reset
+    try:
+        main(port)
+    except (DeepSleep, Reset, PowerLost):
+        raise                  # the host port's ways of ending a boot, not failures
+    except Exception as e:
+        try:
+            record_crash(port, e)
+        except Exception:
+            pass
+        port.reset()
+
+
+def record_crash(port, e):
+    # crash.txt: "<count> <Type>: <message>"; the count grows while the same error comes
+    # back (capped: a crash loop must not rewrite the flash forever)
+    msg = "%s: %s" % (type(e).__name__, e)
+    msg = msg[:160]
+    n = 1
+    p = _path(port, CRASH_FILE)
+    try:
+        with open(p) as f:
+            old = f.read()
+        i = old.find(" ")          # (no str.partition on the ESP8266)
+        if i > 0 and old[i + 1:] == msg:
+            n = int(old[:i]) + 1
+    except (OSError, ValueError):
+        pass
+    if n > 100:
+        return
+    with open(p, "w") as f:
+        f.write("%d %s" % (n, msg))
+    port.log("crash %d: %s" % (n, msg))
+
+
+def last_crash(port):
+    # -> "<count> <Type>: <message>" of the last recorded crash, or None
+    try:
+        with open(_path(port, CRASH_FILE)) as f:
+            return f.read()
+    except OSError:
+        return None

@@ -228,6 +228,7 @@ class LineReader:
         try:
             uart = self.uart
             while port.ticks_diff(port.ticks_ms(), t0) < max_ms:
+                port.feed()        # a listen may last longer than the watchdog's period
                 # only what has arrived: machine.UART.readinto(buf) would wait until buf
                 # is full, up to 1 s after the frame's end at 1200 bd; with nothing there,
                 # wait (UART timeout) for a few characters

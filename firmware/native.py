@@ -32,6 +32,18 @@ def ascii_ok(buf: ptr8, a: int, b: int) -> int:
 
 
 @micropython.viper
+def hex_ok(buf: ptr8, a: int, b: int) -> int:
+    # 1 when buf[a:b] holds hex digits only (firmware/reading/dsmr.py)
+    i = a
+    while i < b:
+        c = buf[i]
+        if not ((c >= 48 and c <= 57) or (c >= 65 and c <= 70) or (c >= 97 and c <= 102)):
+            return 0
+        i += 1
+    return 1
+
+
+@micropython.viper
 def xor_into(dst: ptr8, off: int, src: ptr8, n: int):
     # dst[off:off + n] ^= src[:n] (firmware/frame/smarty.py)
     i = 0

@@ -275,6 +275,152 @@ def compare_pins(board, comps, pinnames, pintypes, table=None, sympins=None):
     return problems
 
 
+# ------------------------------------------------------------------ mechanical stack
+def footprint_boxes(board):
+    """{ref: (x0, y0, x1, y1, through_hole)}: courtyard box of every footprint on the board
+    (board coordinates, mm, y down) and whether it has through-hole pads."""
+    import math
+    with open(os.path.join(HW, board, board + ".kicad_pcb")) as f:
+        tree = parse_sexpr(f.read())
+    out = {}
+    for fp in tree[1:]:
+        if not (isinstance(fp, list) and fp and fp[0] == "footprint"):
+            continue
+        d = {}
+        for it in fp[1:]:
+            if isinstance(it, list) and it:
+                d.setdefault(it[0], []).append(it)
+        at = d["at"][0]
+        fx, fy = float(at[1]), float(at[2])
+        rot = math.radians(float(at[3])) if len(at) > 3 else 0.0
+        ref = [p[2] for p in d.get("property", []) if p[1] == "Reference"][0]
+        pts = []
+        for kind in ("fp_line", "fp_rect", "fp_poly", "fp_circle", "fp_arc"):
+            for g in d.get(kind, []):
+                gd = {x[0]: x for x in g[1:] if isinstance(x, list)}
+                if gd.get("layer", [None, None])[1] != "F.CrtYd":
+                    continue
+                for key in ("start", "end", "mid", "center"):
+                    if key in gd:
+                        pts.append((float(gd[key][1]), float(gd[key][2])))
+                for xy in gd.get("pts", [])[1:] if "pts" in gd else []:
+                    pts.append((float(xy[1]), float(xy[2])))
+        th = any(p[2] == "thru_hole" for p in d.get("pad", []))
+        if not pts:
+            continue
+        # KiCad rotates counter-clockwise on screen (y down): x' = x cos + y sin, y' = -x sin + y cos
+        tp = [(fx + x * math.cos(rot) + y * math.sin(rot), fy - x * math.sin(rot) + y * math.cos(rot)) for x, y in pts]
+        xs, ys = [p[0] for p in tp], [p[1] for p in tp]
+        out[ref] = (min(xs), min(ys), max(xs), max(ys), th)
+    return out
+
+
+def load_stack():
+    with open(os.path.join(HW, "design", "stack.json")) as f:
+        return json.load(f)
+
+
+def stack_report(stack=None, boxes=None):
+    """-> (problems, figures): every gap holds the tallest fitted part of the board below
+    plus the leads of the board above, the standoffs match the gaps, the stacking tails
+    reach, every through-hole part has a height, user connectors stay reachable."""
+    st = stack if stack is not None else load_stack()
+    order = st["order_top_to_bottom"]
+    boxes = boxes if boxes is not None else {b: footprint_boxes(b) for b in order}
+    probs, fig = [], {}
+    W, H = 64.0, 46.0
+    for b in order:
+        parts = st["parts"].get(b, {})
+        for ref, (x0, y0, x1, y1, th) in sorted(boxes[b].items()):
+            if th and not ref.startswith("H") and ref not in parts:
+                probs.append("%s %s: through-hole part without a height in stack.json" % (b, ref))
+    for upper, lower in zip(order, order[1:]):
+        key = "%s/%s" % (upper, lower)
+        gap = st["gaps"][key]
+        fitted = [(v["height"], ref) for ref, v in st["parts"][lower].items() if v.get("fitted_in_stack", True)]
+        hmax, tallest = max(fitted)
+        need = hmax + st["lead_protrusion"] + st["clearance"]
+        fig[key] = {"gap": gap, "tallest": tallest, "height": hmax, "needed": need,
+                    "tail": st["pcb_mm"] + (gap - st["headers"]["socket_body"]) + st["headers"]["min_insertion"]}
+        if need > gap + 1e-9:
+            probs.append("gap %s: %.1f mm, but %s %s is %.1f mm tall (+ %.1f leads + %.1f clearance = %.1f)"
+                         % (key, gap, lower, tallest, hmax, st["lead_protrusion"], st["clearance"], need))
+        for ref, v in st["parts"][lower].items():
+            if v.get("mains") and gap - v["height"] < st.get("mains_clearance_above", 0) - 1e-9:
+                probs.append("gap %s: mains part %s %s ends %.1f mm below the board above (needs %.1f)"
+                             % (key, lower, ref, gap - v["height"], st["mains_clearance_above"]))
+        if abs(st["standoffs"]["lengths"][key] - gap) > 1e-9:
+            probs.append("gap %s: standoffs %.1f mm for a %.1f mm gap" % (key, st["standoffs"]["lengths"][key], gap))
+        if gap < st["headers"]["socket_body"]:
+            probs.append("gap %s smaller than the socket body" % key)
+    for b, acc in st["access"].items():
+        if b.startswith("_"):
+            continue
+        for ref, how in acc.items():
+            if how == "top" and b != order[0]:
+                probs.append("%s %s must be reached from the top but %s is not the top board" % (b, ref, b))
+            elif how.startswith("edge:"):
+                x0, y0, x1, y1, _ = boxes[b][ref]
+                edge = how.split(":")[1]
+                dist = {"left": x0, "right": W - x1, "top": y0, "bottom": H - y1}[edge]
+                if dist > 1.0:
+                    probs.append("%s %s should open at the %s edge but stops %.1f mm short" % (b, ref, edge, dist))
+            elif how not in ("top", "before"):
+                probs.append("%s %s: unknown access %r" % (b, ref, how))
+    return probs, fig
+
+
+def stack_svg(stack=None, boxes=None):
+    """Side view of the stack (looking at the boards' bottom edge), to scale."""
+    st = stack if stack is not None else load_stack()
+    order = st["order_top_to_bottom"]
+    boxes = boxes if boxes is not None else {b: footprint_boxes(b) for b in order}
+    k, ml, mt = 8.0, 150.0, 40.0
+    y = 0.0
+    levels = {}
+    for i, b in enumerate(order):          # board top surfaces, top board at y = 0
+        levels[b] = y
+        if i + 1 < len(order):
+            y += st["pcb_mm"] + st["gaps"]["%s/%s" % (b, order[i + 1])]
+    total = y + st["pcb_mm"]
+    top_h = max(v["height"] for v in st["parts"][order[0]].values())
+    w = ml + 64 * k + 40
+    h = mt + (top_h + total + 10) * k
+    o = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" '
+         'font-family="sans-serif" font-size="12">' % (w, h, w, h),
+         '<rect width="100%" height="100%" fill="white"/>',
+         '<text x="10" y="20" font-size="14" font-weight="bold">Stack, side view from the bottom edge '
+         '(to scale, 1 mm = %g px; heights: hardware/design/stack.json)</text>' % k]
+    y0 = mt + top_h * k
+    for b in order:
+        by = y0 + levels[b] * k
+        o.append('<rect x="%g" y="%g" width="%g" height="%g" fill="#2e7d32"/>' % (ml, by, 64 * k, st["pcb_mm"] * k))
+        o.append('<text x="10" y="%g">%s board</text>' % (by + 6, b))
+        for ref, v in sorted(st["parts"][b].items()):
+            if ref == "smd" or ref not in boxes[b] or not v.get("fitted_in_stack", True):
+                continue
+            x0, _, x1, _, _ = boxes[b][ref]
+            ph = v["height"] * k
+            est = v["source"].startswith("estimate")
+            o.append('<rect x="%g" y="%g" width="%g" height="%g" fill="%s" stroke="#333"/>'
+                     % (ml + max(x0, 0) * k, by - ph, (min(x1, 64) - max(x0, 0)) * k, ph,
+                        "#ffcc80" if est else "#90caf9"))
+            o.append('<text x="%g" y="%g" font-size="10">%s %g</text>' % (ml + max(x0, 0) * k + 2, by - ph + 11, ref,
+                                                                          v["height"]))
+    for i, b in enumerate(order[:-1]):
+        key = "%s/%s" % (b, order[i + 1])
+        top = y0 + (levels[b] + st["pcb_mm"]) * k
+        bot = y0 + levels[order[i + 1]] * k
+        for sx in (3.5, 60.5):
+            o.append('<rect x="%g" y="%g" width="%g" height="%g" fill="#bdbdbd" stroke="#555"/>'
+                     % (ml + (sx - 2.75) * k, top, 5.5 * k, bot - top))
+        o.append('<text x="10" y="%g">gap %g mm</text>' % ((top + bot) / 2 + 4, st["gaps"][key]))
+    o.append('<text x="10" y="%g" font-size="10">orange: estimated height (measure), blue: datasheet; '
+             'grey: M3 standoffs at the mounting holes</text>' % (h - 8))
+    o.append("</svg>")
+    return "\n".join(o) + "\n"
+
+
 def confirm_table(values_path=None):
     """Markdown table of the parts whose LCSC number is missing or not confirmed (empty, or
     VERIFY in values.json's note), one row per MPN, with the second source to fall back on.
@@ -604,6 +750,25 @@ def main(argv=None):
         for p in r["net_problems"] + r["value_problems"] + r["pin_problems"] + r["fab_problems"]:
             print("   " + p)
         ok = ok and r["ok"]
+    if set(boards) == set(BOARDS):
+        sprobs, sfig = stack_report()
+        svg = stack_svg()
+        path = os.path.join(HW, "stack.svg")
+        if a.check:
+            with open(path) as f:
+                if f.read() != svg:
+                    sprobs.append("hardware/stack.svg differs from a fresh drawing")
+        else:
+            with open(path, "w") as f:
+                f.write(svg)
+        print("== stack: %s" % ("OK" if not sprobs else "FAILED"))
+        for key, v in sorted(sfig.items()):
+            print("   gap %s: %.1f mm, tallest below %s %.1f mm (needs %.1f), stacking tail >= %.1f mm"
+                  % (key, v["gap"], v["tallest"], v["height"], v["needed"], v["tail"]))
+        for p in sprobs:
+            print("   " + p)
+        results.append({"board": "_stack", "problems": sprobs, "figures": sfig, "ok": not sprobs})
+        ok = ok and not sprobs
     if a.json:
         with open(a.json, "w") as f:
             json.dump(results, f, indent=1, sort_keys=True)

@@ -13,7 +13,7 @@ import os
 import sys
 
 from firmware.port import DeepSleep, PowerLost, Reset, RESET_POWER_ON, RESET_DEEP_SLEEP
-from firmware.port import RESET_SOFT
+from firmware.port import RESET_SOFT, RESET_WATCHDOG, WDT_SLICE_MS, WDT_TIMEOUT_MS
 from firmware.port import boards
 
 
@@ -328,6 +328,38 @@ class FakeUart:
         return bytes(buf[:k]) if k else None
 
 
+class FakeWdt:
+    # machine.WDT as the chips' MicroPython ports implement it (v1.28 C source):
+    #   ESP8266 (ports/esp8266/machine_wdt.c): the timeout is fixed; any timeout argument
+    #     other than the default 5000 raises ValueError; the SDK's software watchdog
+    #     resets the chip when not fed for about 3 s (modelled: 3000 ms).
+    #   ESP32 family (ports/esp32/machine_wdt.c): the task watchdog with the timeout given
+    #     (default 5000 ms, <= 0 raises ValueError); creating it again reconfigures it.
+    #   Neither can be stopped once started, and neither has timeout_ms() (the ports do
+    #   not set MICROPY_PY_MACHINE_WDT_TIMEOUT_MS). It resets the chip; a reset ends it.
+    def __init__(self, model, clock, timeout=5000):
+        if model == "esp8266":
+            if timeout != 5000:
+                raise ValueError()
+            self.expiry_ms = 3000
+        elif model == "esp32":
+            if timeout <= 0:
+                raise ValueError("WDT timeout too short")
+            self.expiry_ms = timeout
+        else:
+            raise ValueError("no watchdog model " + str(model))
+        self.clock = clock
+        self.fed_ms = clock.ms
+        self.feeds = 0
+
+    def feed(self):
+        self.fed_ms = self.clock.ms
+        self.feeds += 1
+
+    def expired(self):
+        return self.clock.ms - self.fed_ms > self.expiry_ms
+
+
 class HostPort:
     chip = "host"
     uart_class = FakeUart   # the receiver model (the simulator reads whole buffers)
@@ -336,7 +368,7 @@ class HostPort:
                  meter_invert=False, loop=False, repeat=1, period_ms=None, fs_root=None, flash=None, board="d1mini",
                  clock=None, vcap_mv=5400, device_id="0a1b2c", wall_start=None,
                  wifi_ok=True, scan=None, rtc_size=492, quiet=True, uart_model="esp8266",
-                 ticks_offset_ms=0):
+                 ticks_offset_ms=0, wdt_model=None):
         self.clock = clock or Clock()
         self.uart_model = uart_model   # FakeUart: "esp8266" (any() 0/1) or "esp32"
         self.ticks_offset_ms = ticks_offset_ms
@@ -368,7 +400,10 @@ class HostPort:
         self.fast = False
         self.quiet = quiet
         self.logs = []
-        self.button_held_ms = 0
+        self.presses = []     # (from ms, until ms) of the set-up button, virtual clock
+        self.safe_boot_held = False   # the safe_boot pin bridged to GND at reset
+        self.wdt_model = wdt_model    # None (no watchdog), "esp8266" or "esp32"
+        self.wdt = None
         self.ap_ip = "127.0.0.1"
 
     # -- clock ---------------------------------------------------------------
@@ -379,6 +414,7 @@ class HostPort:
     TICKS_PERIOD = 1 << 30
 
     def ticks_ms(self):
+        self._wdt_check()
         return (self.clock.ms + self.ticks_offset_ms) & (self.TICKS_PERIOD - 1)
 
     def ticks_diff(self, a, b):
@@ -387,12 +423,22 @@ class HostPort:
 
     def sleep_ms(self, ms):
         self.activity("sleep")
-        self.clock.advance_ms(ms)
+        self._wait_ms(ms)
+
+    def _wait_ms(self, ms):
+        # as the device port waits: in slices of at most WDT_SLICE_MS, feeding the
+        # watchdog between them
+        while ms > 0:
+            k = ms if ms < WDT_SLICE_MS else WDT_SLICE_MS
+            self.clock.advance_ms(k)
+            ms -= k
+            self.feed()
 
     def deep_sleep(self, ms):
         self.activity("deep_sleep")
         self.close_uart()
         self.wifi_up = False
+        self.wdt = None       # the chip is off: its watchdog with it
         self.clock.advance_ms(ms)
         self.reset_kind = RESET_DEEP_SLEEP
         self.events.append((self.clock.ms, "deep_sleep", ms))
@@ -402,13 +448,43 @@ class HostPort:
         self.close_uart()
         self.wifi_up = False
         self.reset_kind = RESET_SOFT
+        self.wdt = None
         raise Reset()
+
+    # -- watchdog ------------------------------------------------------------
+    def watchdog(self):
+        # start the chip's watchdog as firmware/port/device.py does; -> True if started
+        if self.wdt_model is None:
+            return False
+        if self.wdt_model == "esp8266":
+            self.wdt = FakeWdt("esp8266", self.clock)
+        else:
+            self.wdt = FakeWdt("esp32", self.clock, WDT_TIMEOUT_MS)
+        self.events.append((self.clock.ms, "wdt", self.wdt.expiry_ms))
+        return True
+
+    def feed(self):
+        self._wdt_check()
+        if self.wdt is not None:
+            self.wdt.feed()
+
+    def _wdt_check(self):
+        w = self.wdt
+        if w is not None and w.expired():
+            # the chip resets: like reset(), with the watchdog as its cause
+            self.events.append((self.clock.ms, "wdt_reset", self.clock.ms - w.fed_ms))
+            self.close_uart()
+            self.wifi_up = False
+            self.wdt = None
+            self.reset_kind = RESET_WATCHDOG
+            raise Reset()
 
     def power_lost(self):
         # the supervisor cut the regulator: RAM and RTC memory are gone
         self.close_uart()
         self.rtc = b""
         self.wifi_up = False
+        self.wdt = None
         self.reset_kind = RESET_POWER_ON
         self._wall_base = None
         raise PowerLost()
@@ -490,15 +566,27 @@ class HostPort:
     def led(self, on):
         pass
 
+    def press(self, ms, at_ms=None):
+        # hold the set-up button for ms, from at_ms (virtual clock; default: now)
+        t = self.clock.ms if at_ms is None else at_ms
+        self.presses.append((t, t + ms))
+
     def button_ms(self):
-        return self.button_held_ms
+        now = self.clock.ms
+        for a, b in self.presses:
+            if a <= now < b:
+                return max(1, now - a)
+        return 0
+
+    def safe_boot(self):
+        return bool(self.safe_boot_held)
 
     # -- network -------------------------------------------------------------
     def wifi_connect(self, ssid, password, timeout_ms=10000):
         self.activity("wifi_join")
         self.events.append((self.clock.ms, "wifi_join", bool(self.wifi_ok)))
         if not self.wifi_ok:
-            self.clock.advance_ms(timeout_ms)
+            self._wait_ms(timeout_ms)
             return False
         self.wifi_up = True
         return True

@@ -120,15 +120,25 @@ def source(fetch=True):
     if _is_tree(unpacked):
         return unpacked
     if os.path.exists(TARBALL):
+        # test workers (pytest-xdist) ask at the same time: one unpacks, the others
+        # wait on the lock and then find the tree
+        import fcntl
         os.makedirs(BUILD, exist_ok=True)
-        tmp = unpacked + ".part"
-        shutil.rmtree(tmp, ignore_errors=True)
-        os.makedirs(tmp)
-        subprocess.run(["tar", "xzf", TARBALL, "-C", tmp], check=True)
-        inner = os.path.join(tmp, "micropython-1.28.0")
-        os.rename(inner if os.path.isdir(inner) else tmp, unpacked)
-        shutil.rmtree(tmp, ignore_errors=True)
-        return unpacked
+        with open(os.path.join(BUILD, ".unpack.lock"), "w") as lk:
+            fcntl.flock(lk, fcntl.LOCK_EX)
+            try:
+                if _is_tree(unpacked):
+                    return unpacked
+                tmp = unpacked + ".part"
+                shutil.rmtree(tmp, ignore_errors=True)
+                os.makedirs(tmp)
+                subprocess.run(["tar", "xzf", TARBALL, "-C", tmp], check=True)
+                inner = os.path.join(tmp, "micropython-1.28.0")
+                os.rename(inner if os.path.isdir(inner) else tmp, unpacked)
+                shutil.rmtree(tmp, ignore_errors=True)
+                return unpacked
+            finally:
+                fcntl.flock(lk, fcntl.LOCK_UN)
     if fetch and shutil.which("git"):
         clone = os.path.join(BUILD, "micropython-git")
         if not _is_tree(clone):

@@ -40,8 +40,18 @@
 #     pulse(name, ms)       drive a board pin (board table name, e.g. "relay_set") high for
 #                           ms then low. Exactly one pin at a time.
 #     led(on)
-#     button_ms()           how long the set-up button has been held now (0 if released)
+#     button_ms()           how long the set-up button has been held now: 0 only when
+#                           released (at least 1 from the first look at a press)
+#     safe_boot()           True when the safe_boot pin is held low (keep the REPL)
 #     reset()               restart the chip (host: raises port.Reset)
+#
+#   Watchdog
+#     watchdog()            start the chip's watchdog (machine.WDT: fixed ~3 s on the
+#                           ESP8266, WDT_TIMEOUT_MS on the ESP32 family); -> True when
+#                           started. It cannot be stopped; a reset or deep sleep ends it.
+#     feed()                feed it (no-op without one). The app loop feeds every step
+#                           and every pass of a meter read; the port's own waits
+#                           (sleep_ms, wifi_connect) feed it every WDT_SLICE_MS.
 #
 #   Network
 #     wifi_connect(ssid, password, timeout_ms) -> True/False
@@ -69,6 +79,12 @@ RESET_BROWNOUT = 2
 RESET_WATCHDOG = 3
 RESET_SOFT = 4
 RESET_OTHER = 5
+
+# ESP32 task watchdog timeout: longer than the longest blocking call between feeds (a
+# socket operation with the uplink's 10 s net_timeout_s, plus a TLS handshake).
+WDT_TIMEOUT_MS = 30000
+# Longest wait without a feed inside the port: well under the ESP8266's fixed period.
+WDT_SLICE_MS = 1000
 
 RTC_SIZE_ESP8266 = 492
 RTC_SIZE_ESP32 = 2048

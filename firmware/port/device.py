@@ -8,7 +8,8 @@ import machine
 import network
 
 from firmware.port import (RESET_POWER_ON, RESET_DEEP_SLEEP, RESET_BROWNOUT, RESET_WATCHDOG,
-                           RESET_SOFT, RESET_OTHER, RTC_SIZE_ESP8266, RTC_SIZE_ESP32)
+                           RESET_SOFT, RESET_OTHER, RTC_SIZE_ESP8266, RTC_SIZE_ESP32,
+                           WDT_SLICE_MS, WDT_TIMEOUT_MS)
 from firmware.port import boards
 
 try:
@@ -67,6 +68,7 @@ class Port:
             except AttributeError:
                 pass
         self._press_start = None
+        self._wdt = None
 
     # -- clock -------------------------------------------------------------------
     def ticks_ms(self):
@@ -81,11 +83,37 @@ class Port:
         # ESP32 family the meter UART is clock-gated meanwhile (what the meter sends is
         # not received) and works again on wake-up: the energy plan wakes the chip just
         # before the next frame (firmware/power/energy.py _align) and the app drops the
-        # stale bytes (app.read)
-        if self.chip != "esp8266" and ms > 20:
-            machine.lightsleep(ms)
-        else:
-            time.sleep_ms(ms)
+        # stale bytes (app.read). With the watchdog on, in slices of WDT_SLICE_MS with a
+        # feed between them.
+        while ms > 0:
+            k = ms if (self._wdt is None or ms < WDT_SLICE_MS) else WDT_SLICE_MS
+            if self.chip != "esp8266" and k > 20:
+                machine.lightsleep(k)
+            else:
+                time.sleep_ms(k)
+            ms -= k
+            self.feed()
+
+    # -- watchdog ------------------------------------------------------------------
+    def watchdog(self):
+        # machine.WDT as the v1.28 ports implement it: the ESP8266's has a fixed period
+        # and refuses any timeout argument but the default (ports/esp8266/machine_wdt.c:
+        # ValueError), the ESP32 family's is the task watchdog with the timeout given
+        # (ports/esp32/machine_wdt.c). Neither can be stopped.
+        if self._wdt is not None:
+            return True
+        wdt = getattr(machine, "WDT", None)
+        if wdt is None:
+            return False
+        try:
+            self._wdt = wdt() if self.chip == "esp8266" else wdt(timeout=WDT_TIMEOUT_MS)
+        except (ValueError, OSError):
+            return False
+        return True
+
+    def feed(self):
+        if self._wdt is not None:
+            self._wdt.feed()
 
     def deep_sleep(self, ms):
         if self._sta is not None:
@@ -120,6 +148,15 @@ class Port:
         b = self.board
         kw = {"baudrate": baud, "bits": bits, "parity": parity, "stop": stop,
               "rxbuf": rxbuf, "timeout": timeout}
+        # The meter now owns the REPL's receive pin (ESP8266: UART0 RX; ESP32-C3/C6
+        # boards: the meter's RX is U0RXD, still routed to the REPL's UART0): a 0x03 from
+        # the meter must not raise KeyboardInterrupt in the app. The safe_boot pin is the
+        # way back to a REPL.
+        try:
+            import micropython
+            micropython.kbd_intr(-1)
+        except (ImportError, AttributeError):
+            pass
         if self.chip == "esp8266":
             # UART0 is the only receiving UART: detach the REPL from it (boot.py gives a
             # safe way back with the safe_boot pin). No RX inversion on this chip: P1
@@ -223,12 +260,19 @@ class Port:
             self._led.value(0 if on else 1)
 
     def button_ms(self):
+        # 0 only when released: a press is at least 1 ms from the first look at it
         if self._button.value() == 0:
             if self._press_start is None:
                 self._press_start = time.ticks_ms()
-            return time.ticks_diff(time.ticks_ms(), self._press_start)
+            return max(1, time.ticks_diff(time.ticks_ms(), self._press_start))
         self._press_start = None
         return 0
+
+    def safe_boot(self):
+        b = self.board
+        if b.get("safe_boot") is None:
+            return False
+        return machine.Pin(b["safe_boot"], machine.Pin.IN, machine.Pin.PULL_UP).value() == 0
 
     def reset(self):
         machine.reset()
@@ -248,6 +292,7 @@ class Port:
                 sta.active(False)
                 return False
             time.sleep_ms(50)
+            self.feed()
         return True
 
     def wifi_disconnect(self):

@@ -250,18 +250,10 @@ def _hex_region(buf, a, b):
 
 
 try:
-    @micropython.viper
-    def _hex_v(buf: ptr8, a: int, b: int) -> int:
-        i = a
-        while i < b:
-            c = buf[i]
-            if not ((c >= 48 and c <= 57) or (c >= 65 and c <= 70) or (c >= 97 and c <= 102)):
-                return 0
-            i += 1
-        return 1
+    from firmware import native as _nat   # machine code, guarded (firmware/native.py)
 
     def _hex_region(buf, a, b):  # noqa: F811
-        return _hex_v(buf, a, b) == 1
+        return _nat.hex_ok(buf, a, b) == 1
 
     _hex_region(b"ab", 0, 2)
 except Exception:

@@ -160,18 +160,22 @@ LAYOUT = {
     },
     "relay": {
         "fixed": {"K1": (14.4, 9.0, 0), "J1": (5.3, 15.0, 270)},
-        "regions": [(30.5, 1.5, 34.2, 31.0), (41.6, 10.6, 53.3, 31.2), (30.0, 33.0, 58.0, 37.6)],
+        # every low-voltage part >= 6 mm (creepage) from the mains copper
+        "regions": [(41.6, 10.6, 53.3, 31.2), (34.5, 33.0, 58.0, 37.6)],
         # relay contact 11 -> terminal 1, contact 14 -> terminal 2: wide, on both layers,
         # routed away from the coil pins (>= 4 mm copper to copper)
         "mains_tracks": [("/LOAD_COM", [(12.4, 15.0), (5.3, 15.0)]),
-                         ("/LOAD_NO", [(26.6, 21.0), (26.6, 30.5), (5.3, 30.5), (5.3, 22.5)])],
+                         ("/LOAD_NO", [(26.6, 21.0), (26.6, 24.0), (20.1, 30.5), (5.3, 30.5), (5.3, 22.5)])],
         # milled slots between the contact pins and the coil pins (creepage), as
         # (centre x, centre y, direction x, direction y, length, width)
         "slots": [(13.4, 12.0, 0.949, 0.316, 4.0, 1.0), (13.4, 18.0, 0.949, -0.316, 4.0, 1.0),
                   (28.0, 17.5, 0.966, 0.258, 4.0, 1.0)],
-        "pour_keepout": 6.0,
+        "pour_keepout": 6.5,
         "power_nets": ["/VCAP", "/GND", "/COIL_SET", "/COIL_RST"],
         "mains": {"/LOAD_COM": 4.0, "/LOAD_NO": 4.0},
+        # no low-voltage track in the band right of the LOAD_NO contact, below the slot between
+        # contact 14 and coil pin A3 (6 mm creepage; the coil supply reaches A3 from above)
+        "route_blocks": [(26.6, 17.9, 36.0, 32.5)],
         "mains_width": 2.5,
         "labels": [("MAINS 250VAC 10A", 14.0, 34.0, 1.2), ("COM", 7.5, 11.5, 1.0), ("NO", 8.0, 25.5, 1.0),
                    ("DANGER: mains voltage", 14.0, 36.6, 1.0)],
@@ -193,10 +197,16 @@ def build(name):
     if LAYOUT[name].get("mains"):
         with open(dru, "w") as f:
             f.write("(version 1)\n")
-            f.write("# Mains (relay contacts, load terminal): 3 mm copper clearance to everything else\n"
-                    "# (IEC 60664-1 basic insulation, 250 V, pollution degree 2).\n")
+            mains = " || ".join("A.NetName == '%s'" % n for n in sorted(LAYOUT[name]["mains"]))
+            others = " && ".join("B.NetName != '%s'" % n for n in sorted(LAYOUT[name]["mains"]))
+            f.write("# Mains (relay contacts, load terminal) to everything else: reinforced insulation,\n"
+                    "# IEC 60664-1 at 250 V, pollution degree 2, material group III: clearance 3 mm\n"
+                    "# (2.5 kV impulse), creepage 6 mm over the board surface (slots count: KiCad 9\n"
+                    "# measures creepage around board cut-outs).\n")
             f.write("(rule \"mains_clearance\"\n  (condition \"%s\")\n  (constraint clearance (min 3mm)))\n"
-                    % " || ".join("A.NetName == '%s'" % n for n in sorted(LAYOUT[name]["mains"])))
+                    % mains)
+            f.write("(rule \"mains_creepage\"\n  (condition \"(%s) && %s\")\n  (constraint creepage (min 6mm)))\n"
+                    % (mains, others))
     elif os.path.exists(dru):
         os.remove(dru)
     write_schematic(os.path.join(d, name + ".kicad_sch"), name, b.title, b.parts, b.flags, b.notes)
@@ -229,6 +239,7 @@ def build(name):
                            + lay["pour_keepout"])
     for sl in lay.get("slots", []):
         bb.slot(*sl)
+    bb.route_blocks = lay.get("route_blocks", [])
     failed = bb.route(power_nets=set(lay["power_nets"]), extra_clear=mains, skip=set(mains))
     tx, ty = lay.get("title_at", (31.0, 44.3))
     # module orientation: the D1 mini's pin 1 (RST) is at the top left with its USB at the

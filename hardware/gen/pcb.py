@@ -198,8 +198,11 @@ class BoardBuilder:
             ls.append(1)
         return ls
 
-    def route(self, power_nets=(), order_hint=(), extra_clear=None, skip=(), max_iter=12):
+    def route(self, power_nets=(), order_hint=(), extra_clear=None, skip=(), max_iter=12, track_extra=None):
+        """extra_clear: additional clearance around a net's pads and tracks (mains);
+        track_extra: the same for its pre-drawn tracks only (default: extra_clear)."""
         extra_clear = extra_clear or {}
+        self._track_extra = track_extra if track_extra is not None else extra_clear
         pads_by_net = {}
         for fp in self.board.GetFootprints():
             for pad in fp.Pads():
@@ -256,6 +259,9 @@ class BoardBuilder:
         for (cx, cy, hw, hh, ang) in self.slots:
             for l in (0, 1):
                 g.mark(l, -2, ("rect", cx, cy, hw, hh, ang), extra=EDGE_CLR - CLEARANCE + 0.05)
+        for (x0, y0, x1, y1) in getattr(self, "route_blocks", ()):
+            for l in (0, 1):
+                g.mark(l, -2, ("rect", (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2, (y1 - y0) / 2, 0))
         netid = {n: i for i, n in enumerate(sorted(pads_by_net))}
         # obstacles: every pad, every non-plated hole, pre-drawn tracks
         for fp in self.board.GetFootprints():
@@ -277,7 +283,7 @@ class BoardBuilder:
                 n = t.GetNetname()
                 g.mark(l, netid.get(n, -2), ("seg", mm(t.GetStart().x), mm(t.GetStart().y),
                                             mm(t.GetEnd().x), mm(t.GetEnd().y), mm(t.GetWidth())),
-                       extra_clear.get(n, 0.0))
+                       self._track_extra.get(n, 0.0))
         result = []
         failed = []
         for n in order:

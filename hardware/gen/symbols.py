@@ -155,8 +155,9 @@ _add(Sym("Relay_Latching_2coil", "K",
           ("A2", "RESET", "passive", -10.16, -5.08, 0, 2.54),
           ("11", "COM", "passive", 10.16, 2.54, 180, 2.54), ("14", "NO", "passive", 10.16, -2.54, 180, 2.54)],
          [rect(-7.62, 7.62, 7.62, -7.62),
-          poly([(2.54, 2.54), (7.62, 2.54)]), poly([(2.54, 2.54), (5.08, -1.27)]),
-          poly([(5.08, -2.54), (7.62, -2.54)])],
+          # contact drawn in the middle of the body, clear of the pin names on both sides
+          poly([(-1.27, 1.27), (0.0, 1.27)]), poly([(0.0, 1.27), (2.54, -0.508)]),
+          poly([(1.905, -1.27), (3.175, -1.27)])],
          show_pin_names=True, show_pin_numbers=True, bbox=(-10.16, -7.62, 10.16, 7.62)))
 
 # Comparator with internal reference (TLV3012 pinning, SOT-23-6):

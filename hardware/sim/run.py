@@ -563,7 +563,8 @@ def main(argv=None):
                      ("TIC only (VCAP 4.15 V, switch on)", dict(vp1=0.0, vcap=4.15, q1_on=True))):
         p = power_paths(keep=keep, **kw)
         print("power %s: 3V3 min %.3f V, P1 out max %.0f mA, into meter %.2g A, into supercap %.2g A"
-              % (name, p["min_v33"], 1e3 * p["p1_out_max_a"], p["p1_backfeed_a"], p["cap_backfeed_a"]))
+              % (name, p["min_v33"], max(0.0, 1e3 * p["p1_out_max_a"]), max(0.0, p["p1_backfeed_a"]),
+                 max(0.0, p["cap_backfeed_a"])))
 
 
 if __name__ == "__main__":

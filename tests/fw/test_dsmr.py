@@ -399,29 +399,10 @@ def test_unterminated_dsmr22_needs_flush_or_next_header():
 
 
 def _big_belgian():
-    # Fluvius telegram with a full 13-month 0-0:98.1.0 history and a 1024-char
-    # text message (2048 hex digits): > 3 KB, like a Sagemcom T211 with history.
-    base = corpus("dsmr/be_fluvius_ndokter_2.txt")
-    body = base[:base.find(b"!") + 1]
-    lines = body.split(b"\r\n")
-    out = []
-    for ln in lines:
-        if ln.startswith(b"0-0:98.1.0"):
-            ln = b"0-0:98.1.0(13)(1-0:1.6.0)(1-0:1.6.0)"
-            for m in range(13):
-                y = 22 + (m + 10) // 12
-                mo = (m + 10) % 12 + 1
-                ln += ("(%02d%02d01000000W)(%02d%02d15183000W)(%02d.%03d*kW)" % (y, mo, y, mo, 1 + m, 100 * m)).encode()
-        if ln.startswith(b"0-0:96.13.0"):
-            ln = b"0-0:96.13.0(" + b"41" * 1024 + b")"
-        out.append(ln)
-        if ln.startswith(b"0-2:24.2.1"):
-            # two more M-Bus devices (water, heat), as a fully equipped home has
-            out += [b"0-3:24.1.0(007)", b"0-3:96.1.1(3853455430303030303030303039)",
-                    b"0-3:24.2.1(231102121532W)(00123.456*m3)", b"0-4:24.1.0(004)",
-                    b"0-4:96.1.1(3853455430303030303030303041)",
-                    b"0-4:24.2.1(231102121532W)(00012.345*GJ)"]
-    return _with_crc(b"\r\n".join(out))
+    # Fluvius telegram with a full 13-month 0-0:98.1.0 history and a 1024-char text
+    # message (2048 hex digits), as a Sagemcom T211 with history and text would send
+    from tests.fw.test_dsmr_stream import _belgian
+    return _belgian(b"41" * 1024)
 
 
 def test_long_telegram_decodes_in_the_same_line_buffer():

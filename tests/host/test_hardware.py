@@ -304,3 +304,64 @@ def test_schematic_is_wired_and_on_the_sheet(board):
         # 10 mm border and the title block (bottom right, ~180 x 40 mm)
         assert 10 <= x <= w - 10 and 10 <= y <= h - 10, (board, x, y)
         assert not (x > w - 190 and y > h - 45), (board, "under the title block", x, y)
+
+
+@needs_kicad
+def test_relay_board_keeps_6mm_creepage_to_mains():
+    # KiCad 9's creepage constraint (measured around the milled slots) in the relay's
+    # design rules; test_drc_clean_routed_and_matching_schematic proves DRC finds nothing
+    with open(os.path.join(HW, "relay", "relay.kicad_dru")) as f:
+        dru = f.read()
+    assert "(constraint creepage (min 6mm))" in dru and "(constraint clearance (min 3mm))" in dru
+
+
+@needs_kicad
+def test_stack_closes(report):
+    st = report["_stack"]
+    assert st["ok"] and st["problems"] == [], st
+    for key, v in st["figures"].items():
+        assert v["needed"] <= v["gap"], (key, v)
+
+
+def test_stack_check_catches_a_tall_part_a_short_standoff_and_an_unreachable_plug():
+    st = check.load_stack()
+    boxes = {b: check.footprint_boxes(b) for b in st["order_top_to_bottom"]}
+    assert check.stack_report(st, boxes)[0] == []
+    import copy
+    tall = copy.deepcopy(st)
+    tall["parts"]["relay"]["K1"]["height"] = 23.0          # a much taller relay
+    assert any("demod/relay" in p and "K1" in p for p in check.stack_report(tall, boxes)[0])
+    short = copy.deepcopy(st)
+    short["standoffs"]["lengths"]["power/demod"] = 12.0
+    assert any("standoffs" in p for p in check.stack_report(short, boxes)[0])
+    hidden = copy.deepcopy(st)
+    hidden["access"]["demod"]["J2"] = "top"                 # the RJ12 under the power board
+    assert any("J2" in p for p in check.stack_report(hidden, boxes)[0])
+    moved = copy.deepcopy(boxes)
+    x0, y0, x1, y1, th = moved["demod"]["J2"]
+    moved["demod"]["J2"] = (x0, y0 - 5, x1, y1 - 5, th)     # RJ12 pulled 5 mm in from the edge
+    assert any("J2" in p and "edge" in p for p in check.stack_report(st, moved)[0])
+    near = copy.deepcopy(st)
+    near["gaps"]["demod/relay"] = near["standoffs"]["lengths"]["demod/relay"] = 21.0
+    assert any("mains part relay J1" in p for p in check.stack_report(near, boxes)[0])
+    gone = copy.deepcopy(st)
+    del gone["parts"]["power"]["C1"]                        # a through-hole part without a height
+    assert any("C1" in p for p in check.stack_report(gone, boxes)[0])
+
+
+def test_solder_jumper_gets_no_paste():
+    """JP1 is bridged by hand: its pads must not receive solder paste from the stencil."""
+    tree = check.parse_sexpr(open(os.path.join(HW, "demod", "demod.kicad_pcb")).read())
+    for fp in tree[1:]:
+        if not (isinstance(fp, list) and fp and fp[0] == "footprint"):
+            continue
+        props = {p[1]: p[2] for p in fp[1:] if isinstance(p, list) and p and p[0] == "property"}
+        if props.get("Reference") != "JP1":
+            continue
+        pads = [p for p in fp[1:] if isinstance(p, list) and p and p[0] == "pad"]
+        assert len(pads) == 3
+        for p in pads:
+            layers = [l for it in p[1:] if isinstance(it, list) and it[0] == "layers" for l in it[1:]]
+            assert "F.Cu" in layers and not any("Paste" in l for l in layers), layers
+        return
+    raise AssertionError("JP1 not found")

@@ -20,7 +20,8 @@ try:
 except ValueError as e:
     print("native refused:", e)
 import firmware.frame.dsmr as d, firmware.frame.smarty as s, firmware.reading.dsmr as r
-print("fallback", d._crc_viper is None, s._nat is None, s._ghash_v is None)
+print("fallback", d._crc_viper is None, s._nat is None, s._ghash_v is None,
+      not hasattr(r, "_nat"))
 """
 
 
@@ -50,8 +51,24 @@ def test_decoders_fall_back_to_python_when_native_code_is_refused(no_native, tar
     env = {"MICROPYPATH": no_native + ":" + mpy.micropypath().replace(mpy.ROOT + ":", "")}
     r = mpy.run(["-c", CHECK], heap="2M", exe=exe, extra_env=env, cwd=no_native)
     assert "native refused: incompatible .mpy arch" in r.stdout, r.stdout + r.stderr
-    assert "fallback True True True" in r.stdout, r.stdout + r.stderr
+    assert "fallback True True True True" in r.stdout, r.stdout + r.stderr
     for mod in ("tests/fw/test_dsmr.py", "tests/fw/test_dsmr_smarty.py",
                 "tests/fw/test_chip_builtins.py"):
         _check(mpy.run(["tests/mprun.py", mod], heap="2M", exe=exe, extra_env=env,
                        timeout=600, cwd=no_native))
+
+
+def test_machine_code_lives_only_in_the_guarded_module():
+    # a @micropython.viper/native function anywhere else makes that whole module's .mpy
+    # unloadable on an image that refuses native code
+    bad = []
+    for d, _, files in os.walk(os.path.join(mpy.ROOT, "firmware")):
+        for f in files:
+            p = os.path.join(d, f)
+            if f.endswith(".py") and p != os.path.join(mpy.ROOT, "firmware", "native.py"):
+                with open(p) as fh:
+                    for i, line in enumerate(fh, 1):
+                        if "@micropython." in line or "micropython.native" in line or \
+                                "micropython.viper" in line:
+                            bad.append("%s:%d" % (os.path.relpath(p, mpy.ROOT), i))
+    assert bad == [], bad
