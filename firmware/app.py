@@ -7,6 +7,7 @@
 # capacitor voltage; this loop only carries out its decisions, keeps what must survive
 # deep sleep in RTC memory and what must survive power loss in the store.
 from firmware import meter
+from firmware.meterline import LineReader
 from firmware.relay.policy import RelayPolicy, ON
 from firmware.relay.driver import RelayDriver
 
@@ -33,7 +34,7 @@ class App:
             "frames_seen": 0, "readings_recorded": 0, "readings_uploaded": 0,
             "errors": {}, "relay": [], "uploads": [], "boots": 0, "store_full": 0,
         }
-        self.meter = meter.LineReader(port, cfg, self.stats)
+        self.meter = LineReader(port, cfg, self.stats)
         self.latest = None
         self.whole = None
         self.last_rec_ticks = None
