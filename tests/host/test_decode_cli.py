@@ -57,12 +57,14 @@ def test_cli_refuses_bad_arguments_clearly():
 
 
 def test_micropython_cli_streams_a_large_input_in_a_small_heap(tmp_path):
-    # 60 copies of a capture (~165 KB) decode in a 64 KB heap: memory does not grow
-    # with the input
+    # 60 copies of a capture (~165 KB) decode in an 80 KB heap: memory does not grow
+    # with the input. (80 KB, not 64: firmware/meter.py is compiled from source here, and
+    # since the line reader moved into it the compiler's transient peak needs ~70 KB; on
+    # the device the module is frozen / in the ROMFS and costs no compile.)
     data = open(os.path.join(CORPUS, "tic/hist_tempo_mono_pyteleinfo.txt"), "rb").read()
     big = tmp_path / "big.txt"
     big.write_bytes(data * 60)
-    r = mpy.run(["-m", "tools.decode", "--protocol", "tic-historic", str(big)], heap="64K",
+    r = mpy.run(["-m", "tools.decode", "--protocol", "tic-historic", str(big)], heap="80K",
                 timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert len([ln for ln in r.stdout.splitlines() if ln.strip()]) >= 590
