@@ -47,7 +47,7 @@ class Counter:
 
 @pytest.fixture
 def broker(tmp_path):
-    m = Mosquitto(str(tmp_path)).start()
+    m = Mosquitto().start()
     yield m
     m.stop()
 

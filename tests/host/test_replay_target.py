@@ -10,7 +10,7 @@ import pytest
 
 from tests.host.mpy import ROOT
 from tests.fw.util import corpus_path
-from tools.bench.bench_heap import start_mosquitto
+from tools.services import Mosquitto
 
 CAPTURES = ["tic/hist_tempo_mono_pyteleinfo.txt", "dsmr/nl_v5_athom_iskra_am550.txt"]
 
@@ -19,10 +19,8 @@ CAPTURES = ["tic/hist_tempo_mono_pyteleinfo.txt", "dsmr/nl_v5_athom_iskra_am550.
 def broker(tmp_path_factory):
     if not os.path.exists("/usr/sbin/mosquitto"):
         pytest.skip("no mosquitto")
-    p, port = start_mosquitto(str(tmp_path_factory.mktemp("mosq")))
-    yield port
-    p.terminate()
-    p.wait(5)
+    with Mosquitto() as m:
+        yield m.port
 
 
 def _replay(capture, tmp_path, cfg, target=None):
