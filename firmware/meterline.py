@@ -1,8 +1,7 @@
 # The device's meter line reader: it finds the meter's line setting (search, lock,
 # relock), listens for one reading at a time and stops a listen early once the groups a
 # record needs are in. Kept apart from firmware/meter.py (line settings, decoder
-# construction, the meter's clock), which host tools import alone: tools.decode streams
-# in a 64 KB heap and has no use for the reader.
+# construction, the meter's clock), which host code imports without the reader.
 from firmware.meter import LINES, SEARCH, decoder_for_line
 
 # Reads in a row that heard no valid frame at the locked line setting before the reader
