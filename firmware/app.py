@@ -33,7 +33,8 @@ class App:
             "frames_seen": 0, "readings_recorded": 0, "readings_uploaded": 0,
             "errors": {}, "relay": [], "uploads": [], "boots": 0, "store_full": 0,
         }
-        self.meter = meter.LineReader(port, cfg, self.stats)
+        from firmware.linereader import LineReader
+        self.meter = LineReader(port, cfg, self.stats)
         self.latest = None
         self.whole = None
         self.last_rec_ticks = None
