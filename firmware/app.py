@@ -7,6 +7,7 @@
 # capacitor voltage; this loop only carries out its decisions, keeps what must survive
 # deep sleep in RTC memory and what must survive power loss in the store.
 from firmware import meter
+from firmware.linereader import LineReader
 from firmware.relay.policy import RelayPolicy, ON
 from firmware.relay.driver import RelayDriver
 
@@ -33,7 +34,6 @@ class App:
             "frames_seen": 0, "readings_recorded": 0, "readings_uploaded": 0,
             "errors": {}, "relay": [], "uploads": [], "boots": 0, "store_full": 0,
         }
-        from firmware.linereader import LineReader
         self.meter = LineReader(port, cfg, self.stats)
         self.latest = None
         self.whole = None
@@ -223,6 +223,9 @@ class App:
             # window-count back-off in the uplink would delay the drain after an outage
             self._uplink.backoff = False
             self._uplink.status = self._uplink_status
+            # batch sizes for the chip's cost of a connection (energy plan)
+            from firmware.power.costs import uplink_sizes
+            uplink_sizes(self._uplink, self.cfg, getattr(self.port, "chip", None))
         return self._uplink
 
     def _uplink_status(self):
