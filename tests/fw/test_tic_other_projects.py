@@ -1,25 +1,49 @@
 # Other TIC decoders' own test cases, value by value: the frames and the values the
-# tests of esciara/pyteleinfo (BSD-2-Clause) and angristan/teleinfo2mqtt-rs (MIT) assert
-# for them, copied as data into tests/fixtures/other-projects/tic_decoders.json (source
-# repository, path, commit and licence per case; SOURCES.md there). Every value they
-# expect is checked against our raw field AND, where we type it, against our typed
-# value (Enedis-NOI-CPT_02E: index in Wh, IINST/ISOUSC in A, PAPP in VA). A group
-# whose checksum is wrong in THEIR data is recorded there with the reason and must be
-# dropped by us, never read. Runs on CPython and on the MicroPython unix port.
+# tests of Enedis-OSS/TIC2WebSocket (Apache-2.0), esciara/pyteleinfo (BSD-2-Clause) and
+# angristan/teleinfo2mqtt-rs (MIT) assert for them, copied as data into
+# tests/fixtures/other-projects/tic_decoders.json and tic2websocket/ (source repository,
+# path, commit and licence per case; SOURCES.md there). Every value they expect is
+# checked against our raw field AND, where we type it, against our typed value
+# (Enedis-NOI-CPT_02E: index in Wh, IINST/ISOUSC in A, PAPP in VA; Enedis-NOI-CPT_54E:
+# EAST/EASF/EASD in Wh, IRMS1 A, URMS1 V, SINSTS VA, PREF kVA, DATE horodate). A group
+# their test marks invalid, or whose checksum is wrong in THEIR data, is listed under
+# "drop" with the reason and must be dropped by us, never read.
+# Runs on CPython and on the MicroPython unix port.
 import json
 
 from tests.fw.util import ROOT
 from tests.fw.tic_helpers import decode
 
+# values compared per case, counted by hand from the fixture: raw fields + typed values
+# (+ DATE as timestamp/dst) + the total import
+COMPARED = {
+    "pyteleinfo_valid_frame": 11 + 7 + 1,
+    "pyteleinfo_decode_from_list": 3 + 2,
+    "teleinfo2mqtt_rs_base": 9 + 5 + 1,          # ADCO dropped: their checksum is wrong
+    "tic2websocket_historic": 9 + 6 + 1,
+    "tic2websocket_standard": 38 + 21 + 1 + 1,
+    "tic2websocket_standard_pcoup_invalid": 37 + 19 + 1 + 1,  # PCOUP dropped; IRMS1/URMS1
+}                                                             # typed withheld (WHOLE_ONLY)
 FIX = ROOT + "/tests/fixtures/other-projects/tic_decoders.json"
 
-# historic label -> (our reading key, index in a per-phase list or None)
+# label -> (our reading key, index in a per-phase list or None)
 TYPED = {"ADCO": ("meter_id", None), "ISOUSC": ("subscribed_current_a", None),
          "PTEC": ("tariff_period", None), "IINST": ("current_a", 0),
-         "PAPP": ("apparent_power_va", None)}
-# index labels of 02E (Wh): read into registers
+         "PAPP": ("apparent_power_va", None),
+         "ADSC": ("meter_id", None), "IRMS1": ("current_a", 0), "URMS1": ("voltage_v", 0),
+         "SINSTS": ("apparent_power_va", None), "PREF": ("subscribed_power_kva", None),
+         "NTARF": ("tariff_index", None)}
+# index labels (Wh): read into registers
 INDEX = ("BASE", "HCHC", "HCHP", "EJPHN", "EJPHPM", "BBRHCJB", "BBRHPJB", "BBRHCJW",
-         "BBRHPJW", "BBRHCJR", "BBRHPJR")
+         "BBRHPJW", "BBRHCJR", "BBRHPJR", "EAST", "EASD01", "EASD02", "EASD03", "EASD04",
+         "EASF01", "EASF02", "EASF03", "EASF04", "EASF05", "EASF06", "EASF07", "EASF08",
+         "EASF09", "EASF10")
+# free text (54E 6.2.3): taken only once the same text came in two frames in a row
+# (firmware/reading/tic.py header), so it may be missing from the first reading
+CONFIRM = ("NGTF", "LTARF", "MSG1", "MSG2")
+# per-phase lists: only given when the phase count is known, i.e. the frame came whole
+# with nothing rejected (tic.py header); a frame with a dropped group gives None
+WHOLE_ONLY = ("current_a", "voltage_v")
 
 
 def _load():
@@ -27,11 +51,18 @@ def _load():
         return json.load(f)
 
 
-def _frame(lines):
+def _frame(c):
+    if "frame_file" in c:
+        with open(ROOT + "/tests/fixtures/other-projects/" + c["frame_file"], "rb") as f:
+            return f.read()
     out = b"\x02"
-    for ln in lines:
+    for ln in c["lines"]:
         out += b"\n" + ln.encode() + b"\r"
     return out + b"\x03"
+
+
+def _line_frame(line):
+    return b"\x02\n" + line.encode() + b"\r\x03"
 
 
 def _typed(want_raw, ours):
@@ -41,57 +72,90 @@ def _typed(want_raw, ours):
     return want_raw
 
 
-def _check_frame(c):
-    d, rs = decode(_frame(c["lines"]))
-    assert len(rs) == 1, (c["id"], rs)
-    r = rs[0]
-    assert r["protocol"] == "tic-historic", c["id"]
-    bad = c["their_defects"]
+def _raw(label, want):
+    # TIC2WebSocket keeps, as DATE's value, the HT that ends its empty data field
+    # (54E 6.2.3: DATE has a horodate and no value); ours is the horodate alone
+    if label == "DATE":
+        return want.rstrip("\t")
+    return want
+
+
+def _check_reading(c, r, rejected, first):
+    drop = c["drop"]
     n = 0
     for label, want in c["expected"].items():
-        if label in bad:
-            # their group fails the 02E checksum: we must not read it
+        if label in drop:
             assert label not in r["fields"], (c["id"], label)
             key = TYPED.get(label, (None,))[0]
             if key is not None:
                 assert r[key] is None, (c["id"], label, r[key])
             continue
-        assert r["fields"][label] == want, (c["id"], label, r["fields"][label], want)
+        if first and label in CONFIRM and label not in r["fields"]:
+            continue
+        assert r["fields"][label] == _raw(label, want), (c["id"], label, r["fields"][label], want)
         n += 1
         if label in INDEX:
             assert r["registers"][label] == int(want), (c["id"], label)
             n += 1
         elif label in TYPED:
             key, i = TYPED[label]
+            if r[key] is None and key in WHOLE_ONLY and rejected:
+                continue
             got = r[key] if i is None else r[key][i]
             assert got == _typed(want, got), (c["id"], label, got, want)
             n += 1
-    # nothing beyond their groups, and exactly their bad groups counted as errors
-    assert sorted(r["fields"]) == sorted(k for k in c["expected"] if k not in bad), c["id"]
-    assert d.errors.get("checksum", 0) == len(bad), (c["id"], d.errors)
-    idx = [int(v) for k, v in c["expected"].items() if k in INDEX and k not in bad]
+        elif label == "DATE":
+            h = want
+            assert r["timestamp"] == "20%s-%s-%sT%s:%s:%s" % (
+                h[1:3], h[3:5], h[5:7], h[7:9], h[9:11], h[11:13]), (c["id"], r["timestamp"])
+            assert r["dst"] == (h[0] in "Ee"), c["id"]  # 54E: E = summer time
+            n += 1
+    # nothing beyond their groups
+    want_labels = [k for k in c["expected"] if k not in drop]
+    if not first:
+        assert sorted(r["fields"]) == sorted(want_labels), c["id"]
+    else:
+        assert all(k in c["expected"] and k not in drop for k in r["fields"]), c["id"]
+    total = [k for k in ("EAST", ) if k in want_labels]
+    idx = [int(v) for k, v in c["expected"].items()
+           if k in INDEX and k not in drop and (not total or k == "EAST")]
     if idx:
-        # the total import is the sum of their index values (02E: Wh)
+        # total import: the sum of the historic indexes, or EAST (54E) in standard mode
         assert r["energy_import_wh"] == sum(idx), (c["id"], r["energy_import_wh"])
         n += 1
     return n
 
 
+def _check_frame(c):
+    # the frame twice in a row, as a meter repeats it: every value of the first
+    # reading must already be theirs, the second must hold them all
+    data = _frame(c)
+    d, rs = decode(data + data)
+    assert len(rs) == 2, (c["id"], rs)
+    for r in rs:
+        assert r["protocol"] == ("tic-standard" if "ADSC" in c["expected"] else "tic-historic")
+    # exactly their dropped groups counted as errors, once per frame
+    assert d.errors.get("checksum", 0) == 2 * len(c["drop"]), (c["id"], d.errors)
+    _check_reading(c, rs[0], bool(c["drop"]), True)
+    return _check_reading(c, rs[1], bool(c["drop"]), False)
+
+
 def test_their_frames_give_their_values():
     fx = _load()
-    n = 0
+    n = {}
     for c in fx["frames"]:
-        n += _check_frame(c)
+        n[c["id"]] = _check_frame(c)
     projects = set(c["repo"] for c in fx["frames"])
-    assert len(projects) >= 2, projects
-    # 23 raw (24 asserted, one with their bad checksum) + 14 typed + 2 sums: the count shows no case was silently passed over
-    assert n == 23 + 14 + 2, n
+    assert len(projects) >= 3, projects
+    # values compared per case (raw + typed + total): shows no case was passed over
+    assert n == COMPARED, n
 
 
 def test_their_checksum_verdicts():
     for c in _load()["checksums"]:
-        d, rs = decode(_frame([c["line"]]))
-        ok = bool(rs) and c["line"].split(" ")[0] in rs[0]["fields"]
+        d, rs = decode(_line_frame(c["line"]))
+        label = c["line"].split("\t")[0].split(" ")[0]
+        ok = bool(rs) and label in rs[0]["fields"]
         ours = "valid" if ok else "invalid"
         if c["ours_differs"]:
             # a deliberate difference, explained in the fixture and SOURCES.md
