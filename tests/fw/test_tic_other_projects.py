@@ -162,3 +162,12 @@ def test_their_checksum_verdicts():
             assert ours != c["their_verdict"], c["id"]
         else:
             assert ours == c["their_verdict"], (c["id"], ours, d.errors)
+
+
+def test_their_mode_detection():
+    # TIC2WebSocket's mode detector: HISTORIC / STANDARD / none (no reading from us)
+    proto = {"HISTORIC": "tic-historic", "STANDARD": "tic-standard"}
+    for c in _load()["modes"]:
+        _, rs = decode(c["data"].encode())
+        got = [r["protocol"] for r in rs]
+        assert got == ([proto[c["their_mode"]]] if c["their_mode"] else []), (c["id"], got)
