@@ -1,6 +1,6 @@
 # Other TIC decoders' own test cases, value by value: the frames and the values the
-# tests of Enedis-OSS/TIC2WebSocket (Apache-2.0), esciara/pyteleinfo (BSD-2-Clause) and
-# angristan/teleinfo2mqtt-rs (MIT) assert for them, copied as data into
+# tests of Enedis-OSS/TIC2WebSocket (Apache-2.0), esciara/pyteleinfo (BSD-2-Clause),
+# angristan/teleinfo2mqtt-rs (MIT) and hekmon/linkytic (MIT, also its STGE decoding) assert for them, copied as data into
 # tests/fixtures/other-projects/tic_decoders.json and tic2websocket/ (source repository,
 # path, commit and licence per case; SOURCES.md there). Every value they expect is
 # checked against our raw field AND, where we type it, against our typed value
@@ -12,7 +12,7 @@
 import json
 
 from tests.fw.util import ROOT
-from tests.fw.tic_helpers import decode
+from tests.fw.tic_helpers import decode, frame, grp_s
 
 # values compared per case, counted by hand from the fixture: raw fields + typed values
 # (+ DATE as timestamp/dst) + the total import
@@ -23,7 +23,10 @@ COMPARED = {
     "tic2websocket_historic": 9 + 6 + 1,
     "tic2websocket_standard": 38 + 21 + 1 + 1,
     "tic2websocket_standard_pcoup_invalid": 37 + 19 + 1 + 1,  # PCOUP dropped; IRMS1/URMS1
-}                                                             # typed withheld (WHOLE_ONLY)
+    #                                                  typed withheld (WHOLE_ONLY)
+    "linkytic_standard_protocol": 2 + 2 + 1,
+    "linkytic_historic_protocol": 2 + 2,         # no OPTARIF: no total (02E)
+}
 FIX = ROOT + "/tests/fixtures/other-projects/tic_decoders.json"
 
 # label -> (our reading key, index in a per-phase list or None)
@@ -119,10 +122,13 @@ def _check_reading(c, r, rejected, first):
     total = [k for k in ("EAST", ) if k in want_labels]
     idx = [int(v) for k, v in c["expected"].items()
            if k in INDEX and k not in drop and (not total or k == "EAST")]
-    if idx:
-        # total import: the sum of the historic indexes, or EAST (54E) in standard mode
+    if idx and (total or "OPTARIF" in want_labels):
+        # total import: EAST (54E) in standard mode; in historic mode the sum of the
+        # indexes of the tariff option OPTARIF names (02E), so only with OPTARIF
         assert r["energy_import_wh"] == sum(idx), (c["id"], r["energy_import_wh"])
         n += 1
+    elif idx:
+        assert r["energy_import_wh"] is None, (c["id"], r["energy_import_wh"])
     return n
 
 
@@ -171,3 +177,41 @@ def test_their_mode_detection():
         _, rs = decode(c["data"].encode())
         got = [r["protocol"] for r in rs]
         assert got == ([proto[c["their_mode"]]] if c["their_mode"] else []), (c["id"], got)
+
+
+# linkytic's STGE fields (Enedis-NOI-CPT_54E 6.2.3.14) -> our "stge" keys. Their tariff
+# index tables map subscript i to "Index i+1", ours is the index number itself; their
+# Tempo table is 0 none, 1 Bleu, 2 Blanc, 3 Rouge, ours the TIC abbreviations.
+STGE_KEYS = {"DRY_CONTACT": "dry_contact_open", "TRIP_UNIT": "cutoff_code",
+             "TERMINAL_COVER": "cover_open", "OVERVOLTAGE": "overvoltage",
+             "POWER_OVER_REF": "over_reference_power", "PRODUCER": "producer",
+             "INJECTING": "export_direction", "PROVIDER_INDEX": "supplier_index",
+             "DISTRIBUTOR_INDEX": "distributor_index", "RTC_DEGRADED": "clock_degraded",
+             "TIC_STD": "tic_standard", "EURIDIS": "euridis", "CPL_STATUS": "cpl_status",
+             "CPL_SYNC": "cpl_synchronised", "COLOR_TODAY": "tempo_today",
+             "COLOR_NEXT_DAY": "tempo_tomorrow", "MOBILE_PEAK_NOTICE": "mobile_peak_notice",
+             "MOBILE_PEAK": "mobile_peak"}
+TEMPO = (None, "BLEU", "BLAN", "ROUG")
+
+
+def _stge_want(name, v):
+    if name in ("PROVIDER_INDEX", "DISTRIBUTOR_INDEX"):
+        return v + 1
+    if name.startswith("COLOR_"):
+        return TEMPO[v]
+    if name in ("TRIP_UNIT", "EURIDIS", "CPL_STATUS") or name.startswith("MOBILE_PEAK"):
+        return v
+    return bool(v)
+
+
+def test_their_stge_fields():
+    n = 0
+    for c in _load()["stge"]:
+        # through the decoder, in a standard frame as a meter sends STGE
+        _, rs = decode(frame([grp_s(b"ADSC", b"001122334455"), grp_s(b"STGE", c["stge"].encode())]))
+        assert len(rs) == 1 and rs[0]["fields"]["STGE"] == c["stge"], c["id"]
+        st = rs[0]["stge"]
+        for name, v in c["expected"].items():
+            assert st[STGE_KEYS[name]] == _stge_want(name, v), (c["id"], name, st[STGE_KEYS[name]], v)
+            n += 1
+    assert n == 3 * 18, n
