@@ -7,7 +7,7 @@
 # capacitor voltage; this loop only carries out its decisions, keeps what must survive
 # deep sleep in RTC memory and what must survive power loss in the store.
 from firmware import meter
-from firmware.meterline import LineReader
+from firmware.linereader import LineReader
 from firmware.relay.policy import RelayPolicy, ON
 from firmware.relay.driver import RelayDriver
 

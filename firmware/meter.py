@@ -1,12 +1,13 @@
 # What is on the meter port: line settings per protocol, decoder construction, the
 # search order for autodetection, and the meter's clock turned into unix time. The
-# device's line reader (search, lock, early stop) is firmware/meterline.py; decoding
-# files of unknown origin (tools/decode.py) is firmware/reading/auto.py.
+# device's line reader (search, lock, early stop) is firmware/linereader.py.
 #
 # Line settings:
 #   TIC historic  1200 bd 7E1, TIC standard 9600 bd 7E1 (Enedis-NOI-CPT_54E §5.3.2 / §6.2.2)
 #   DSMR P1       115200 bd 8N1, signal inverted on the wire (DSMR 5.0.2 P1 §4.2/§5.3)
 #                 (DSMR 2.2/3.0 meters use 9600 7E1, same inversion)
+
+PROTOCOLS = ("auto", "tic", "tic-historic", "tic-standard", "dsmr")
 
 # name -> (baud, bits, parity, invert); parity 0 = even, None = none
 LINES = {
@@ -41,6 +42,87 @@ def decoder_for_line(line, key=None, aak=None, fields=True):
         return TicDecoder("standard", fields=fields)
     from firmware.reading.dsmr import DsmrDecoder
     return DsmrDecoder(key=key, aak=aak, keep_fields=bool(fields))
+
+
+def make_decoder(protocol="auto", key=None, aak=None):
+    if protocol == "tic":
+        from firmware.reading.tic import TicDecoder
+        return TicDecoder("auto")
+    if protocol in ("tic-historic", "tic-standard"):
+        return decoder_for_line(protocol)
+    if protocol == "dsmr":
+        from firmware.reading.dsmr import DsmrDecoder
+        return DsmrDecoder(key=key, aak=aak)
+    if protocol == "auto":
+        return AutoDecoder(key, aak)
+    raise ValueError("unknown protocol " + str(protocol))
+
+
+class AutoDecoder:
+    # For files and streams of unknown origin (tools.decode): feeds a TIC and a DSMR
+    # decoder side by side until one of them produces a reading, then keeps only that
+    # one. On the device the line settings already tell TIC from P1, so the app uses
+    # decoder_for_line() instead and never pays for two decoders.
+    def __init__(self, key=None, aak=None):
+        from firmware.reading.tic import TicDecoder
+        from firmware.reading.dsmr import DsmrDecoder
+        self.subs = [TicDecoder("auto"), DsmrDecoder(key=key, aak=aak)]
+        self.chosen = None
+
+    def feed(self, data):
+        if self.chosen is not None:
+            return self.chosen.feed(data)
+        out = []
+        for d in self.subs:
+            r = d.feed(data)
+            if r and self.chosen is None:
+                self.chosen = d
+                out = r
+        return out
+
+    def flush(self):
+        # end of input (files): a telegram without its "!" completes only here. Before
+        # a choice every candidate is flushed: a DSMR 2.2 telegram that ends the input
+        # without "!" (or without the CR LF after it) has given the DSMR decoder no
+        # frame yet, so it cannot be picked by its frame count.
+        if self.chosen is not None:
+            f = getattr(self.chosen, "flush", None)
+            return f() if f is not None else []
+        out = []
+        for d in self.subs:
+            f = getattr(d, "flush", None)
+            r = f() if f is not None else []
+            if r and self.chosen is None:
+                self.chosen = d
+                out = r
+        return out
+
+    def _pick(self):
+        if self.chosen is not None:
+            return self.chosen
+        # before any reading: a DSMR telegram or encrypted frame is a strong signature
+        # (an encrypted frame without key or with a wrong key must be reported as such,
+        # not as garbage), while STX bytes turn up in any binary data
+        tic, dsmr = self.subs
+        if dsmr.frames:
+            return dsmr
+        return tic
+
+    @property
+    def frames(self):
+        return self._pick().frames
+
+    @property
+    def readings(self):
+        return self._pick().readings
+
+    @property
+    def errors(self):
+        return self._pick().errors
+
+    def reset(self):
+        for d in self.subs:
+            d.reset()
 
 
 # -- the meter's clock ---------------------------------------------------------------

@@ -10,7 +10,7 @@
 import json
 import sys
 
-from firmware.reading import auto
+from firmware import meter
 
 CHUNK = 512
 
@@ -30,7 +30,7 @@ def _unhex(s):
 
 def decode_stream(read, protocol="auto", key=None, aak=None):
     # Generator of readings from a read(n) function; keeps nothing but the decoder.
-    dec = auto.make_decoder(protocol, key=key, aak=aak)
+    dec = meter.make_decoder(protocol, key=key, aak=aak)
     _Last.dec = dec
     buf = bytearray(CHUNK)
     mv = memoryview(buf)
@@ -54,7 +54,7 @@ def decode_bytes(data, protocol="auto", key=None, aak=None):
         key = _unhex(key)
     if isinstance(aak, str):
         aak = _unhex(aak)
-    dec = auto.make_decoder(protocol, key=key, aak=aak)
+    dec = meter.make_decoder(protocol, key=key, aak=aak)
     out = []
     out.extend(dec.feed(data))
     flush = getattr(dec, "flush", None)
@@ -95,7 +95,7 @@ def main(argv):
     if path is None:
         sys.stderr.write("tools.decode: give a FILE or - for standard input\n")
         return 2
-    if protocol not in auto.PROTOCOLS:
+    if protocol not in meter.PROTOCOLS:
         sys.stderr.write("tools.decode: unknown protocol %s\n" % protocol)
         return 2
     try:

@@ -29,6 +29,9 @@ RES = {  # value -> (LCSC, MPN) UNI-ROYAL 0805 1 % thick film (JLCPCB basic part
     "12k": ("C17444", "0805W8F1202T5E"), "22k": ("C17560", "0805W8F2202T5E"),
     "47k": ("C17713", "0805W8F4702T5E"), "100k": ("C17407", "0805W8F1003T5E"),
     "1M": ("C17514", "0805W8F1004T5E"),
+    # JLCPCB's parts library (lcsc2kicad export, see values.json lcsc_source)
+    "430k": ("C17692", "0805W8F4303T5E"), "620k": ("C25827", "0805W8F6203T5E"),
+    "1.5M": ("C26110", "0805W8F1504T5E"),
 }
 CAP = {  # value -> (LCSC, MPN) Samsung 0805 MLCC
     "1nF": ("C46653", "CL21B102KBANNNC"), "100nF": ("C49678", "CL21B104KBCNNNC"),
@@ -152,7 +155,7 @@ def power():
     g = "TIC input and protection"
     # Enedis-NOI-CPT_54E: data between I1 and I2, the 130 mW supply between A and I1.
     b.P("tic_terminal_3", "J1", "Connector:Screw_Terminal_01x03", TB3, "TIC I1/I2/A",
-        {"1": "TIC_I1", "2": "TIC_I2", "3": "TIC_A"}, "", "KF301-5.0-3P", "Cixi Kefa", group=g)
+        {"1": "TIC_I1", "2": "TIC_I2", "3": "TIC_A"}, "C474882", "KF301-5.0-3P", "Cixi Kefa", group=g)
     b.P("ptc", "F1", "Device:Polyfuse", "Fuse:Fuse_1206_3216Metric", "PTC 50mA hold", {"1": "TIC_A", "2": "AC1"},
         "C207035", "SMD1206P005TF", "PTTC", group=g,
         note="series element: limits current if the input side shorts")
@@ -231,7 +234,7 @@ def demod():
     b = Board("demod", "Demodulator: TIC (optocoupler) and DSMR P1 (RJ12)")
     g = "TIC optocoupler input"
     b.P("tic_terminal", "J1", "Connector:Screw_Terminal_01x02", TB2, "TIC I1/I2",
-        {"1": "TIC_I1", "2": "TIC_I2"}, "C8465", "KF301-5.0-2P", "Cixi Kefa", group=g,
+        {"1": "TIC_I1", "2": "TIC_I2"}, "C474881", "KF301-5.0-2P", "Cixi Kefa", group=g,
         note="or take I1/I2 from the power board through the AUX stack")
     b.P("r_tic_series", "R1", "Device:R", "Resistor_SMD:R_1206_3216Metric", "1k", {"1": "TIC_I1", "2": "OPTO_A"}, "C4410", "1206W4F1001T5E",
         "UNI-ROYAL", group=g)

@@ -4,7 +4,7 @@
 # few empty reads, finds 9600 bd standard, remembers it (config and RTC) and records
 # again; nothing it recorded before is lost.
 from firmware.app import App
-from firmware.meterline import RELOCK_MISSES
+from firmware.linereader import RELOCK_MISSES
 from firmware import config
 from firmware.port import DeepSleep
 from tools.hostport import HostPort, MeterLine

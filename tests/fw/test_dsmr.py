@@ -611,7 +611,7 @@ def test_real_meter_quirks_decode_with_all_other_values():
 
 
 def test_dsmr22_at_end_of_input_decodes_under_auto():
-    from firmware.reading.auto import make_decoder
+    from firmware.meter import make_decoder
     base = corpus("dsmr/nl_v2.2_athom_kamstrup_kfm.txt")
     ref = _decode(base)[1][0]
     bang = base.find(b"!")

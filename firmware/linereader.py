@@ -1,7 +1,7 @@
-# The device's meter line reader: it finds the meter's line setting (search, lock,
-# relock), listens for one reading at a time and stops a listen early once the groups a
-# record needs are in. Kept apart from firmware/meter.py (line settings, decoder
-# construction, the meter's clock), which host code imports without the reader.
+# The device's meter line reader (LineReader): search, lock, relock and early stop,
+# over the line settings and decoders of firmware/meter.py. A module of its own so that
+# tools/decode.py, which imports firmware/meter.py for its decoders, stays small enough
+# to stream in a 64 KB MicroPython heap.
 from firmware.meter import LINES, SEARCH, decoder_for_line
 
 # Reads in a row that heard no valid frame at the locked line setting before the reader
