@@ -554,8 +554,14 @@ class MqttSubscriber:
         self.c = collector
         self.topic = topic
         self.connected = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                                  client_id=client_id or "linky-collector-%d" % os.getpid(),
+        if client_id is None:
+            # the broker keeps a persistent session per client id: the same id on every
+            # start (one per data directory) finds the batches queued while it was away
+            import hashlib
+            client_id = "linky-collector-" + hashlib.sha256(
+                os.path.abspath(collector.dir).encode()).hexdigest()[:12]
+        self.client_id = client_id
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                                   clean_session=False, manual_ack=True)
         if ca_file:
             self.client.tls_set(ca_certs=ca_file)

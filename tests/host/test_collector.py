@@ -678,3 +678,36 @@ def test_a_previous_collectors_store_is_imported_with_its_bad_rows_left_out(tmp_
     col = Collector(str(d), keys={DEV: KEY})
     assert col.count() == 5
     col.close()
+
+
+@pytest.mark.timeout(60)
+def test_batches_published_while_the_collector_is_away_arrive_when_it_is_back(tmp_path):
+    broker = Mosquitto().start()
+    col = Collector(str(tmp_path / "col"), keys={DEV: KEY})
+    sub = MqttSubscriber(col, "127.0.0.1", broker.port).start()
+    try:
+        assert sub.connected.wait(10)
+        sub.close()                       # the collector stops (its session stays)
+        import paho.mqtt.publish as publish
+        publish.single("linky/%s/batch" % DEV, seal(KEY, body([1, 2, 3], ch="mqtt", ctr=1)),
+                       qos=1, hostname="127.0.0.1", port=broker.port)
+        assert col.count() == 0
+        # started again on the same data: same client id, the broker hands the batch over
+        sub = MqttSubscriber(col, "127.0.0.1", broker.port).start()
+        end = time.time() + 10
+        while time.time() < end and col.count() < 3:
+            time.sleep(0.05)
+        assert col.count() == 3
+        # and another process on the same data (a restarted collector) is the same client
+        code = ("import sys; from tools.collector import Collector, MqttSubscriber; "
+                "c = Collector(sys.argv[1]); print(MqttSubscriber(c, 'x', 1).client_id)")
+        out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "col")], cwd=ROOT,
+                             capture_output=True, text=True, timeout=60)
+        assert out.stdout.strip() == sub.client_id, out.stderr
+        other = MqttSubscriber(Collector(str(tmp_path / "other")), "127.0.0.1", broker.port)
+        assert other.client_id != sub.client_id
+        other.c.close()
+    finally:
+        sub.close()
+        col.close()
+        broker.stop()
