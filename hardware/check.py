@@ -275,6 +275,36 @@ def compare_pins(board, comps, pinnames, pintypes, table=None, sympins=None):
     return problems
 
 
+def confirm_table(values_path=None):
+    """Markdown table of the parts whose LCSC number is missing or not confirmed (empty, or
+    VERIFY in values.json's note), one row per MPN, with the second source to fall back on.
+    hardware/README.md carries it verbatim (tests/host/test_hardware.py)."""
+    path = values_path or os.path.join(HW, "design", "values.json")
+    with open(path) as f:
+        data = json.load(f)
+    rows = {}
+    for board in BOARDS:
+        for ref, e in data.get(board, {}).items():
+            if not isinstance(e, dict) or not e.get("mpn"):
+                continue
+            if e.get("lcsc") and "VERIFY" not in e.get("note", ""):
+                continue
+            r = rows.setdefault(e["mpn"], {"refs": [], "e": e})
+            r["refs"].append("%s %s" % (board, ref))
+    for board in BOARDS:     # every part sharing a listed MPN
+        for ref, e in data.get(board, {}).items():
+            tag = "%s %s" % (board, ref)
+            if isinstance(e, dict) and e.get("mpn") in rows and tag not in rows[e["mpn"]]["refs"]:
+                rows[e["mpn"]]["refs"].append(tag)
+    out = ["| parts | MPN | manufacturer | LCSC | second source |", "|---|---|---|---|---|"]
+    for mpn, r in sorted(rows.items(), key=lambda kv: kv[1]["refs"][0]):
+        e = r["e"]
+        out.append("| %s | %s | %s | %s | %s |" % (", ".join(r["refs"]), mpn, e.get("manufacturer", ""),
+                                                  ("%s (not confirmed)" % e["lcsc"]) if e.get("lcsc") else "none found",
+                                                  e.get("second_source", "MISSING")))
+    return "\n".join(out) + "\n"
+
+
 # ------------------------------------------------------------------ fab outputs
 DATE_PATTERNS = [
     (re.compile(rb"%TF\.CreationDate,[^*]*\*%"), rb"%TF.CreationDate,2020-01-01T00:00:00+00:00*%"),
@@ -541,7 +571,12 @@ def main(argv=None):
     ap.add_argument("--regen", action="store_true",
                     help="first regenerate the KiCad projects from hardware/gen (needs KiCad's pcbnew "
                          "module for /usr/bin/python3)")
+    ap.add_argument("--confirm-table", action="store_true",
+                    help="print the parts-to-confirm table for hardware/README.md and exit")
     a = ap.parse_args(argv)
+    if a.confirm_table:
+        sys.stdout.write(confirm_table())
+        return 0
     if a.regen:
         subprocess.check_call(["/usr/bin/python3", os.path.join(HW, "gen", "build.py")] +
                               [b for b in a.boards.split(",") if b])

@@ -122,6 +122,7 @@ class Worker:
         self.t_last = None
         self.connected = threading.Event()
         self.stopping = threading.Event()
+        self.lock = threading.Lock()
         self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
                              protocol=mqtt.MQTTv5, manual_ack=True)
         self.c.on_connect = self._on_connect
@@ -161,16 +162,18 @@ class Worker:
             return self._refuse("replay")
         except ValueError:
             return self._refuse("malformed")
-        self.stats["batches"] += 1
-        self.stats["stored"] += stored
-        self.stats["duplicates"] += dup
-        self.t_last = time.time()
+        with self.lock:
+            self.stats["batches"] += 1
+            self.stats["stored"] += stored
+            self.stats["duplicates"] += dup
+            self.t_last = time.time()
         return "stored"
 
     def _refuse(self, reason):
-        r = self.stats["refused"]
-        r[reason] = r.get(reason, 0) + 1
-        self.t_last = time.time()
+        with self.lock:
+            r = self.stats["refused"]
+            r[reason] = r.get(reason, 0) + 1
+            self.t_last = time.time()
         return reason
 
     def _on_message(self, c, userdata, msg):
@@ -210,7 +213,10 @@ class Worker:
             pass
 
     def report(self):
-        s = dict(self.stats, client_id=self.client_id, t_first=self.t0, t_last=self.t_last)
+        # the MQTT thread updates the figures; copy them whole under the lock
+        with self.lock:
+            s = dict(self.stats, refused=dict(self.stats["refused"]),
+                     client_id=self.client_id, t_first=self.t0, t_last=self.t_last)
         print(json.dumps(s), file=self.out, flush=True)
 
     def run(self, stop=None):

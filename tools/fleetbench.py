@@ -20,6 +20,8 @@ process each, one MQTT 5 shared subscription) drain them. Printed figures:
   duplicates_stored rows the workers reported stored beyond the distinct ones (0: exact)
   lost              distinct readings published but not in the database
   readings_per_s    stored / (last commit - first message received), over all workers
+  lag_s             last commit - end of publishing (with --rate: how far behind the
+                    workers were when the dongles had sent everything)
 Nothing here asserts a speed; `make bench` prints these.
 """
 import argparse
@@ -285,6 +287,7 @@ def run(dongles, workers, db_url, seconds=None, per_dongle=None, interval=5, dup
             pool = WorkerPool(workers, db_url, broker.port, keys)
             try:
                 t_pub = publish(broker.port, msgs, conns, rate, sent / max(len(msgs), 1))
+                pub_end = time.time()
                 pool.wait_handled(len(msgs))
             finally:
                 stats = pool.stop()
@@ -307,6 +310,9 @@ def run(dongles, workers, db_url, seconds=None, per_dongle=None, interval=5, dup
             "per_worker_batches": [s["batches"] for s in stats],
             "publish_s": round(t_pub, 3), "build_s": round(t_build, 3),
             "ingest_s": round(t_last - t_first, 3),
+            # how far the workers were behind when the dongles had sent everything: near
+            # 0 when they keep up with a paced load (--rate)
+            "lag_s": round(max(t_last - pub_end, 0), 3),
             "readings_per_s": round(stored / max(t_last - t_first, 1e-9), 1),
         }
     finally:

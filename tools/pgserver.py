@@ -145,13 +145,16 @@ def main(argv=None):
     ap.add_argument("--db", default="fleet")
     a = ap.parse_args(argv)
     pg = PgServer(a.dir and os.path.abspath(a.dir), a.port, a.db)
+    import signal
+    import threading
+    stop = threading.Event()
+    # Ctrl-C or a service manager's SIGTERM: stop the server, never leave it behind
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     pg.start()
     print(pg.url, flush=True)
     try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
+        stop.wait()
     finally:
         pg.stop()
     return 0

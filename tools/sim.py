@@ -12,8 +12,10 @@
 #                       [--board ltr|ltr-low|ltr-high|paper] [--source constant|meter]
 #                       [--tls|--no-tls] [--power-mw P] [--power-profile hours_mw.csv]
 #                       [--hours H] [--seed N] [--outage START:END] [--json] [--plot OUT.png]
-#                       [--capture corpus/rel/path]
+#                       [--capture corpus/rel/path] [--sink https|mqtt]
 #
+# --sink mqtt: the uplink publishes to a mosquitto on loopback (with Home Assistant
+#   discovery) instead of POSTing to the HTTP(S) collector; bytes per kind of message.
 # --chip: the chip's currents, durations, sleep modes and ADC (tools/simparams.py CHIPS);
 #   the firmware sees it as port.chip (its energy plan per chip, its uplink's rules: the
 #   ESP8266 leaves TLS sinks out, so there the uplink is http:// with signed batches;
@@ -178,6 +180,93 @@ class Collector:
         self.httpd.server_close()
 
 
+class MqttCollector:
+    # --sink mqtt: a mosquitto on loopback (TLS listener with the same generated CA when
+    # the firmware uses TLS) and a subscriber to everything the device publishes. Every
+    # batch's seqs are stamped with the virtual time they arrive; bytes are counted per
+    # kind of message as the broker delivers them (Home Assistant discovery, batches,
+    # retained state, status), independently of the firmware's own byte counts.
+    def __init__(self, clock, tls, tmpdir, window=None):
+        import paho.mqtt.client as mqtt
+        from tools.services import Mosquitto
+        self.clock = clock
+        self.down = False          # (outages are the HTTP collector's)
+        self.received = {}
+        self.requests = 0
+        self.failed = 0
+        self.bytes = 0
+        self.by_kind = {}          # discovery / batch / state / status / other -> bytes
+        self.msgs = {}
+        self.disc_topics = set()
+        self.window = window
+        self.acked = {}
+        self.ca_pem = ""
+        files = None
+        if tls:
+            cp, kp, pem = make_cert(tmpdir)
+            files = (cp, kp)
+            self.ca_pem = pem
+        self.broker = Mosquitto(tls=files).start()
+        self.port = self.broker.tls_port if tls else self.broker.port
+        col = self
+
+        def on_message(client, userdata, msg):
+            t = col.clock.us
+            topic = msg.topic
+            kind = ("discovery" if topic.startswith("homeassistant/") else
+                    topic.rsplit("/", 1)[-1] if topic.startswith("linky/") else "other")
+            if kind not in ("discovery", "batch", "state", "status"):
+                kind = "other"
+            n = len(msg.payload)
+            col.by_kind[kind] = col.by_kind.get(kind, 0) + n
+            col.msgs[kind] = col.msgs.get(kind, 0) + 1
+            if kind == "discovery":
+                col.disc_topics.add(topic)
+            if kind != "batch":
+                return
+            col.bytes += n
+            try:
+                doc = json.loads(msg.payload)
+                cols = doc.get("cols") or []
+                i = cols.index("seq") if "seq" in cols else 0
+                for row in doc.get("rows") or []:
+                    seq = row[i]
+                    if seq is not None and seq not in col.received:
+                        col.received[seq] = t
+            except (ValueError, AttributeError, IndexError, TypeError):
+                col.failed += 1
+                return
+            col.requests += 1
+            w = col.window() if col.window else col.requests
+            col.acked[w] = t
+
+        cl = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="sim-collector")
+        cl.on_message = on_message
+        cl.connect("127.0.0.1", self.broker.port)
+        cl.subscribe([("linky/#", 1), ("homeassistant/#", 1)])
+        cl.loop_start()
+        self.client = cl
+        self.idle()
+
+    def idle(self, quiet_s=0.05, limit_s=5.0):
+        # wait until the broker has delivered what the device published (real time)
+        import time
+        end = time.time() + limit_s
+        last = -1
+        while time.time() < end:
+            n = sum(self.msgs.values())
+            if n == last:
+                return
+            last = n
+            time.sleep(quiet_s)
+
+    def close(self):
+        self.idle()
+        self.client.loop_stop()
+        self.client.disconnect()
+        self.broker.stop()
+
+
 # -- statistics --------------------------------------------------------------------------
 def _stats(xs):
     if not xs:
@@ -238,7 +327,8 @@ def parse_outage(s):
 # -- the run -----------------------------------------------------------------------------
 def run(policy="firmware", tls=None, power_mw=130.0, hours=6.0, seed=1, outage=None,
         capture=None, trace_every=2.0, meter="tic-historic", relay=None, profile=None,
-        board=None, chip=None, source="constant"):
+        board=None, chip=None, source="constant", sink="https", wifi_fail=0.0,
+        ca_pem=None):
     from tools.simport import SimPort, Trace
     from tools.flashsim import FaultFlash
     from tools.replay import WIRE
@@ -281,11 +371,23 @@ def run(policy="firmware", tls=None, power_mw=130.0, hours=6.0, seed=1, outage=N
                    ntp_s=SP.REF_NTP_S if policy == "paper" else None,
                    trace=trace, baud=baud, meter_bits=bits, meter_parity=parity,
                    meter_invert=inv, period_ms=period, wall_start=1700000000)
-    col = Collector(port.clock, tls, tmp, window=lambda: port.joins)
+    port.wifi_fail = float(wifi_fail or 0.0)
+    if sink == "mqtt":
+        if outage:
+            raise ValueError("--outage needs the HTTPS collector (--sink https)")
+        col = MqttCollector(port.clock, tls, tmp, window=lambda: port.joins)
+        where = {"mqtt_host": "127.0.0.1", "mqtt_port": col.port, "ha_discovery": True}
+    elif sink == "https":
+        col = Collector(port.clock, tls, tmp, window=lambda: port.joins)
+        where = {"https_url": col.url, "ha_discovery": False}
+    else:
+        raise ValueError("unknown sink %r (https, mqtt)" % sink)
     cfg = config.defaults()
-    cfg.update({"ssid": "sim", "password": "simulation", "https_url": col.url,
-                "ca_pem": col.ca_pem, "meter_protocol": meter if meter != "dsmr" else "dsmr",
-                "ha_discovery": False,
+    cfg.update(where)
+    cfg.update({"ssid": "sim", "password": "simulation",
+                # ca_pem: the CA the firmware verifies the collector with (a test gives
+                # another one to see the handshake refused)
+                "ca_pem": col.ca_pem if ca_pem is None else ca_pem, "meter_protocol": meter if meter != "dsmr" else "dsmr",
                 # the firmware plans with the figures of the board it runs on
                 "power_board": "reference" if board == "paper" else "ltr"})
     if not tls:
@@ -333,6 +435,18 @@ def run(policy="firmware", tls=None, power_mw=130.0, hours=6.0, seed=1, outage=N
                 read_times.append(port.clock.us)
                 trace.mark(port.clock.us / 1e6, "read")
         app.record = record
+        if sink == "mqtt":
+            # the broker delivers to the subscriber in real time while the virtual clock
+            # would run on: hold the device after each window until everything it
+            # published has arrived, so arrivals are stamped with the window's end
+            orig_upload = app.upload
+
+            def upload(n=None):
+                try:
+                    return orig_upload(n)
+                finally:
+                    col.idle()
+            app.upload = upload
 
     app = None
     try:
@@ -416,7 +530,14 @@ def run(policy="firmware", tls=None, power_mw=130.0, hours=6.0, seed=1, outage=N
         "wifi_join_failures": port.join_fails,
         "bytes_sent": col.bytes,
         "bytes_per_reading": round(col.bytes / len(delivered), 1) if delivered else None,
+        "sink": sink,
     }
+    if sink == "mqtt":
+        # what the broker delivered, per kind: discovery is published again only when its
+        # content changes (firmware/uplink/uplink.py keeps its hash)
+        report["mqtt_bytes"] = dict(sorted(col.by_kind.items()))
+        report["mqtt_messages"] = dict(sorted(col.msgs.items()))
+        report["mqtt_discovery_topics"] = len(col.disc_topics)
     if outage:
         # backlog drained: the last reading measured during the outage reached the collector
         # this long after the outage ended
@@ -533,6 +654,9 @@ def main(argv=None):
     ap.add_argument("--board", choices=sorted(SP.BOARDS), default=None,
                     help="power supply simulated: ltr = ours (hardware/power), paper = the "
                          "reference design's (default: the policy's own)")
+    ap.add_argument("--sink", choices=("https", "mqtt"), default="https",
+                    help="https: the HTTP(S) collector; mqtt: mosquitto with Home Assistant "
+                         "discovery (bytes per kind in the report)")
     ap.add_argument("--tls", dest="tls", action="store_true", default=None,
                     help="default: TLS where the firmware does it (not on the ESP8266)")
     ap.add_argument("--no-tls", dest="tls", action="store_false")
@@ -546,6 +670,8 @@ def main(argv=None):
     ap.add_argument("--meter", default="tic-historic", choices=("tic-historic", "tic-standard", "dsmr"))
     ap.add_argument("--relay-threshold", type=int, default=None,
                     help="shed the relay above this many VA (relay_threshold_va)")
+    ap.add_argument("--wifi-fail", type=float, default=0.0,
+                    help="probability that a Wi-Fi join fails (runs to the join timeout)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--plot", default=None)
     a = ap.parse_args(argv)
@@ -562,7 +688,8 @@ def main(argv=None):
     try:
         rep, trace = run(a.policy, a.tls, a.power_mw, a.hours, a.seed, outage, a.capture,
                          meter=a.meter, relay=relay, profile=profile, board=a.board,
-                         chip=a.chip, source=a.source)
+                         chip=a.chip, source=a.source, sink=a.sink,
+                         wifi_fail=a.wifi_fail)
     except ValueError as e:
         ap.error(str(e))
     if profile:

@@ -53,9 +53,9 @@ BOARDS = {
         "I_SUPERVISOR_A": 117e-6,
         # supervisor sense divider R1+R2 2.12 Mohm (the ADC divider is switched off)
         "R_SENSE_OHM": 2.12e6,
-        # the switched ADC divider R8 + R9 (10k + 10k, hardware/design/values.json),
-        # on only while the firmware measures
-        "R_ADC_DIV_OHM": 20e3,
+        # the switched ADC divider R8 + R9 (hardware/design/values.json), on only while
+        # the firmware measures: filled in below
+        "R_ADC_DIV_OHM": None,
         # ADC: the switched R8/R9 divider into the chip's own ADC: CHIPS[...]["ADC_*"]
     },
     "paper": {
@@ -82,7 +82,7 @@ BOARDS = {
         "R_SENSE_OHM": 1.39e6,
         # A0 network of the reference: not switched in its schematic, but its load is
         # within R_SENSE_OHM above; the read itself as ours
-        "R_ADC_DIV_OHM": 20e3,
+        "R_ADC_DIV_OHM": None,
         # A0 calibration the reference publishes (Code_ESP/ADC_Voltage_Battery_...csv):
         # counts = 30.97 x V + 16.2 -> 32.3 mV per count at C1 (overrides the chip's)
         "ADC_MV_PER_COUNT": 32.3,
@@ -154,8 +154,11 @@ CHIPS = {
         "ADC_FULL_MV": 3200,
         "ADC_RANGE_MV": 3200,
         "ADC_NOISE_COUNTS": 1.0,
-        # the D1 mini's A0 divider (320k) loads the power board's tap: 2.031 (boards.py)
-        "ADC_RATIO": 65 / 32.0,
+        # the power board's switched R8/R9 divider (hardware/design/values.json), its tap
+        # loaded by the D1 mini's own A0 divider (220k + 100k to GND; boards.py
+        # vcap_ratio is the same ratio)
+        "ADC_RATIO": None,
+        "ADC_LOAD_OHM": 320e3,
     },
     "esp32c3": {
         # Espressif ESP32-C3 Series Datasheet §5.6 "Current consumption" (v1.x; 3.3 V,
@@ -210,12 +213,14 @@ CHIPS = {
         # ADC: 12 bit SAR, 11 dB attenuation; the datasheet's calibrated range at 11 dB
         # is 0-2500 mV (§5.5 ADC characteristics): above that the reading saturates.
         # boards.py reads with adc_full_mv 3100; ratio from hardware/design/values.json
-        # (R8/R9, the power board's switched divider, no load from the C3 module)
+        # (R8/R9, the power board's switched divider, no load from the C3 module: 22k/10k
+        # since the hardware review, 5.5 V -> 1.72 V; 10k/10k saturated at 5.0 V)
         "ADC_BITS": 12,
         "ADC_FULL_MV": 3100,
         "ADC_RANGE_MV": 2500,
         "ADC_NOISE_COUNTS": 4.0,   # ESP32-C3 SAR noise: a few counts rms (estimate)
         "ADC_RATIO": None,         # None: (R8 + R9) / R9 from values.json
+        "ADC_LOAD_OHM": None,
     },
 }
 DEFAULT_CHIP = "esp8266"
@@ -291,11 +296,8 @@ def table():
     return dict((k, g[k]) for k in g if k.isupper())
 
 
-def adc_ratio(chip):
-    # the power board's switched divider as the chip's ADC sees it
-    r = CHIPS[chip]["ADC_RATIO"]
-    if r is not None:
-        return r
+def divider_ohms():
+    # (R8, R9): the power board's switched ADC divider, from hardware/design/values.json
     import json
     import os
     here = os.path.dirname(os.path.abspath(__file__))
@@ -307,7 +309,18 @@ def adc_ratio(chip):
         t = str(v[ref]["value"]).split()[0].rstrip("ohmR")
         mult = {"k": 1e3, "K": 1e3, "M": 1e6}.get(t[-1:], 1.0)
         return float(t[:-1] if mult != 1.0 else t) * mult
-    top, bot = ohms("R8"), ohms("R9")
+    return ohms("R8"), ohms("R9")
+
+
+def adc_ratio(chip):
+    # the power board's switched divider as the chip's ADC sees it: V_cap / V_adc
+    r = CHIPS[chip]["ADC_RATIO"]
+    if r is not None:
+        return r
+    top, bot = divider_ohms()
+    load = CHIPS[chip]["ADC_LOAD_OHM"]
+    if load:
+        bot = bot * load / (bot + load)
     return (top + bot) / bot
 
 
@@ -329,6 +342,9 @@ def chip(name):
 
 
 def board(name):
+    b = BOARDS.get(name)
+    if b is not None and b.get("R_ADC_DIV_OHM") is None:
+        b["R_ADC_DIV_OHM"] = sum(divider_ohms())
     if name not in BOARDS:
         raise ValueError("unknown board %r (%s)" % (name, ", ".join(sorted(BOARDS))))
     return BOARDS[name]

@@ -105,6 +105,7 @@ class SimPort(HostPort):
         self.time_s = {}                  # state -> s spent in it (powered)
         self.off_s = 0.0
         self.join_fails = 0
+        self.wifi_fail = 0.0              # probability that a join fails (--wifi-fail)
         self.ntp_s = ntp_s                # (lo, hi) s of NTP wait after each join, or None
         self.board_name = board
         self.b = SP.board(board)
@@ -363,6 +364,8 @@ class SimPort(HostPort):
         self.joins += 1
         t = self.rng.uniform(*self.cm["T_WIFI_JOIN"])
         ok = self.wifi_ok and t * 1000 <= timeout_ms
+        if ok and self.wifi_fail and self.rng.random() < self.wifi_fail:
+            ok = False                # the AP did not answer: the join runs to its timeout
         if not ok:
             self.join_fails += 1
         self._enter("wifi_join", t if ok else timeout_ms / 1000.0)

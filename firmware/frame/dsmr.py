@@ -151,8 +151,10 @@ ESKIP = const(6)          # skipping an encrypted frame nobody can decrypt
 
 class DsmrFramer:
     # feed(data) / flush() call back into sink:
-    #   sink._line(buf, a, b, first, truncated)  one line buf[a:b] without CR/LF
-    #                                            (first: the identification line)
+    #   sink._block(buf, a, b, first)            complete lines buf[a:b] ("\n" ends
+    #                                            each, the last may lack it; first:
+    #                                            the identification line leads)
+    #   sink._line(buf, a, b, first, True)       the head of an overlong line
     #   sink._end(kind, crc_given)               the telegram ended (K_CRC_OK, ...)
     #   sink._abort()                            the telegram was cut: drop its lines
     #   sink._enc(ebuf, end)                     an encrypted frame ebuf[0:end]
@@ -362,92 +364,109 @@ class DsmrFramer:
             return True
         return buf.startswith(b"0-0:96.13.", ls)
 
+    def _find(self, s, e, p, long):
+        # the first "!" or "/" outside a value in buf[s:e] (lines starting at p), or
+        # a 0xDB byte (never in an ASCII telegram: an encrypted frame started); -1
+        buf = self.buf
+        q = -1
+        while s < e:
+            b = buf.find(b"!", s, e)
+            m = b if b >= 0 else e
+            c = buf.find(b"/", s, m)
+            if c >= 0:
+                b = c
+            if b < 0:
+                break
+            ls = buf.rfind(b"\n", p, b)
+            ls = ls + 1 if ls >= 0 else p
+            if self._in_value(ls, b, long and ls == p):
+                s = b + 1
+                continue
+            q = b
+            break
+        x = buf.find(b"\xdb", p, q if q >= 0 else e)
+        if x >= 0:
+            q = x
+        return q
+
     def _lines(self, long):
-        # Hands every complete line of buf[p0:n] to the sink. Returns True when the
-        # state changed (telegram end or cut), False when more bytes are needed.
+        # Hands the complete lines of buf[p0:n] to the sink, as blocks (one call for
+        # all the lines a chunk completed: the CRC and, on CPython, the text checks
+        # run once per block). Returns True when the state changed (telegram end or
+        # cut), False when more bytes are needed.
         buf = self.buf
         n = self.n
         p = self.p0
-        scan = self.scan
-        sink = self.sink
-        while True:
-            lf = buf.find(b"\n", scan, n)
+        if long:
+            # the tail of a line longer than the buffer: CRC'd and skipped
+            lf = buf.find(b"\n", p, n)
             lim = lf if lf >= 0 else n
-            # the first "!" or "/" outside a value, or a 0xDB byte (never in an
-            # ASCII telegram: an encrypted frame started), before the line end
-            q = -1
-            s = scan
-            while s < lim:
-                b = buf.find(b"!", s, lim)
-                m = b if b >= 0 else lim
-                c = buf.find(b"/", s, m)
-                if c >= 0:
-                    b = c
-                if b < 0:
-                    break
-                if self._in_value(p, b, long):
-                    s = b + 1
-                    continue
-                q = b
-                break
-            x = buf.find(b"\xdb", scan, q if q >= 0 else lim)
-            if x >= 0:
-                q = x
-            if q >= 0:
-                if buf[q] != _BANG:
-                    # a new header (or frame) before the end of this telegram: it
-                    # was cut (a DSMR 2.2 telegram without "!" only ends at flush():
-                    # a "/" replacing the first byte of a line must not turn the
-                    # lines before it into a short telegram)
-                    self._cut()
-                    self.p0 = q
-                    self.state = IDLE
-                    return True
-                if q > p and not long:
-                    # data before "!" on its line: the last line of the telegram
-                    self._line(p, q, False)
-                self.crc = crc16(buf, p, q + 1, self.crc)
-                self.bang_ls = q == p and not long and not self.first
-                self.p0 = q + 1
-                self.state = CRC
-                return True
-            if lf < 0:
-                if long:
-                    # the rest of an overlong line: CRC it, remember its depth
+            q = self._find(self.scan, lim, p, True)
+            if q < 0:
+                if lf < 0:
                     if not self.text:
                         self.depth += buf.count(b"(", p, n) - buf.count(b")", p, n)
                     self.crc = crc16(buf, p, n, self.crc)
                     self.n = self.p0 = self.scan = 0
                     return False
-                if p == 0 and n >= self.size:
-                    # a line longer than the buffer: its head goes to the sink
-                    # truncated, the tail is CRC'd and skipped (state LONG)
-                    self.text = buf.startswith(b"0-0:96.13.")
-                    self.depth = buf.count(b"(", 0, n) - buf.count(b")", 0, n)
-                    self._line(0, n - 1 if buf[n - 1] == _CR else n, True)
-                    self.crc = crc16(buf, 0, n, self.crc)
-                    self.n = self.p0 = self.scan = 0
-                    self.state = LONG
-                    return True
-                self.p0 = p
-                self.scan = n
-                return False
-            self.crc = crc16(buf, p, lf + 1, self.crc)
-            if long:
-                long = False
+                self.crc = crc16(buf, p, lf + 1, self.crc)
+                self.p0 = self.scan = lf + 1
                 self.state = TEXT
-            else:
-                e = lf
-                if e > p and buf[e - 1] == _CR:
-                    e -= 1
-                if not self._line(p, e, False):
+                return True
+        else:
+            q = self._find(self.scan, n, p, False)
+        lim = q if q >= 0 else n
+        if not long:
+            e = buf.rfind(b"\n", p, lim)
+            if e >= 0:
+                # complete lines buf[p:e+1]
+                e += 1
+                self.crc = crc16(buf, p, e, self.crc)
+                if not self._block(p, e):
                     return True
-            p = scan = lf + 1
-            self.p0 = p
+                p = e
+                self.p0 = self.scan = p
+        if q >= 0:
+            if buf[q] != _BANG:
+                # a new header (or frame) before the end of this telegram: it was cut
+                # (a DSMR 2.2 telegram without "!" only ends at flush(): a "/"
+                # replacing the first byte of a line must not turn the lines before
+                # it into a short telegram)
+                self._cut()
+                self.p0 = q
+                self.state = IDLE
+                return True
+            if q > p and not long:
+                # data before "!" on its line: the last line of the telegram
+                if not self._block(p, q):
+                    return True
+            self.crc = crc16(buf, p, q + 1, self.crc)
+            self.bang_ls = q == p and not long and not self.first
+            self.p0 = q + 1
+            self.state = CRC
+            return True
+        if p == 0 and n >= self.size:
+            # a line longer than the buffer: its head goes to the sink truncated,
+            # the tail is CRC'd and skipped (state LONG)
+            self.text = buf.startswith(b"0-0:96.13.")
+            self.depth = buf.count(b"(", 0, n) - buf.count(b")", 0, n)
+            self.lines += 1
+            first = self.first
+            self.first = False
+            if self.sink is not None:
+                self.sink._line(buf, 0, n - 1 if buf[n - 1] == _CR else n, first, True)
+            self.crc = crc16(buf, 0, n, self.crc)
+            self.n = self.p0 = self.scan = 0
+            self.state = LONG
+            return True
+        self.p0 = p
+        self.scan = n
+        return False
 
-    def _line(self, a, b, trunc):
-        # one line to the sink; False when the telegram has too many lines (cut)
-        self.lines += 1
+    def _block(self, a, b):
+        # lines buf[a:b] to the sink; False when the telegram has too many (cut)
+        buf = self.buf
+        self.lines += buf.count(b"\n", a, b) + (buf[b - 1] != _LF)
         if self.lines > MAX_LINES:
             self._cut("oversize")
             self.state = IDLE
@@ -456,7 +475,7 @@ class DsmrFramer:
         first = self.first
         self.first = False
         if self.sink is not None:
-            self.sink._line(self.buf, a, b, first, trunc)
+            self.sink._block(buf, a, b, first)
         return True
 
     def _finish_crc(self, final):

@@ -379,7 +379,9 @@ class EnergyManager:
                 if back > self.p["retry_max_ms"]:
                     back = self.p["retry_max_ms"]
                 self.retry_at = now_ms + back     # at the clamp: no stretching
-                if back < self.t_up:
+                if back < self.t_up and self.fails > 1:
+                    # a second failure in a row: the server or the AP is down, not just
+                    # one join that went unanswered; wait at least a whole period
                     back = self.t_up
                 self.next_up = now_ms + back
 

@@ -113,7 +113,10 @@ _POW10 = (1, 10, 100, 1000, 10000, 100000, 1000000)
 _EUNIT = {"kwh": 3, "wh": 0}
 _QUNIT = {"kvarh": 3, "varh": 0}
 _PUNIT = {"kw": 3, "w": 0}
-_UNITS = (None, _EUNIT, _QUNIT, _PUNIT, _PUNIT, _PUNIT)
+# the spellings meters print (DSMR 5.0.2 s.6.4), then any case through .lower()
+_UNITS = (None, {"kWh": 3, "Wh": 0}, {"kvarh": 3, "kVArh": 3, "varh": 0},
+          {"kW": 3, "W": 0}, {"kW": 3, "W": 0}, {"kW": 3, "W": 0})
+_LUNITS = (None, _EUNIT, _QUNIT, _PUNIT, _PUNIT, _PUNIT)
 _GAS_T = (3,)
 _WATER_T = (6, 7, 21, 22)
 _HEAT_T = (4, 12, 13)
@@ -235,6 +238,34 @@ def _dst(v):
     if c == "W" or c == "w":
         return False
     return None
+
+
+def _hex_region(buf, a, b):
+    # True when buf[a:b] holds hex digits only
+    for i in range(a, b):
+        c = buf[i]
+        if not (48 <= c <= 57 or 65 <= c <= 70 or 97 <= c <= 102):
+            return False
+    return True
+
+
+try:
+    @micropython.viper
+    def _hex_v(buf: ptr8, a: int, b: int) -> int:
+        i = a
+        while i < b:
+            c = buf[i]
+            if not ((c >= 48 and c <= 57) or (c >= 65 and c <= 70) or (c >= 97 and c <= 102)):
+                return 0
+            i += 1
+        return 1
+
+    def _hex_region(buf, a, b):  # noqa: F811
+        return _hex_v(buf, a, b) == 1
+
+    _hex_region(b"ab", 0, 2)
+except Exception:
+    pass
 
 
 def _is_hex(v):
@@ -381,10 +412,50 @@ class _Telegram:
         self.bad_e = None           # names of energy registers whose line was bad
         self.bad_id = False
 
+    def block(self, buf, a, b, first):
+        # complete lines buf[a:b] (each ends in "\n", the last may not); first: the
+        # identification line leads
+        if first:
+            e = buf.find(b"\n", a, b)
+            if e < 0:
+                e = b
+            h = e - 1 if e > a and buf[e - 1] == 0x0D else e
+            self.begin(bytes(memoryview(buf)[a:h]))
+            a = e + 1
+        if a >= b:
+            return
+        if _HAS_TRANSLATE:
+            # CPython: one copy, one C-level check and split for the whole block
+            body = bytes(memoryview(buf)[a:b])
+            if not body.translate(None, _PRINT_CRLF):
+                line = self.line
+                for s in body.decode().split("\n"):
+                    if s[-1:] == "\r":
+                        s = s[:-1]
+                    if "\r" in s:
+                        self._bad_str(s)
+                    else:
+                        line(s)
+                return
+        while a < b:
+            e = buf.find(b"\n", a, b)
+            if e < 0:
+                e = b
+            h = e - 1 if e > a and buf[e - 1] == 0x0D else e
+            self.line_bytes(buf, a, h)
+            a = e + 1
+
+    def _bad_str(self, s):
+        # a line with a CR inside (CPython block path): counted under its OBIS code
+        b = s.encode()
+        self._bad_bytes(b, 0, len(b))
+
     def line_bytes(self, buf, a, b, trunc=False):
         # one line buf[a:b] (CR/LF removed) -> parsed into the pending values
         if a >= b:
-            self.pend = None
+            return              # empty line (after the header; a split's tail)
+        if trunc:
+            self._long(buf, a, b)
             return
         if _HAS_TRANSLATE:
             lb = bytes(memoryview(buf)[a:b])
@@ -402,7 +473,41 @@ class _Telegram:
             if "\r" in s:
                 self._bad_bytes(buf, a, b)
                 return
-        self.line(s, trunc)
+        self.line(s)
+
+    def _long(self, buf, a, b):
+        # The head of a line longer than the line buffer. A text message keeps what
+        # the head holds, decoded straight from the buffer (no copy of the line) and
+        # flagged; any other object cannot be cut and is dropped (counted).
+        self.pend = None
+        i = buf.find(b"(", a, b)
+        ent = None
+        ks = None
+        if i > a and _ascii_region(buf, a, i):
+            ks = str(memoryview(buf)[a:i], "ascii")
+            c = _OBJ.get(ks)
+            ent = (c, 0, None) if c is not None else _lookup(ks)
+        if ent is None:
+            self._bad(None, "line", 0, 0)
+            return
+        if ent[0] & 31 != _TXT:
+            self._bad(ks, "line", ent[0], ent[1], ent[2])
+            return
+        e = b - ((b - i - 1) & 1)
+        t = None
+        if e > i + 1 and _hex_region(buf, i + 1, e):
+            import binascii
+            h = binascii.unhexlify(memoryview(buf)[i + 1:e])
+            if _printable(h):
+                t = h.decode()
+        if t is None:
+            # not hex-coded printable text (DSMR 2.2 prints plain text): the head as is
+            if not _ascii_region(buf, i + 1, b):
+                self._bad(ks, "line", ent[0], ent[1], ent[2])
+                return
+            t = str(memoryview(buf)[i + 1:b], "ascii")
+        self.r["text_message"] = t
+        self.r["text_message_truncated"] = True
 
     def _bad_bytes(self, buf, a, b):
         # a line with a byte outside printable ASCII: counted under its OBIS code
@@ -447,11 +552,10 @@ class _Telegram:
                                        "timestamp": None, "value": None, "milli": None,
                                        "unit": None, "_bad": True}
 
-    def line(self, s, trunc=False):
+    def line(self, s):
         # one line as str: "OBIS(value)(value)..." or "(value)" (DSMR 2.2 M-Bus)
         i = s.find("(")
         if i < 0:
-            self.pend = None
             if s:
                 self._bad(None, "line", 0, 0)
             return
@@ -470,256 +574,246 @@ class _Telegram:
                     _CACHE.clear()   # bounded: garbage must not grow the heap
                 _CACHE[ks] = ent
             code, chn, name = ent
-        if trunc:
-            if code is not None and code & 31 == _TXT:
-                # a text longer than the line buffer: keep its head, flagged
-                inner = s[i + 1:]
-                if len(inner) & 1:
-                    inner = inner[:-1]
-                self.r["text_message"] = _unhex_text(inner)
-                self.r["text_message_truncated"] = True
-                self.pend = None
-                return
-            self._bad(ks, "line", code or 0, chn, name)
-            return
+        # one try for the whole line (a method call per line costs as much as the
+        # parse on CPython)
         try:
-            self._value(s, i, ks, code, chn, name)
-        except _Bad as x:
-            self._bad(ks, x.args[0], code or 0, chn, name)
-
-    def _value(self, s, i, ks, code, chn, name):
-        if s[-1:] != ")":
-            raise _Bad("line")
-        inner = s[i + 1:-1]
-        groups = None
-        if "(" in inner or ")" in inner:
-            groups = inner.split(")(")
-            for g in groups:
-                if "(" in g or ")" in g:
+            if s[-1:] != ")":
+                raise _Bad("line")
+            inner = s[i + 1:-1]
+            groups = None
+            if "(" in inner or ")" in inner:
+                groups = inner.split(")(")
+                for g in groups:
+                    if "(" in g or ")" in g:
+                        raise _Bad("line")
+            r = self.r
+            if code is None:
+                # DSMR 2.2/3: M-Bus value on its own line after 0-n:24.3.0
+                pend = self.pend
+                self.pend = None
+                if pend is None or groups is not None:
                     raise _Bad("line")
-        r = self.r
-        if code is None:
-            # DSMR 2.2/3: M-Bus value on its own line after 0-n:24.3.0
-            pend = self.pend
+                ch = self.mbus[pend]
+                if ch.get("_u") is not None and inner:
+                    x = _number(inner)
+                    if x is None:
+                        ch["_bad"] = True
+                        raise _Bad("value")
+                    ch["value"] = x
+                    ch["milli"] = _scaled(inner, 3)
+                    ch["unit"] = ch["_u"]
+                return
             self.pend = None
-            if pend is None or groups is not None:
-                raise _Bad("line")
-            ch = self.mbus[pend]
-            if ch.get("_u") is not None and inner:
-                x = _number(inner)
-                if x is None:
-                    ch["_bad"] = True
-                    raise _Bad("value")
-                ch["value"] = x
-                ch["milli"] = _scaled(inner, 3)
-                ch["unit"] = ch["_u"]
-            return
-        self.pend = None
-        kind = code & 31
-        if kind == _UNK:
-            if self.keep_fields is True or (self.keep_fields and ks in self.keep_fields):
-                self.fields[ks] = inner if groups is None else groups
-            return
-        arg = code >> 5
-        if kind <= _AVG:
-            # value*unit -> integer Wh / varh / W
-            i = inner.find("*")
-            if groups is not None or i < 0:
-                raise _Bad("unit")
-            d = _UNITS[kind].get(inner[i + 1:].lower())
-            if d is None:
-                raise _Bad("unit")
-            # inline _scaled(): this is the hot path of every telegram
-            j = inner.find(".", 0, i)
-            if j < 0:
-                num = inner[:i]
-                if not num.isdigit():
-                    raise _Bad("value")
-                x = int(num) * _POW10[d]
-            else:
-                num = inner[:j]
-                fp = inner[j + 1:i]
-                if not num.isdigit() or not fp.isdigit():
-                    raise _Bad("value")
-                x = int(num) * _POW10[d]
-                if d:
-                    fp = fp[:d]
-                    x += int(fp) * _POW10[d - len(fp)]
-            if kind == _E:
-                self.regs[name or ks[4:]] = x
-            elif kind == _Q:
-                self.qregs[name or ks[4:]] = x
-            elif kind == _P:
-                r[_P_NAMES[arg]] = x
-            elif kind == _PP:
-                self.ph[arg] = x
-            else:
-                r["average_demand_w"] = x
-        elif kind <= _I:
-            if groups is not None:
-                raise _Bad("line")
-            num, unit = _split_unit(inner)
-            if unit != ("v" if kind == _V else "a"):
-                raise _Bad("unit")
-            x = _number(num)
-            if x is None:
-                raise _Bad("value")
-            (self.volt if kind == _V else self.cur)[arg] = x
-        elif kind == _THR:
-            num, unit = _split_unit(inner)
-            if groups is not None:
-                raise _Bad("line")
-            if unit == "a":
+            kind = code & 31
+            if kind == _UNK:
+                if self.keep_fields is True or (self.keep_fields and ks in self.keep_fields):
+                    self.fields[ks] = inner if groups is None else groups
+                return
+            arg = code >> 5
+            if kind <= _AVG:
+                # value*unit -> integer Wh / varh / W
+                i = inner.find("*")
+                if groups is not None or i < 0:
+                    raise _Bad("unit")
+                u = inner[i + 1:]
+                d = _UNITS[kind].get(u)
+                if d is None:
+                    d = _LUNITS[kind].get(u.lower())
+                if d is None:
+                    raise _Bad("unit")
+                # inline _scaled(): this is the hot path of every telegram
+                j = inner.find(".", 0, i)
+                if j < 0:
+                    num = inner[:i]
+                    if not num.isdigit():
+                        raise _Bad("value")
+                    x = int(num) * _POW10[d]
+                else:
+                    num = inner[:j]
+                    fp = inner[j + 1:i]
+                    if not num.isdigit() or not fp.isdigit():
+                        raise _Bad("value")
+                    x = int(num) * _POW10[d]
+                    if d:
+                        fp = fp[:d]
+                        x += int(fp) * _POW10[d - len(fp)]
+                if kind == _E:
+                    self.regs[name or ks[4:]] = x
+                elif kind == _Q:
+                    self.qregs[name or ks[4:]] = x
+                elif kind == _P:
+                    r[_P_NAMES[arg]] = x
+                elif kind == _PP:
+                    self.ph[arg] = x
+                else:
+                    r["average_demand_w"] = x
+            elif kind <= _I:
+                if groups is not None:
+                    raise _Bad("line")
+                num, unit = _split_unit(inner)
+                if unit != ("v" if kind == _V else "a"):
+                    raise _Bad("unit")
                 x = _number(num)
                 if x is None:
                     raise _Bad("value")
-                r["threshold_a"] = x
-            elif unit == "kva" or unit == "va":
-                # Smarty (Luxembourg): the limiter threshold is apparent power
-                x = _scaled(num, 3 if unit == "kva" else 0)
-                if x is None:
-                    raise _Bad("value")
-                r["threshold_va"] = x
-            elif unit:
-                d = _PUNIT.get(unit)
-                x = _scaled(num, d) if d is not None else None
-                if x is None:
-                    raise _Bad("unit" if d is None else "value")
-                r["threshold_w"] = x
-            # no unit (a real Smarty prints "(77.376)"): no typed value, raw only
-        elif kind == _TS:
-            if groups is not None:
-                raise _Bad("line")
-            t = _ts(inner)
-            if t is False:
-                raise _Bad("value")
-            r["timestamp"] = t
-            # the season flag the meter's clock runs on (DSMR 5.0.2 s.6.4: S/W)
-            r["dst"] = _dst(inner) if t else None
-        elif kind == _TAR or kind == _CNT or kind == _VER:
-            if groups is not None or not inner.isdigit():
-                raise _Bad("value")
-            if kind == _TAR:
-                r["tariff_index"] = int(inner)
-            elif kind == _VER:
-                self.ver = inner
-                if ks[0] == "0":
-                    self.be = True      # 0-0:96.1.4 exists only in eMUCS-H (Belgium)
-            elif arg < 3:
-                r[_CNT_NAMES[arg]] = int(inner)
-            elif arg < 6:
-                self.sags[arg - 3] = int(inner)
-            else:
-                self.swells[arg - 6] = int(inner)
-        elif kind == _ID:
-            if groups is not None:
-                raise _Bad("line")
-            # hex-coded octet string; some meters print plain text: kept as it is
-            if not _id_ok(inner):
-                raise _Bad("value")
-            self.ids[arg] = inner
-        elif kind == _TXT:
-            if groups is not None:
-                raise _Bad("line")
-            r["text_message"] = _unhex_text(inner)
-        elif kind == _LOG:
-            # count, 0-0:96.7.19, then (end time, duration*s) pairs; an empty "()"
-            # is an empty log (Iskra AM550)
-            if groups is None:
-                if inner == "":
-                    r["power_failure_log"] = []
-                    self.known += 1
-                    return
-                groups = [inner]
-            if not groups[0].isdigit() or len(groups) != 2 + 2 * int(groups[0]):
-                raise _Bad("value")
-            log = []
-            for k in range(2, len(groups), 2):
-                t = _ts(groups[k])
-                num, unit = _split_unit(groups[k + 1])
-                if t is False or unit not in ("", "s") or not num.isdigit():
-                    raise _Bad("value")
-                log.append([t, int(num)])
-            r["power_failure_log"] = log
-        elif kind == _PK:
-            if groups is None or len(groups) != 2:
-                raise _Bad("line")
-            t = _ts(groups[0])
-            num, unit = _split_unit(groups[1])
-            if unit not in _PUNIT:
-                raise _Bad("unit")
-            x = _scaled(num, _PUNIT[unit])
-            if t is False or x is None:
-                raise _Bad("value")
-            r["peak_demand_w"] = x
-            r["peak_demand_time"] = t
-        elif kind == _HIST:
-            # eMUCS-H: (n)(1-0:1.6.0)(1-0:1.6.0) then n x (month start)(peak time)(peak*kW)
-            if groups is not None and len(groups) >= 3 and groups[1] == "1-0:1.6.0" \
-                    and groups[0].isdigit():
-                if len(groups) != 3 + 3 * int(groups[0]):
-                    raise _Bad("value")
-                hist = []
-                for k in range(3, len(groups), 3):
-                    t0 = _ts(groups[k])
-                    t1 = _ts(groups[k + 1])
-                    num, unit = _split_unit(groups[k + 2])
-                    if unit not in _PUNIT:
-                        raise _Bad("unit")
-                    x = _scaled(num, _PUNIT[unit])
-                    if t0 is False or t1 is False or x is None:
-                        raise _Bad("value")
-                    hist.append([t0, t1, x])
-                r["peak_history"] = hist
-                self.be = True
-        else:
-            # M-Bus channel objects (the _OBJ spelling is channel 1)
-            if not chn:
-                chn = 1
-            mbus = self.mbus
-            ch = mbus.get(chn)
-            if ch is None:
-                ch = {"channel": chn, "type": None, "id": None, "timestamp": None,
-                      "value": None, "milli": None, "unit": None}
-                mbus[chn] = ch
-            if kind == _MT:
-                if groups is not None or (inner and not inner.isdigit()):
-                    raise _Bad("value")
-                ch["type"] = int(inner) if inner else None
-            elif kind == _MID:
+                (self.volt if kind == _V else self.cur)[arg] = x
+            elif kind == _THR:
+                num, unit = _split_unit(inner)
                 if groups is not None:
                     raise _Bad("line")
+                if unit == "a":
+                    x = _number(num)
+                    if x is None:
+                        raise _Bad("value")
+                    r["threshold_a"] = x
+                elif unit == "kva" or unit == "va":
+                    # Smarty (Luxembourg): the limiter threshold is apparent power
+                    x = _scaled(num, 3 if unit == "kva" else 0)
+                    if x is None:
+                        raise _Bad("value")
+                    r["threshold_va"] = x
+                elif unit:
+                    d = _PUNIT.get(unit)
+                    x = _scaled(num, d) if d is not None else None
+                    if x is None:
+                        raise _Bad("unit" if d is None else "value")
+                    r["threshold_w"] = x
+                # no unit (a real Smarty prints "(77.376)"): no typed value, raw only
+            elif kind == _TS:
+                if groups is not None:
+                    raise _Bad("line")
+                t = _ts(inner)
+                if t is False:
+                    raise _Bad("value")
+                r["timestamp"] = t
+                # the season flag the meter's clock runs on (DSMR 5.0.2 s.6.4: S/W)
+                r["dst"] = _dst(inner) if t else None
+            elif kind == _TAR or kind == _CNT or kind == _VER:
+                if groups is not None or not inner.isdigit():
+                    raise _Bad("value")
+                if kind == _TAR:
+                    r["tariff_index"] = int(inner)
+                elif kind == _VER:
+                    self.ver = inner
+                    if ks[0] == "0":
+                        self.be = True      # 0-0:96.1.4 exists only in eMUCS-H (Belgium)
+                elif arg < 3:
+                    r[_CNT_NAMES[arg]] = int(inner)
+                elif arg < 6:
+                    self.sags[arg - 3] = int(inner)
+                else:
+                    self.swells[arg - 6] = int(inner)
+            elif kind == _ID:
+                if groups is not None:
+                    raise _Bad("line")
+                # hex-coded octet string; some meters print plain text: kept as it is
                 if not _id_ok(inner):
                     raise _Bad("value")
-                ch["id"] = _unhex_text(inner) if inner else None
-            elif kind == _MV:
+                self.ids[arg] = inner
+            elif kind == _TXT:
+                if groups is not None:
+                    raise _Bad("line")
+                r["text_message"] = _unhex_text(inner)
+            elif kind == _LOG:
+                # count, 0-0:96.7.19, then (end time, duration*s) pairs; an empty "()"
+                # is an empty log (Iskra AM550)
+                if groups is None:
+                    if inner == "":
+                        r["power_failure_log"] = []
+                        self.known += 1
+                        return
+                    groups = [inner]
+                if not groups[0].isdigit() or len(groups) != 2 + 2 * int(groups[0]):
+                    raise _Bad("value")
+                log = []
+                for k in range(2, len(groups), 2):
+                    t = _ts(groups[k])
+                    num, unit = _split_unit(groups[k + 1])
+                    if t is False or unit not in ("", "s") or not num.isdigit():
+                        raise _Bad("value")
+                    log.append([t, int(num)])
+                r["power_failure_log"] = log
+            elif kind == _PK:
                 if groups is None or len(groups) != 2:
                     raise _Bad("line")
                 t = _ts(groups[0])
-                if t is False:
-                    raise _Bad("value")
                 num, unit = _split_unit(groups[1])
-                x = _number(num)
-                if x is None:
+                if unit not in _PUNIT:
+                    raise _Bad("unit")
+                x = _scaled(num, _PUNIT[unit])
+                if t is False or x is None:
                     raise _Bad("value")
-                ch["timestamp"] = t
-                if unit:
-                    ch["value"] = x
-                    ch["milli"] = _scaled(num, 3)
-                    ch["unit"] = groups[1][len(num) + 1:]
+                r["peak_demand_w"] = x
+                r["peak_demand_time"] = t
+            elif kind == _HIST:
+                # eMUCS-H: (n)(1-0:1.6.0)(1-0:1.6.0) then n x (month start)(peak time)(peak*kW)
+                if groups is not None and len(groups) >= 3 and groups[1] == "1-0:1.6.0" \
+                        and groups[0].isdigit():
+                    if len(groups) != 3 + 3 * int(groups[0]):
+                        raise _Bad("value")
+                    hist = []
+                    for k in range(3, len(groups), 3):
+                        t0 = _ts(groups[k])
+                        t1 = _ts(groups[k + 1])
+                        num, unit = _split_unit(groups[k + 2])
+                        if unit not in _PUNIT:
+                            raise _Bad("unit")
+                        x = _scaled(num, _PUNIT[unit])
+                        if t0 is False or t1 is False or x is None:
+                            raise _Bad("value")
+                        hist.append([t0, t1, x])
+                    r["peak_history"] = hist
+                    self.be = True
             else:
-                # 24.3.0: (time)(interval)(..)(..)(0-n:24.2.1)(unit), value next line
-                if groups is None or len(groups) != 6:
-                    raise _Bad("line")
-                t = _ts(groups[0])
-                if t is False:
-                    raise _Bad("value")
-                ch["timestamp"] = t
-                ch["_u"] = groups[5] if groups[5] else None
-                self.pend = chn
-        self.known += 1
-        if self.keep_fields is True or (self.keep_fields and ks in self.keep_fields):
-            self.fields[ks] = inner if groups is None else groups
+                # M-Bus channel objects (the _OBJ spelling is channel 1)
+                if not chn:
+                    chn = 1
+                mbus = self.mbus
+                ch = mbus.get(chn)
+                if ch is None:
+                    ch = {"channel": chn, "type": None, "id": None, "timestamp": None,
+                          "value": None, "milli": None, "unit": None}
+                    mbus[chn] = ch
+                if kind == _MT:
+                    if groups is not None or (inner and not inner.isdigit()):
+                        raise _Bad("value")
+                    ch["type"] = int(inner) if inner else None
+                elif kind == _MID:
+                    if groups is not None:
+                        raise _Bad("line")
+                    if not _id_ok(inner):
+                        raise _Bad("value")
+                    ch["id"] = _unhex_text(inner) if inner else None
+                elif kind == _MV:
+                    if groups is None or len(groups) != 2:
+                        raise _Bad("line")
+                    t = _ts(groups[0])
+                    if t is False:
+                        raise _Bad("value")
+                    num, unit = _split_unit(groups[1])
+                    x = _number(num)
+                    if x is None:
+                        raise _Bad("value")
+                    ch["timestamp"] = t
+                    if unit:
+                        ch["value"] = x
+                        ch["milli"] = _scaled(num, 3)
+                        ch["unit"] = groups[1][len(num) + 1:]
+                else:
+                    # 24.3.0: (time)(interval)(..)(..)(0-n:24.2.1)(unit), value next line
+                    if groups is None or len(groups) != 6:
+                        raise _Bad("line")
+                    t = _ts(groups[0])
+                    if t is False:
+                        raise _Bad("value")
+                    ch["timestamp"] = t
+                    ch["_u"] = groups[5] if groups[5] else None
+                    self.pend = chn
+            self.known += 1
+            if self.keep_fields is True or (self.keep_fields and ks in self.keep_fields):
+                self.fields[ks] = inner if groups is None else groups
+        except _Bad as x:
+            self._bad(ks, x.args[0], code or 0, chn, name)
 
     def finish(self, strict, errors):
         # -> the reading, or None (reason counted in errors). strict: no CRC vouched
@@ -850,20 +944,10 @@ def parse_telegram(buf, start, end, strict=True, errors=None, country=None, keep
 
 
 def _lines_into(t, buf, pos, end):
-    first = True
-    while pos <= end:
-        e = buf.find(b"\n", pos, end)
-        if e < 0:
-            e = end
-        b = e
-        if b > pos and buf[b - 1] == 0x0D:
-            b -= 1
-        if first:
-            t.begin(bytes(memoryview(buf)[pos:b]))
-            first = False
-        else:
-            t.line_bytes(buf, pos, b)
-        pos = e + 1
+    if end > pos:
+        t.block(buf, pos, end, True)
+    else:
+        t.begin(b"")
 
 
 class DsmrDecoder:
@@ -944,6 +1028,9 @@ class DsmrDecoder:
         self.errors[k] = self.errors.get(k, 0) + 1
 
     # -- framer callbacks ----------------------------------------------------------
+    def _block(self, buf, a, b, first):
+        self._t.block(buf, a, b, first)
+
     def _line(self, buf, a, b, first, trunc):
         t = self._t
         if first:

@@ -7,8 +7,10 @@
 # without PEM parsing, and CPython takes DER too), and passes server_hostname so the
 # name is checked (mbedTLS checks CN/SAN; CPython check_hostname). The validity dates
 # are checked against the clock, which the app sets from NTP before uploading.
-# ESP8266 (axTLS) cannot verify certificates: there the caller must sign every batch
-# (sign.py) and the receiver refuses unsigned or replayed ones.
+# TLS is never used unverified: without a CA, or with a TLS module that cannot verify
+# (the ESP8266's axTLS knows only CERT_NONE: extmod/modtls_axtls.c), nothing is sent
+# (issue #19: an impostor's 200 made the device drop readings it never delivered).
+# The ESP8266 posts to http:// instead, every batch signed (sign.py).
 import socket
 from binascii import a2b_base64
 
@@ -99,32 +101,26 @@ def tls_module():
         return tls, False
 
 
-def make_context(ca_der=None):
-    """Client SSLContext: CERT_REQUIRED with the CA when ca_der is given, else CERT_NONE."""
+def make_context(ca_der):
+    """Client SSLContext: CERT_REQUIRED with the CA. NetError without a CA ("config")
+    or when this TLS module cannot verify ("tls"): never an unverified context."""
+    if not ca_der:
+        raise NetError("config", "TLS without ca_pem refused")
     m, wrapper = tls_module()
+    if not hasattr(m, "SSLContext") or not hasattr(m, "CERT_REQUIRED"):
+        raise NetError("tls", "this TLS module cannot verify certificates")
     ctx = m.SSLContext(m.PROTOCOL_TLS_CLIENT)
-    if ca_der:
-        ctx.verify_mode = m.CERT_REQUIRED
-        if wrapper:
-            ctx.load_verify_locations(cadata=_cadata(ca_der))
-        else:
-            ctx.load_verify_locations(_cadata(ca_der))
+    ctx.verify_mode = m.CERT_REQUIRED
+    if wrapper:
+        ctx.load_verify_locations(cadata=_cadata(ca_der))
     else:
-        if hasattr(ctx, "check_hostname"):
-            ctx.check_hostname = False
-        ctx.verify_mode = m.CERT_NONE
+        ctx.load_verify_locations(_cadata(ca_der))
     return ctx
 
 
-def tls_wrap(sock, host, ca_der=None):
-    """Wrap a connected socket. ca_der: list of DER CA certificates -> verified (name and
-    chain and dates); None -> not verified (ESP8266 only; the caller signs batches)."""
-    m, wrapper = tls_module()
-    if not hasattr(m, "SSLContext"):
-        # older ESP8266 firmware: module-level wrap_socket, no verification possible
-        if ca_der:
-            raise NetError("tls", "this ssl module cannot verify")
-        return m.wrap_socket(sock, server_hostname=host)
+def tls_wrap(sock, host, ca_der):
+    """Wrap a connected socket, verified against ca_der (list of DER CA certificates):
+    name, chain and dates. NetError when that cannot be done (make_context)."""
     return make_context(ca_der).wrap_socket(sock, server_hostname=host)
 
 
@@ -150,9 +146,11 @@ def _timeout_error(e):
 
 def request(method, url, body=b"", headers=None, ca_der=None, timeout_s=10,
             activity=None, max_response=MAX_RESPONSE):
-    """-> (status int, response body bytes, bytes on the wire). Raises NetError. https:// URLs are verified
-    against ca_der when given; the caller decides when unverified TLS is acceptable."""
+    """-> (status int, response body bytes, bytes on the wire). Raises NetError. https://
+    URLs are verified against ca_der, and refused without it before any connection."""
     scheme, host, port, path = parse_url(url)
+    if scheme == "https" and not ca_der:
+        raise NetError("config", "TLS without ca_pem refused")
     try:
         ai = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
     except Exception as e:

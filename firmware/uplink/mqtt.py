@@ -110,14 +110,13 @@ class _Stream:
 
 
 def _tls_params(host, ca_der):
-    # umqtt.simple's legacy form: ussl.wrap_socket(sock, **params)
+    # umqtt.simple's legacy form: ussl.wrap_socket(sock, **params); always verified
     from firmware.uplink.https import tls_module, _cadata
     m, _ = tls_module()
-    params = {"server_hostname": host}
-    if ca_der:
-        params["cert_reqs"] = m.CERT_REQUIRED
-        params["cadata"] = _cadata(ca_der)
-    return params
+    if not hasattr(m, "CERT_REQUIRED"):
+        raise MqttError("tls", "this TLS module cannot verify certificates")
+    return {"server_hostname": host, "cert_reqs": m.CERT_REQUIRED,
+            "cadata": _cadata(ca_der)}
 
 
 def _tls_context(ca_der):
@@ -134,6 +133,9 @@ def make_client(client_id, host, port, user=None, password=None, keepalive=60, t
     password = (password or "") if user else None
     if not tls:
         return cls(client_id, host, port, user, password, keepalive)
+    if not ca_der:
+        # never an unverified broker: it would get the password and the readings
+        raise MqttError("config", "TLS without ca_pem refused")
     try:
         # 1.3.4, and newer versions that kept the legacy form
         return cls(client_id, host, port, user, password, keepalive, ssl=True,

@@ -138,12 +138,13 @@ LAYOUT = {
         # its antenna end, above pin 1): they must stay reachable with the module fitted
         "fixed": {"J1": (10.0, 6.5, 0), "C1": (18.0, 36.0, 0), "SW1": (53.2, 41.7, 0), "JP2": (31.0, 40.5, 0)},
         "title_at": (22.0, 44.4),
-        "back_at": (31.0, 1.45, 0.8),
+        "back_at": (31.0, 1.6, 1.0),
         "regions": [(23.5, 1.2, 34.2, 10.6), (1.0, 13.2, 34.2, 29.6), (41.6, 10.6, 53.3, 31.2),
                     (30.5, 33.0, 58.0, 37.6), (35.0, 1.2, 56.5, 7.2)],
-        "part_labels": {"SW1": "SETUP", "JP2": "SAFE"},
+        # next to (not under) the part: SW1's label above it, JP2's above its pins
+        "part_labels": {"SW1": ("SETUP", 53.2, 37.9), "JP2": ("SAFE", 31.0, 38.5)},
         "power_nets": ["/VCAP", "/VSW", "/VSW_TIC", "/+3V3", "/GND", "/TIC_I1", "/TIC_A", "/AC1"],
-        "labels": [("I1", 10.0, 12.0, 1.0), ("I2", 15.08, 12.0, 1.0), ("A", 20.16, 12.0, 1.0),
+        "labels": [("I1", 10.0, 9.4, 1.0), ("I2", 15.0, 9.4, 1.0), ("A", 20.0, 9.4, 1.0),
                    ("TIC", 4.2, 9.8, 1.0), ("SUPERCAP 5.5V", 18.0, 39.0, 1.0)],
     },
     "demod": {
@@ -152,8 +153,10 @@ LAYOUT = {
         "regions": [(20.5, 1.5, 34.2, 20.0), (41.6, 10.6, 53.3, 31.2), (22.0, 21.0, 34.2, 37.6),
                     (30.0, 33.0, 58.0, 37.6)],
         "power_nets": ["/+3V3", "/GND", "/P1_5V", "/P1_PWR"],
-        "labels": [("TIC  I1   I2", 13.5, 11.2, 1.0), ("P1 (DSMR)", 14.5, 25.2, 1.0),
-                   ("JP1: 1-2 ESP8266, 2-3 ESP32", 30.0, 39.6, 0.8)],
+        "labels": [("TIC", 5.2, 9.0, 1.0), ("I1", 11.0, 9.0, 1.0), ("I2", 16.0, 9.0, 1.0), ("P1 (DSMR)", 14.5, 25.2, 1.0),
+                   # DSMR P1 power needs RJ12 pins 1 and 6: a 6-wire cable (4-wire RJ11 has neither)
+                   ("P1 cable: RJ12 6P6C 1:1", 11.0, 22.8, 1.0),
+                   ("JP1 1-2: ESP8266", 27.0, 38.4, 1.0), ("JP1 2-3: ESP32", 27.0, 40.2, 1.0)],
     },
     "relay": {
         "fixed": {"K1": (14.4, 9.0, 0), "J1": (5.3, 15.0, 270)},
@@ -228,15 +231,25 @@ def build(name):
         bb.slot(*sl)
     failed = bb.route(power_nets=set(lay["power_nets"]), extra_clear=mains, skip=set(mains))
     tx, ty = lay.get("title_at", (31.0, 44.3))
+    # module orientation: the D1 mini's pin 1 (RST) is at the top left with its USB at the
+    # bottom; the C3 super mini's pin 1 (5V) at the top left with its USB at the top
     common = [("%s board rev 1" % name.upper(), tx, ty, 1.0),
-              ("M1: D1 mini", 47.4, 8.6, 1.0), ("M2: ESP32-C3 mini", 47.4, 33.5, 0.8),
-              ("I1 I2 VC GND P1", 42.6, 38.6, 0.8)]
+              ("M2 C3 mini: USB \u2191", 49.6, 8.6, 1.0), ("M1 D1 mini: USB \u2193", 47.4, 32.0, 1.0)]
     for (txt, x, y, sz) in common + lay.get("labels", []):
         bb.label(txt, x, y, sz)
-    for ref, txt in sorted(lay.get("part_labels", {}).items()):
-        x, y, rot = pos[ref]
-        w_, h_ = crtyd_size(fps, b.part(ref).fp, rot)
-        bb.label(txt, x - w_ / 2 - 2.5, y, 0.8)
+    for ref, (txt, x, y) in sorted(lay.get("part_labels", {}).items()):
+        bb.label(txt, x, y, 1.0)
+    # header pin names, printed where the board is free: the D1 mini's right row (TX..5V)
+    # outside the module, the stacking bus above J9; pin 1 of each module is marked by
+    # the socket footprint's bar and the "RST" / "5V" names
+    from footprints import D1_GAP
+    from symbols import D1MINI_RIGHT
+    for i, pin in enumerate(D1MINI_RIGHT):
+        bb.fixed_label(pin, M1_AT[0] + D1_GAP + 1.6, M1_AT[1] + 2.54 * i, 1.0, justify="left")
+    bb.fixed_label("RST", M1_AT[0] - 2.3, M1_AT[1], 1.0, justify="right")
+    bb.fixed_label("5V", M2_AT[0] - 0.8, M2_AT[1] - 2.9, 1.0, justify="left")
+    for i, pin in enumerate(("I1", "I2", "VC", "G", "P1")):
+        bb.fixed_label(pin, AUX_AT[0] + 2.54 * i, AUX_AT[1] - 2.6, 1.0)
     bx, by, bs = lay.get("back_at", (32.0, 44.0, 1.0))
     for (txt, x, y, sz) in lay.get("back_labels", []) + [
             ("Open meter dongle - %s - CERN-OHL-S-2.0" % name, bx, by, bs)]:

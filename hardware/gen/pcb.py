@@ -45,6 +45,11 @@ class BoardBuilder:
         ds.m_HoleToHoleMin = MM(0.25)
         ds.m_MinClearance = MM(0.15)
         ds.m_SilkClearance = MM(0.0)
+        # JLCPCB silkscreen: text at least 1 mm high (DRC text_height enforces it on every
+        # board text and footprint field); stroke >= 0.12 mm, KiCad's library convention
+        # (the relay footprint's S/R/+ marks), our own texts use 0.15 mm
+        ds.m_MinSilkTextHeight = MM(1.0)
+        ds.m_MinSilkTextThickness = MM(0.12)
         nc = ds.m_NetSettings.GetDefaultNetclass()
         nc.SetClearance(MM(CLEARANCE))
         nc.SetTrackWidth(MM(WIDTHS[0]))
@@ -408,6 +413,25 @@ class BoardBuilder:
         print("  label %r does not fit near (%g, %g)" % (s, x, y))
         return None
 
+    def fixed_label(self, s, x, y, size=1.0, justify="center"):
+        """Silkscreen text exactly at (x, y) (pin names): it must be free, or the build fails."""
+        t = self.text(s, x, y, size=size)
+        # narrower glyphs (height stays >= 1 mm, what the fab's rule is about)
+        t.SetTextSize(pcbnew.VECTOR2I(MM(size * 0.85), MM(size)))
+        if justify != "center":
+            t.SetHorizJustify(pcbnew.GR_TEXT_H_ALIGN_LEFT if justify == "left" else pcbnew.GR_TEXT_H_ALIGN_RIGHT)
+        bb = self._box(t.GetBoundingBox(), 0.0)
+        obs = [o for o in self._obstacles() if not self._same(o, bb)]
+        if not self.free(bb, obs):
+            hits = [o for o in obs if self._hit(bb, o)]
+            raise RuntimeError("pin label %r at (%g, %g), box %s, overlaps other silkscreen or a pad %s (or the edge)"
+                               % (s, x, y, [round(v, 2) for v in bb], [[round(v, 2) for v in o] for o in hits]))
+        return t
+
+    @staticmethod
+    def _same(a, b):
+        return all(abs(p - q) < 0.2 for p, q in zip(a, b))
+
     def _pad_obstacles(self):
         obs = []
         for fp in self.board.GetFootprints():
@@ -416,7 +440,7 @@ class BoardBuilder:
                     obs.append(self._box(pad.GetBoundingBox(), 0.25))
         return obs
 
-    def place_refs(self, size=0.8):
+    def place_refs(self, size=1.0):
         obs = self._obstacles()
         placed = []
         for fp in sorted(self.board.GetFootprints(), key=lambda f: f.GetReference()):

@@ -35,11 +35,20 @@ def test_bracketed_ipv6_host_and_port():
 
 
 def test_dsmr_lines_split_without_str_partition():
-    from firmware.reading.dsmr import _iter_lines
-    buf = b"1-0:1.8.1(000123.456*kWh)\r\n0-0:96.13.0()\r\nno paren\r\n"
-    got = list(_iter_lines(buf, 0, len(buf)))
-    assert got == [("1-0:1.8.1", "(", "000123.456*kWh)"), ("0-0:96.13.0", "(", ")"),
-                   ("no paren", "", "")], got
+    # The DSMR reader splits each line into OBIS code and value itself (the stock
+    # ESP8266 image has no str.partition/splitlines): on the esp8266 variant this decode
+    # fails with AttributeError if either is used. Values by hand from the lines:
+    # 123.456 kWh + 1.000 kWh = 124456 Wh; an empty "()" text message is "".
+    from firmware.reading.dsmr import DsmrDecoder
+    d = DsmrDecoder()
+    t = (b"/ISk5\\2MT382-1000\r\n\r\n1-0:1.8.1(000123.456*kWh)\r\n"
+         b"1-0:1.8.2(000001.000*kWh)\r\n0-0:96.13.0()\r\n!\r\n")
+    out = d.feed(t) + d.flush()
+    assert len(out) == 1, d.errors
+    r = out[0]
+    assert r["energy_import_wh"] == 124456, r
+    assert r["registers"] == {"1.8.1": 123456, "1.8.2": 1000}, r
+    assert r["text_message"] == "", r
 
 
 class _LwipSocketModule:

@@ -559,7 +559,7 @@ def test_key_on_a_build_without_aes_counts_encrypted_telegrams():
     # MicroPython, `cryptography` on CPython) with smarty not yet loaded.
     import sys
     import firmware.frame as frame_pkg
-    from tests.fw.util import blocked_imports
+    from tests.fw.importblock import blocked_imports
     name = "firmware.frame.smarty"
     saved = sys.modules.pop(name, None)
     had = frame_pkg.__dict__.pop("smarty", None)

@@ -642,3 +642,20 @@ def test_wake_ups_aligned_to_the_meter_frames_on_the_c3_only():
     em8.done("read", 13290, True)
     name, arg = em8.next_action(13290, 5000, 0)
     assert name == "sleep" and 13290 + arg == 10000 + em8.t_read, (name, arg)
+
+
+def test_one_failed_join_is_retried_sooner_than_an_outage():
+    # one join the AP left unanswered is retried after retry_ms (30 s), not a whole upload
+    # period later (mean latency <= 60 s with flaky Wi-Fi); a second failure in a row
+    # means the AP or the server is down: then at least a period, doubling
+    em = EnergyManager({"p_in_default_mw": 130})
+    em.next_action(0, 5200, 10)
+    name, _ = em._start("upload", 1000, 5200, 10)
+    em.done("upload", 6000, False)
+    assert em.next_up == 6000 + 30000, em.next_up
+    em._start("upload", em.next_up, 5200, 10)
+    em.done("upload", 41000, False)
+    assert em.next_up - 41000 >= em.t_up and em.next_up - 41000 >= 60000, (em.next_up, em.t_up)
+    em._start("upload", em.next_up, 5200, 10)
+    em.done("upload", em.next_up + 5000, True)
+    assert em.fails == 0

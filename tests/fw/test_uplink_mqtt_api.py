@@ -21,7 +21,8 @@ def _refused_without_verification(make):
     # ESP8266 before ever getting here, firmware/uplink/uplink.py).
     try:
         c = make()
-    except (AttributeError, ValueError, OSError, NotImplementedError):
+    except mqtt.MqttError as e:
+        assert e.kind == "tls", e        # said in so many words (firmware/uplink/mqtt.py)
         return
     raise AssertionError("a CA was given but the TLS cannot verify: %r" % (c.__dict__,))
 
@@ -99,3 +100,20 @@ def test_plain_connection_has_no_tls():
     assert c.ssl is None
     c = mqtt.make_client(b"id", "h", 1883, None, None, 60, False, None, _Mod(OldClient))
     assert c.ssl is False
+
+
+def test_tls_without_a_ca_is_never_unverified():
+    # issue #19: no CA used to mean CERT_NONE. Now every layer refuses it before a
+    # connection: the MQTT client factory, the TLS context, the HTTP(S) request.
+    from firmware.uplink import https
+    from tests.fw.util import raises
+    for mod in (_Mod(OldClient), _Mod(NewClient)):
+        e = raises(mqtt.MqttError, mqtt.make_client, b"id", "h", 8883, "u", "pw", 60, True,
+                   None, mod)
+        assert e.kind == "config" and "pw" not in str(e)
+    assert raises(https.NetError, https.make_context, None).kind == "config"
+    assert raises(https.NetError, https.make_context, []).kind == "config"
+    seen = []
+    e = raises(https.NetError, https.request, "POST", "https://127.0.0.1:9/x", b"{}", None,
+               None, 3, seen.append)
+    assert e.kind == "config" and seen == []          # no activity: nothing was opened

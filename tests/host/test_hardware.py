@@ -223,3 +223,84 @@ def test_pin_check_catches_a_tl432_pinout_and_a_misdrawn_opto(tmp_path):
     other = dict(comps, Q9=dict(comps["Q1"], MPN="NOT-IN-TABLE"))
     names9 = dict(names, Q9=names["Q1"])
     assert any("Q9" in p and "no datasheet pin table" in p for p in check.compare_pins("demod", other, names9, types))
+
+
+def test_readme_lists_every_part_whose_lcsc_number_is_unconfirmed(tmp_path):
+    readme = open(os.path.join(HW, "README.md")).read()
+    block = readme.split("<!-- parts-to-confirm -->\n")[1].split("<!-- /parts-to-confirm -->")[0]
+    assert block == check.confirm_table(), "paste: python3 hardware/check.py --confirm-table"
+    # the table picks up a new unconfirmed part, and says when its second source is missing
+    with open(os.path.join(HW, "design", "values.json")) as f:
+        data = json.load(f)
+    data["relay"]["R1"]["lcsc"] = ""
+    data["relay"]["R1"]["mpn"] = "TEST-MPN-1"
+    p = tmp_path / "values.json"
+    p.write_text(json.dumps(data))
+    row = [l for l in check.confirm_table(str(p)).splitlines() if "TEST-MPN-1" in l]
+    assert len(row) == 1 and "relay R1" in row[0] and "none found" in row[0] and "MISSING" in row[0]
+    for line in block.splitlines()[2:]:
+        assert "MISSING" not in line, line
+
+
+@pytest.mark.parametrize("board", BOARDS)
+def test_assembler_files_hold_only_the_placed_parts(board):
+    import csv
+    fab = os.path.join(HW, board, "fab")
+    with open(os.path.join(fab, board + "-cpl.csv")) as f:
+        cpl = list(csv.DictReader(f))
+    with open(os.path.join(fab, board + "-bom.csv")) as f:
+        bom = list(csv.DictReader(f))
+    with open(os.path.join(fab, board + "-bom-hand.csv")) as f:
+        hand = list(csv.DictReader(f))
+    placed = [r["Designator"] for r in cpl]
+    in_bom = [d for r in bom for d in r["Designator"].split(",")]
+    assert sorted(placed) == sorted(in_bom) and len(placed) == len(set(placed))
+    assert all(int(r["Quantity"]) == len(r["Designator"].split(",")) for r in bom)
+    hand_refs = set(r["Designator"] for r in hand)
+    assert not hand_refs & set(placed)
+    # sockets, headers, terminals, the relay and the supercapacitor are fitted by hand
+    assert {"M1", "M2", "J9"} <= hand_refs
+    if board == "demod":
+        assert [r["Fit"] for r in hand if r["Designator"] == "JP1"][0].startswith("DNP")
+    # a part without an LCSC number must be in the README's parts-to-confirm table
+    table = check.confirm_table()
+    for r in bom:
+        assert r["LCSC Part #"] or ("| %s |" % r["MPN"]) in table, r
+    for r in cpl:
+        assert r["Layer"] == "Top"
+        if r["Package"].startswith("SOT-23"):    # every SOT part is placed at 0 in KiCad
+            assert r["Rotation"] == "180.0", r
+
+
+def test_rotation_correction_per_package():
+    assert check.jlc_rotation("SOT-23", 0) == 180
+    assert check.jlc_rotation("SOT-23-5", 90) == 270
+    assert check.jlc_rotation("SOT-223-3_TabPin2", 270) == 90
+    assert check.jlc_rotation("R_0805_2012Metric", 90) == 90
+    assert check.jlc_rotation("D_SOD-123", 0) == 0
+
+
+PAPER = {"A4": (297, 210), "A3": (420, 297), "A2": (594, 420), "A1": (841, 594)}
+
+
+@pytest.mark.parametrize("board", BOARDS)
+def test_schematic_is_wired_and_on_the_sheet(board):
+    """Symbols are joined by wires within each block (labels only name the rails), and
+    every symbol, wire, label and text lies on the drawing sheet (inside its border)."""
+    import re
+    with open(os.path.join(HW, board, board + ".kicad_sch")) as f:
+        text = f.read()
+    paper = re.search(r'\(paper "(A\d)"\)', text).group(1)
+    w, h = PAPER[paper]
+    wires = re.findall(r"\(wire \(pts \(xy ([\d.]+) ([\d.]+)\) \(xy ([\d.]+) ([\d.]+)\)\)", text)
+    symbols = re.findall(r"^  \(symbol \(lib_id \"[^\"]+\"\) \(at ([\d.]+) ([\d.]+)", text, re.M)
+    labels = re.findall(r"^  \(label \"[^\"]+\" \(at ([\d.]+) ([\d.]+)", text, re.M)
+    texts = re.findall(r"^  \(text \"[^\"]+\" \(exclude_from_sim no\) \(at ([\d.]+) ([\d.]+)", text, re.M)
+    nets = check.load_expected(board)
+    assert len(wires) > len(nets), (len(wires), len(nets))
+    assert len(labels) <= len(wires) / 2
+    for x, y in [(float(a), float(b)) for a, b in symbols + labels + texts] + \
+            [(float(w_[i]), float(w_[i + 1])) for w_ in wires for i in (0, 2)]:
+        # 10 mm border and the title block (bottom right, ~180 x 40 mm)
+        assert 10 <= x <= w - 10 and 10 <= y <= h - 10, (board, x, y)
+        assert not (x > w - 190 and y > h - 45), (board, "under the title block", x, y)

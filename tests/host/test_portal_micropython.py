@@ -119,6 +119,31 @@ def test_save_then_bad_inputs_leave_file_unchanged(portal):
         assert "correct horse" not in line
 
 
+def test_stalled_posts_do_not_block_saves(portal):
+    # issue #19 against the portal process (the device's code on the MicroPython unix
+    # port, and on CPython): two connections announce a 7000-byte form and send no
+    # body (they stay open: the request timeout is the device's 10 s); every genuine
+    # form is read and answered - refused for its bad value, or saved - never 503.
+    import socket
+    stalled = []
+    for _ in range(2):
+        c = socket.create_connection(("127.0.0.1", portal.port), timeout=5)
+        c.sendall(("POST /save HTTP/1.1\r\nHost: %s\r\nContent-Type: application/"
+                   "x-www-form-urlencoded\r\nContent-Length: 7000\r\n\r\n"
+                   % portal.host()).encode())
+        stalled.append(c)
+    try:
+        for i in range(12):
+            st, h, body = post(portal, form(portal, reading_interval_s="0"))
+            assert st == 400 and b"id=err-reading_interval_s>" in body, (i, st, body[:200])
+        st, h, body = post(portal, form(portal))
+        assert st == 200 and b"Connected" in body, body[:300]
+        assert b'"ssid": "HomeNet"' in portal.config_bytes()
+    finally:
+        for c in stalled:
+            c.close()
+
+
 def test_status_page_served(portal):
     st, h, body = get(portal, "/status")
     assert st == 200 and b"Last reading" in body and b"none yet" in body

@@ -94,6 +94,13 @@ def impostor(tmp_path):
     imp.close()
 
 
+def _verifying(python, server, ca_pem, workdir):
+    # a device posting signed batches to `server`, verifying it against ca_pem
+    url = "https://127.0.0.1:%d/ingest" % server.port
+    return Driver(python, {"ssid": "x", "https_url": url, "hmac_key": KEY,
+                           "ca_pem": ca_pem.decode(), "net_timeout_s": 3}, str(workdir))
+
+
 def _windows(drv, n=3):
     out = []
     for _ in range(n):
@@ -133,11 +140,7 @@ def test_tls_without_a_ca_is_refused_before_any_connection(tmp_path, impostor, p
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("python", PY)
 def test_impostor_certificate_never_acknowledges_the_store(tmp_path, impostor, python):
-    real_ca = make_pki()[0]
-    url = "https://127.0.0.1:%d/ingest" % impostor.port
-    drv = Driver(python, {"ssid": "x", "https_url": url, "hmac_key": KEY,
-                          "ca_pem": real_ca.decode(), "net_timeout_s": 3},
-                 str(tmp_path / "verified"))
+    drv = _verifying(python, impostor, make_pki()[0], tmp_path / "verified")
     try:
         drv.cmd("fill 12")
         errs = []
@@ -159,10 +162,7 @@ def test_control_the_impostor_would_have_taken_the_readings(tmp_path, python):
     ca_pem, cert, key, _ = make_pki()
     imp = Impostor(cert, key, str(tmp_path))
     try:
-        url = "https://127.0.0.1:%d/ingest" % imp.port
-        drv = Driver(python, {"ssid": "x", "https_url": url, "hmac_key": KEY,
-                              "ca_pem": ca_pem.decode(), "net_timeout_s": 3},
-                     str(tmp_path / "trusting"))
+        drv = _verifying(python, imp, ca_pem, tmp_path / "trusting")
         try:
             drv.cmd("fill 12")
             r = drv.cmd("send")

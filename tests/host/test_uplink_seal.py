@@ -12,7 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.host.uplink_services import Mosquitto, Driver
+from tests.host.uplink_services import Driver
+from tools.services import Mosquitto
 
 KEY_HEX = "c3" * 24
 KEY = bytes.fromhex(KEY_HEX)
@@ -108,7 +109,7 @@ def _check_seal(body, channel, dev="0a1b2c"):
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("python", PY)
 def test_signed_batches_name_their_channel_and_count_per_channel(tmp_path, python):
-    broker = Mosquitto(str(tmp_path)).start()
+    broker = Mosquitto().start()
     cap = Capture()
     tap = MqttTap(broker.port, "linky/0a1b2c/batch")
     cfg = {"ssid": "x", "mqtt_host": "127.0.0.1", "mqtt_port": broker.port,

@@ -89,6 +89,18 @@ def main(argv=None):
             w, d["sent"], d["stored"], d["duplicates_stored"], d["lost"], d["ingest_s"],
             d["readings_per_s"], " ".join("%.0f" % x["readings_per_s"] for x in rs)),
             flush=True)
+    # the target load offered at its own pace: do the workers keep up?
+    r = subprocess.run([sys.executable, "-m", "tools.fleetbench", "--dongles", str(a.dongles),
+                        "--workers", "1", "--db", "pg", "--seconds", str(a.seconds),
+                        "--rate", "2000", "--json"], cwd=ROOT, capture_output=True, text=True)
+    if r.stdout.strip():
+        d = json.loads(r.stdout.strip().splitlines()[-1])
+        print("\npaced at 2,000 readings/s, 1 worker: %d stored of %d, %.0f readings/s, "
+              "%.2f s behind when the dongles were done" % (d["stored"], d["unique"],
+                                                             d["readings_per_s"], d["lag_s"]))
+    else:
+        print("paced run failed: %s" % r.stderr[-500:])
+        return 1
     print("\na month's aggregate, building of %d households, a reading every %d s:"
           % (HOUSEHOLDS, INTERVAL))
     with PgServer() as pg:
