@@ -439,6 +439,11 @@ def test_hostile_rows_do_not_break_the_pages(https):
                  "/plot.png"):
         st, ctype, raw = https.get(path)
         assert st == 200, (path, raw[:200])
+    st, _, raw = https.get("/export.json")
+    # strict JSON (no NaN): the NaN power comes out as null
+    rows = json.loads(raw, parse_constant=lambda c: pytest.fail("not JSON: " + c))
+    assert [r.get("apparent_power_va", "absent") for r in rows if r["dev"] == "evil"][1] \
+        is None
     st, _, page = https.get("/plot.html")
     # the three good ones drawn, and the one of a device whose id is a broken formula
     assert b"<script>" not in page and b"4 readings" in page
