@@ -287,6 +287,22 @@ def _is_number(v):
     return (type(v) is int or (type(v) is float and math.isfinite(v))) and abs(v) < 1 << 53
 
 
+def _finite(v):
+    # NaN/Infinity are not JSON (RFC 8259 §6): a stored one is exported as null
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_finite(x) for x in v]
+    return v
+
+
+def json_text(obj):
+    """Strict JSON of anything a store holds (non-finite numbers become null)."""
+    return json.dumps(_finite(obj), allow_nan=False)
+
+
 def _dt(t):
     return datetime.datetime.fromtimestamp(t, datetime.timezone.utc)
 
@@ -379,7 +395,7 @@ def make_app(collector, plain=False):
         ("/", collector.plot_html, "text/html; charset=utf-8"),
         ("/plot.html", collector.plot_html, "text/html; charset=utf-8"),
         ("/export.csv", collector.export_csv, "text/csv; charset=utf-8"),
-        ("/export.json", lambda: json.dumps(collector.readings()), "application/json"),
+        ("/export.json", lambda: json_text(collector.readings()), "application/json"),
         ("/stats.json", lambda: json.dumps(collector.stats()), "application/json"),
         ("/plot.png", png, "image/png"),
     ]
@@ -554,8 +570,14 @@ class MqttSubscriber:
         self.c = collector
         self.topic = topic
         self.connected = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                                  client_id=client_id or "linky-collector-%d" % os.getpid(),
+        if client_id is None:
+            # the broker keeps a persistent session per client id: the same id on every
+            # start (one per data directory) finds the batches queued while it was away
+            import hashlib
+            client_id = "linky-collector-" + hashlib.sha256(
+                os.path.abspath(collector.dir).encode()).hexdigest()[:12]
+        self.client_id = client_id
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                                   clean_session=False, manual_ack=True)
         if ca_file:
             self.client.tls_set(ca_certs=ca_file)

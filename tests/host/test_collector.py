@@ -110,6 +110,20 @@ def _closed_by_server(sock, within):
         return False
 
 
+def _until(cond, timeout=10):
+    # wait for something another thread does (the MQTT subscriber's ingest) -> cond()
+    end = time.time() + timeout
+    while time.time() < end and not cond():
+        time.sleep(0.02)
+    return cond()
+
+
+def _publish(broker, data, dev=DEV):
+    import paho.mqtt.publish as publish
+    publish.single("linky/%s/batch" % dev, data, qos=1, hostname="127.0.0.1",
+                   port=broker.port)
+
+
 def _counter_rows(col):
     return [tuple(r) for r in col.db.query("SELECT dev, ch, ctr FROM counters ORDER BY dev, ch")]
 
@@ -275,14 +289,9 @@ def test_cross_channel_replay_is_refused(tmp_path):
     sub = MqttSubscriber(h.col, "127.0.0.1", broker.port).start()
     try:
         assert sub.connected.wait(10)
-        import paho.mqtt.publish as publish
         mq = seal(KEY, body([1, 2], ch="mqtt", ctr=50))
-        publish.single("linky/%s/batch" % DEV, mq, qos=1, hostname="127.0.0.1",
-                       port=broker.port)
-        end = time.time() + 10
-        while time.time() < end and h.col.count() < 2:
-            time.sleep(0.05)
-        assert h.col.count() == 2
+        _publish(broker, mq)
+        assert _until(lambda: h.col.count() == 2)
         # the MQTT batch replayed over HTTPS: refused, and the counter of the device's
         # HTTPS channel is untouched, so its next genuine batch (ctr 1) goes through
         assert h.post(mq) == (403, {"error": "channel mismatch"})
@@ -290,14 +299,9 @@ def test_cross_channel_replay_is_refused(tmp_path):
         assert st == 200 and resp["stored"] == 1
         # an HTTPS batch replayed on MQTT, and an MQTT batch on another device's topic
         hs = seal(KEY, body([9], ctr=2))
-        publish.single("linky/%s/batch" % DEV, hs, qos=1, hostname="127.0.0.1",
-                       port=broker.port)
-        other = seal(KEY, body([10], ch="mqtt", ctr=51))
-        publish.single("linky/ffeedd/batch", other, qos=1, hostname="127.0.0.1",
-                       port=broker.port)
-        end = time.time() + 10
-        while time.time() < end and sum(h.col.refused.values()) < 3:
-            time.sleep(0.05)
+        _publish(broker, hs)
+        _publish(broker, seal(KEY, body([10], ch="mqtt", ctr=51)), dev="ffeedd")
+        assert _until(lambda: sum(h.col.refused.values()) >= 3)
         assert h.col.refused == {"channel mismatch": 2, "device mismatch": 1}
         assert h.col.count() == 3
         assert _counter_rows(h.col) == [(DEV, "https", 1), (DEV, "mqtt", 50)]
@@ -435,6 +439,11 @@ def test_hostile_rows_do_not_break_the_pages(https):
                  "/plot.png"):
         st, ctype, raw = https.get(path)
         assert st == 200, (path, raw[:200])
+    st, _, raw = https.get("/export.json")
+    # strict JSON (no NaN): the NaN power comes out as null
+    rows = json.loads(raw, parse_constant=lambda c: pytest.fail("not JSON: " + c))
+    assert [r.get("apparent_power_va", "absent") for r in rows if r["dev"] == "evil"][1] \
+        is None
     st, _, page = https.get("/plot.html")
     # the three good ones drawn, and the one of a device whose id is a broken formula
     assert b"<script>" not in page and b"4 readings" in page
@@ -583,18 +592,10 @@ def test_the_mqtt_subscriber_verifies_the_broker_over_tls(tmp_path):
                          client_id="bad").start()
     try:
         assert good.connected.wait(10)
-        import paho.mqtt.publish as publish
-        publish.single("linky/%s/batch" % DEV, seal(KEY, body([1, 2], ch="mqtt", ctr=1)),
-                       qos=1, hostname="127.0.0.1", port=broker.port)
-        end = time.time() + 10
-        while time.time() < end and col.count() < 2:
-            time.sleep(0.05)
-        assert col.count() == 2 and col.refused == {}
+        _publish(broker, seal(KEY, body([1, 2], ch="mqtt", ctr=1)))
+        assert _until(lambda: col.count() == 2) and col.refused == {}
         # a broker whose certificate the given CA did not sign: tried, never connected
-        end = time.time() + 10
-        while time.time() < end and bad.failures < 2:
-            time.sleep(0.05)
-        assert bad.failures >= 2 and not bad.connected.is_set()
+        assert _until(lambda: bad.failures >= 2) and not bad.connected.is_set()
     finally:
         good.close()
         bad.close()
@@ -602,34 +603,39 @@ def test_the_mqtt_subscriber_verifies_the_broker_over_tls(tmp_path):
         broker.stop()
 
 
+class MqttCollector:
+    # a collector subscribed to its own mosquitto; .sub can be replaced (restarts)
+    def __init__(self, tmp):
+        self.broker = Mosquitto().start()
+        self.col = Collector(str(tmp / "col"), keys={DEV: KEY})
+        self.sub = MqttSubscriber(self.col, "127.0.0.1", self.broker.port).start()
+        assert self.sub.connected.wait(10)
+
+    def close(self):
+        self.sub.close()
+        self.col.close()
+        self.broker.stop()
+
+
+@pytest.fixture
+def mqtt_col(tmp_path):
+    m = MqttCollector(tmp_path)
+    yield m
+    m.close()
+
+
 @pytest.mark.timeout(60)
-def test_an_mqtt_batch_the_store_could_not_take_is_delivered_again(tmp_path):
-    broker = Mosquitto().start()
-    col = Collector(str(tmp_path / "col"), keys={DEV: KEY})
-    sub = MqttSubscriber(col, "127.0.0.1", broker.port).start()
-    try:
-        assert sub.connected.wait(10)
-        # the database fails for a while (the batch log table gone)
-        col.db.execute("ALTER TABLE batches RENAME TO batches_away")
-        import paho.mqtt.publish as publish
-        publish.single("linky/%s/batch" % DEV, seal(KEY, body([1, 2], ch="mqtt", ctr=1)),
-                       qos=1, hostname="127.0.0.1", port=broker.port)
-        end = time.time() + 10
-        while time.time() < end and sub.unstored < 1:
-            time.sleep(0.02)
-        assert sub.unstored >= 1 and col.count() == 0
-        with col.lock:
-            col.db.execute("ALTER TABLE batches_away RENAME TO batches")
-        # not acknowledged: the broker hands it over again after the reconnect
-        end = time.time() + 20
-        while time.time() < end and col.count() < 2:
-            time.sleep(0.05)
-        assert col.count() == 2 and _counter_rows(col) == [(DEV, "mqtt", 1)]
-        assert col.refused.get("replay") is None
-    finally:
-        sub.close()
-        col.close()
-        broker.stop()
+def test_an_mqtt_batch_the_store_could_not_take_is_delivered_again(mqtt_col):
+    broker, col, sub = mqtt_col.broker, mqtt_col.col, mqtt_col.sub
+    # the database fails for a while (the batch log table gone)
+    col.db.execute("ALTER TABLE batches RENAME TO batches_away")
+    _publish(broker, seal(KEY, body([1, 2], ch="mqtt", ctr=1)))
+    assert _until(lambda: sub.unstored >= 1) and col.count() == 0
+    with col.lock:
+        col.db.execute("ALTER TABLE batches_away RENAME TO batches")
+    # not acknowledged: the broker hands it over again after the reconnect
+    assert _until(lambda: col.count() == 2, 20) and _counter_rows(col) == [(DEV, "mqtt", 1)]
+    assert col.refused.get("replay") is None
 
 
 @pytest.mark.timeout(60)
@@ -678,3 +684,24 @@ def test_a_previous_collectors_store_is_imported_with_its_bad_rows_left_out(tmp_
     col = Collector(str(d), keys={DEV: KEY})
     assert col.count() == 5
     col.close()
+
+
+@pytest.mark.timeout(60)
+def test_batches_published_while_the_collector_is_away_arrive_when_it_is_back(tmp_path,
+                                                                             mqtt_col):
+    broker, col = mqtt_col.broker, mqtt_col.col
+    mqtt_col.sub.close()              # the collector stops (its session stays)
+    _publish(broker, seal(KEY, body([1, 2, 3], ch="mqtt", ctr=1)))
+    assert col.count() == 0
+    # started again on the same data: same client id, the broker hands the batch over
+    sub = mqtt_col.sub = MqttSubscriber(col, "127.0.0.1", broker.port).start()
+    assert _until(lambda: col.count() == 3)
+    # and another process on the same data (a restarted collector) is the same client
+    code = ("import sys; from tools.collector import Collector, MqttSubscriber; "
+            "c = Collector(sys.argv[1]); print(MqttSubscriber(c, 'x', 1).client_id)")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "col")], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == sub.client_id, out.stderr
+    other = MqttSubscriber(Collector(str(tmp_path / "other")), "127.0.0.1", broker.port)
+    assert other.client_id != sub.client_id
+    other.c.close()

@@ -88,6 +88,9 @@ def test_broker_restart_mid_session_loses_and_duplicates_nothing(tmp_path, broke
     try:
         drv.cmd("fill 80")
         assert drv.cmd("send")["res"]["ok"]
+        # the broker (no persistence) has acknowledged them to the device; it is stopped
+        # once it has handed them on, or the last batch would die with it
+        assert _wait_count(col, 80) == 80
         broker.stop()
         drv.cmd("fill 60")
         r = drv.cmd("send")
