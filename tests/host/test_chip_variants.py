@@ -53,6 +53,9 @@ def test_esp32c3_variant_has_what_the_c3_image_has():
 
 
 def test_configuration_is_read_from_the_ports_headers():
+    why = mp32.available()
+    if why:
+        pytest.skip(why)     # a failure under CI=true (tests/conftest.py)
     src = mp32.source()
     c8 = mp32.chip_config("esp8266", src)
     c3 = mp32.chip_config("esp32c3", src)
