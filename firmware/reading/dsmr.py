@@ -155,17 +155,6 @@ def _ascii_region(buf, a, b):
     return True
 
 
-try:
-    from firmware import native as _nat   # machine code, guarded (firmware/native.py)
-
-    def _ascii_region(buf, a, b):  # noqa: F811
-        return _nat.ascii_ok(buf, a, b) == 1
-
-    _ascii_region(b"ab", 0, 2)
-except Exception:
-    pass
-
-
 def _scaled(num, d):
     # "000576.239" with d=3 -> 576239 (decimal digits only, truncated to d
     # decimals; never through float: ESP8266 floats have 30 bits)
@@ -250,7 +239,14 @@ def _hex_region(buf, a, b):
 
 
 try:
-    from firmware import native as _nat   # machine code, guarded (firmware/native.py)
+    # machine code, guarded (firmware/native.py): each check tried once here, the
+    # pure-Python one above kept when the native module is missing or refused
+    from firmware import native as _nat
+
+    def _ascii_region(buf, a, b):  # noqa: F811
+        return _nat.ascii_ok(buf, a, b) == 1
+
+    _ascii_region(b"ab", 0, 2)
 
     def _hex_region(buf, a, b):  # noqa: F811
         return _nat.hex_ok(buf, a, b) == 1

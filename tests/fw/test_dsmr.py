@@ -401,8 +401,8 @@ def test_unterminated_dsmr22_needs_flush_or_next_header():
 def _big_belgian():
     # Fluvius telegram with a full 13-month 0-0:98.1.0 history and a 1024-char text
     # message (2048 hex digits), as a Sagemcom T211 with history and text would send
-    from tests.fw.test_dsmr_stream import _belgian
-    return _belgian(b"41" * 1024)
+    from tools.p1long import belgian
+    return belgian(corpus("dsmr/be_fluvius_ndokter_1.txt"), b"41" * 1024)
 
 
 def test_long_telegram_decodes_in_the_same_line_buffer():

@@ -10,39 +10,17 @@ MICROPYTHON_HEAP = "192K"   # the 64-bit unix port compiles this module and the 
 import gc
 
 from tests.fw.util import corpus, chunks, is_micropython
-from firmware.frame.dsmr import crc16, LINE_LEN
+from firmware.frame.dsmr import LINE_LEN
 from firmware.reading.dsmr import DsmrDecoder
+from tools.p1long import belgian
 
 CHUNK = 64
 
 
-def _with_crc(body):
-    return body + ("%04X\r\n" % crc16(body)).encode()
-
-
 def _belgian(text_hex, history=13):
     # be_fluvius_ndokter_1 with a longer history, a text message and two more M-Bus
-    # devices (every line is the spec's own format, CRC computed here)
-    base = corpus("dsmr/be_fluvius_ndokter_1.txt")
-    body = base[:base.find(b"!") + 1]
-    out = []
-    for ln in body.split(b"\r\n"):
-        if ln.startswith(b"0-0:98.1.0") and history:
-            ln = b"0-0:98.1.0(%d)(1-0:1.6.0)(1-0:1.6.0)" % history
-            for m in range(history):
-                y = 22 + (m + 10) // 12
-                mo = (m + 10) % 12 + 1
-                ln += b"(%02d%02d01000000W)(%02d%02d15183000W)(%02d.%03d*kW)" % (
-                    y, mo, y, mo, 1 + m, 100 * m)
-        if ln.startswith(b"0-0:96.13.0"):
-            ln = b"0-0:96.13.0(" + text_hex + b")"
-        out.append(ln)
-        if ln.startswith(b"0-2:24.2.1"):
-            out += [b"0-3:24.1.0(007)", b"0-3:96.1.1(3853455430303030303030303039)",
-                    b"0-3:24.2.1(200512134558S)(00123.456*m3)", b"0-4:24.1.0(004)",
-                    b"0-4:96.1.1(3853455430303030303030303041)",
-                    b"0-4:24.2.1(200512134558S)(00012.345*GJ)"]
-    return _with_crc(b"\r\n".join(out))
+    # devices (tools/p1long.py; every line is the spec's own format, CRC computed there)
+    return belgian(corpus("dsmr/be_fluvius_ndokter_1.txt"), text_hex, history)
 
 
 def _peak(data, dec):

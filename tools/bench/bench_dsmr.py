@@ -228,33 +228,13 @@ WIRE_BPS = 115200 / 10      # P1 8N1 at 115200 Bd: 10 bits a byte (DSMR 5.0.2 s.
 
 def _long_belgian(tmp):
     # the Fluvius telegram with a 13-month history, two more M-Bus devices and a
-    # 1024-character text (and one twice as long), as in tests/fw/test_dsmr_stream.py
-    # (built here too: tools never import tests)
-    from firmware.frame.dsmr import crc16
+    # 1024-character text (and one twice as long): tools/p1long.py, as the memory test
+    from tools.p1long import belgian
     with open(os.path.join(CORPUS, "dsmr", "be_fluvius_ndokter_1.txt"), "rb") as f:
         base = f.read()
-    body = base[:base.find(b"!") + 1]
     for fname, n in (("be_long_text.txt", 1024), ("be_long_text_2x.txt", 2048)):
         text = b"".join(b"%02X" % (0x41 + i % 26) for i in range(n))
-        out = []
-        for ln in body.split(b"\r\n"):
-            if ln.startswith(b"0-0:98.1.0"):
-                ln = b"0-0:98.1.0(13)(1-0:1.6.0)(1-0:1.6.0)"
-                for m in range(13):
-                    y = 22 + (m + 10) // 12
-                    mo = (m + 10) % 12 + 1
-                    ln += b"(%02d%02d01000000W)(%02d%02d15183000W)(%02d.%03d*kW)" % (
-                        y, mo, y, mo, 1 + m, 100 * m)
-            if ln.startswith(b"0-0:96.13.0"):
-                ln = b"0-0:96.13.0(" + text + b")"
-            out.append(ln)
-            if ln.startswith(b"0-2:24.2.1"):
-                out += [b"0-3:24.1.0(007)", b"0-3:96.1.1(3853455430303030303030303039)",
-                        b"0-3:24.2.1(200512134558S)(00123.456*m3)", b"0-4:24.1.0(004)",
-                        b"0-4:96.1.1(3853455430303030303030303041)",
-                        b"0-4:24.2.1(200512134558S)(00012.345*GJ)"]
-        t = b"\r\n".join(out)
-        t += ("%04X\r\n" % crc16(t)).encode()
+        t = belgian(base, text)
         with open(os.path.join(tmp, fname), "wb") as f:
             f.write(t)
 

@@ -327,13 +327,7 @@ def portal_need(exe, lo=16 * 1024, hi=96 * 1024, step=512):
             if x is not None and x[2]:
                 return True
         return False
-    while hi - lo > step:
-        mid = (lo + hi) // 2 // step * step
-        if ok(mid):
-            hi = mid
-        else:
-            lo = mid
-    return (hi - base, peak), r
+    return (_smallest(ok, lo, hi, step) - base, peak), r
 
 
 # Frozen: the modules are in the binary; the path has nothing else on it.
@@ -466,6 +460,11 @@ def bisect(img, scenario, want, cfg=None, lo=8 * 1024, hi=512 * 1024, step=512,
         return res is not None and res["recorded"] == want
     if not ok(hi):
         return None
+    return _smallest(ok, lo, hi, step)
+
+
+def _smallest(ok, lo, hi, step):
+    # smallest multiple of `step` in (lo, hi] for which ok() holds, ok(hi) being true
     while hi - lo > step:
         mid = (lo + hi) // 2 // step * step
         if ok(mid):
