@@ -44,6 +44,16 @@ TARBALL = os.path.join(os.path.dirname(ROOT), "shared", "toolchains",
 GIT_URL = "https://github.com/micropython/micropython"
 CHIPS = ("esp8266", "esp32c3")
 
+
+def run_env():
+    """The environment a tool runs a variant in from the repository root: the firmware
+    and tools on MICROPYPATH (.frozen first: the image's own frozen modules such as
+    `ssl`), then the host's micropython-lib modules and compat shims."""
+    env = dict(os.environ)
+    env["MICROPYPATH"] = ":".join([".frozen", ROOT, os.path.join(ROOT, ".mplib"),
+                                   os.path.join(ROOT, "tools", "compat", "micropython")])
+    return env
+
 # Where each chip's configuration lives in the source. esp8266: the stock ESP8266_GENERIC
 # image with ROMFS (FLASH_2M_ROMFS, the install path of this project); esp32c3: the stock
 # ESP32_GENERIC_C3 (no ROMFS variant exists for it in v1.28).

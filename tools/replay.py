@@ -166,9 +166,8 @@ def _reexec_micropython(argv, target=None):
     elif not os.path.exists(mp):
         import shutil
         mp = shutil.which("micropython") or mp
-    env = dict(os.environ)
-    env["MICROPYPATH"] = ":".join([".frozen", root, os.path.join(root, ".mplib"),
-                                   os.path.join(root, "tools", "compat", "micropython")])
+    from tools.mp32 import run_env
+    env = run_env()
     args = [a for a in argv if a != "--micropython"]
     if target is not None:
         i = args.index("--target")

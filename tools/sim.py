@@ -39,7 +39,6 @@ import sys
 import tempfile
 import threading
 
-from firmware.port import DeepSleep, PowerLost
 from tools import simparams as SP
 
 
@@ -325,14 +324,67 @@ def parse_outage(s):
 
 
 # -- the run -----------------------------------------------------------------------------
+TARGETS = ("esp8266", "esp32c3")
+
+
+class LocalHooks:
+    # The simulator's side of the device loop (tools/simdevice.py): powers and boots the
+    # chip on SimPort, ends the run, takes the outage windows to the collector, times
+    # every reading the app records on the virtual clock. With --target the same object
+    # answers the chip variant's calls (tools/simremote.py).
+    def __init__(self, port, col, end_us, out_us, trace, sink):
+        self.port = port
+        self.col = col
+        self.end_us = end_us
+        self.out_us = out_us
+        self.trace = trace
+        self.sink = sink
+        self.measured_us = {}        # seq -> virtual us when the app recorded the reading
+        self.read_times = []
+        self.counters = {"cuts_running": 0, "deep_sleeps": 0, "boots": 0}
+        self.port_calls = None       # --target: port calls the device process made
+
+    def boot(self):
+        port = self.port
+        if port.clock.us >= self.end_us:
+            return False
+        if not port.on and not port.charge_until_on(self.end_us):
+            return False
+        self.until(None)
+        port.boot()
+        self.counters["boots"] += 1
+        return True
+
+    def until(self, app):
+        t = self.port.clock.us
+        if self.out_us is not None:
+            self.col.down = self.out_us[0] <= t < self.out_us[1]
+        return t >= self.end_us
+
+    def measured(self, seq):
+        t = self.port.clock.us
+        self.measured_us[seq] = t
+        self.read_times.append(t)
+        self.trace.mark(t / 1e6, "read")
+
+    def window_done(self):
+        # the broker delivers to the subscriber in real time while the virtual clock
+        # would run on: hold the device after each window until everything it published
+        # has arrived, so arrivals are stamped with the window's end
+        if self.sink == "mqtt":
+            self.col.idle()
+
+    def ended(self, kind):
+        self.counters["deep_sleeps" if kind == "deep_sleep" else "cuts_running"] += 1
+
+
 def run(policy="firmware", tls=None, power_mw=130.0, hours=6.0, seed=1, outage=None,
         capture=None, trace_every=2.0, meter="tic-historic", relay=None, profile=None,
         board=None, chip=None, source="constant", sink="https", wifi_fail=0.0,
-        ca_pem=None):
+        ca_pem=None, target=None):
     from tools.simport import SimPort, Trace
     from tools.flashsim import FaultFlash
     from tools.replay import WIRE
-    from firmware.app import App
     from firmware.store.log import Store
     from firmware import config
     from tools import captures
@@ -345,8 +397,33 @@ def run(policy="firmware", tls=None, power_mw=130.0, hours=6.0, seed=1, outage=N
     baud, bits, parity, inv = WIRE[meter]
     board = board or SP.BOARD_FOR_POLICY[policy]
     SP.board(board)            # an unknown board fails here, before anything starts
+    if target is not None:
+        # the firmware on a chip variant: the chip's figures unless told otherwise
+        if target not in TARGETS:
+            raise ValueError("--target: one of %s" % ", ".join(TARGETS))
+        if policy != "firmware":
+            raise ValueError("--target runs our firmware; --policy paper is the reference "
+                             "design's Arduino firmware, simulated in-process only")
+        if chip is not None and chip != target:
+            raise ValueError("--chip %s with --target %s: the firmware would plan for "
+                             "one chip and run on another" % (chip, target))
+        chip = target
     chip = chip or SP.DEFAULT_CHIP
     SP.chip(chip)
+    tls_note = None
+    if target == "esp32c3":
+        # the stock C3 image verifies with mbedTLS; the variant has the TLS stack the
+        # MicroPython source brings (axTLS, tools/mp32.py: lib/mbedtls is not in the
+        # toolchain tarball), which cannot verify a certificate, and the firmware refuses
+        # an unverified TLS sink (firmware/uplink/https.py)
+        if tls:
+            raise ValueError("--target esp32c3 --tls: the variant's TLS is axTLS, which "
+                             "cannot verify the collector (the chip's mbedTLS source is "
+                             "not in the toolchain); run with --no-tls")
+        if tls is None:
+            tls = False
+            tls_note = ("http:// with signed batches: the esp32c3 variant's axTLS cannot "
+                        "verify a certificate (the chip itself uses TLS with ca_pem)")
     if tls is None:
         # TLS where the firmware does it; the reference's own Arduino firmware does it
         # on the ESP8266
@@ -400,76 +477,17 @@ def run(policy="firmware", tls=None, power_mw=130.0, hours=6.0, seed=1, outage=N
     end_us = int(hours * 3600e6)
     out_us = None if not outage else (int(outage[0] * 3600e6), int(outage[1] * 3600e6))
 
-    measured = {}              # seq -> virtual us when the app recorded the reading
-    read_times = []
-    counters = {"cuts_running": 0, "deep_sleeps": 0, "boots": 0}
-
-    def until(app):
-        t = port.clock.us
-        if out_us is not None:
-            col.down = out_us[0] <= t < out_us[1]
-        return t >= end_us
-
-    def instrument(app):
-        ctx = {"in": False, "seq": None}
-        store = app.store
-        orig_add = store.add_reading      # the app's way into the store
-
-        def add_reading(r, t, t_src):
-            seq = orig_add(r, t, t_src)
-            if ctx["in"] and ctx["seq"] is None:
-                ctx["seq"] = seq
-            return seq
-        store.add_reading = add_reading
-        orig_record = app.record
-
-        def record(r):
-            ctx["in"] = True
-            ctx["seq"] = None
-            try:
-                orig_record(r)
-            finally:
-                ctx["in"] = False
-            if ctx["seq"] is not None:
-                measured[ctx["seq"]] = port.clock.us
-                read_times.append(port.clock.us)
-                trace.mark(port.clock.us / 1e6, "read")
-        app.record = record
-        if sink == "mqtt":
-            # the broker delivers to the subscriber in real time while the virtual clock
-            # would run on: hold the device after each window until everything it
-            # published has arrived, so arrivals are stamped with the window's end
-            orig_upload = app.upload
-
-            def upload(n=None):
-                try:
-                    return orig_upload(n)
-                finally:
-                    col.idle()
-            app.upload = upload
-
-    app = None
+    hooks = LocalHooks(port, col, end_us, out_us, trace, sink)
     try:
-        while port.clock.us < end_us:
-            if not port.on:
-                if not port.charge_until_on(end_us):
-                    break
-            try:
-                until(None)
-                port.boot()
-                counters["boots"] += 1
-                store = Store(port.flash)
-                energy = PaperPolicy() if policy == "paper" else None
-                app = App(port, dict(cfg), store=store, energy=energy)
-                instrument(app)
-                app.run(until=until)
-                break
-            except DeepSleep:
-                counters["deep_sleeps"] += 1
-            except PowerLost:
-                counters["cuts_running"] += 1
+        if target is None:
+            from tools import simdevice
+            simdevice.run(port, cfg, hooks, energy=PaperPolicy if policy == "paper" else None)
+        else:
+            from tools import simremote
+            hooks.port_calls = simremote.drive(target, port, cfg, hooks)
     finally:
         col.close()
+    measured, read_times, counters = hooks.measured_us, hooks.read_times, hooks.counters
     # what is still waiting in the store at the end (not lost: it goes with the next upload)
     waiting = set()
     try:
@@ -531,7 +549,14 @@ def run(policy="firmware", tls=None, power_mw=130.0, hours=6.0, seed=1, outage=N
         "bytes_sent": col.bytes,
         "bytes_per_reading": round(col.bytes / len(delivered), 1) if delivered else None,
         "sink": sink,
+        # where the firmware ran: in-process on CPython, or on a chip variant of the
+        # MicroPython unix port with this many port calls answered by the simulator
+        "target": target or "cpython",
     }
+    if target:
+        report["port_calls"] = hooks.port_calls
+    if tls_note:
+        report["tls_note"] = tls_note
     if sink == "mqtt":
         # what the broker delivered, per kind: discovery is published again only when its
         # content changes (firmware/uplink/uplink.py keeps its hash)
@@ -646,7 +671,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m tools.sim",
                                  description="Energy simulator of the meter-powered dongle")
     ap.add_argument("--policy", choices=("paper", "firmware"), default="firmware")
-    ap.add_argument("--chip", choices=sorted(SP.CHIPS), default=SP.DEFAULT_CHIP,
+    ap.add_argument("--chip", choices=sorted(SP.CHIPS), default=None,
                     help="the chip simulated (currents, durations, sleep modes, ADC)")
     ap.add_argument("--source", choices=("constant", "meter"), default="constant",
                     help="constant: --power-mw at the rectifier input; meter: the ngspice "
@@ -672,6 +697,9 @@ def main(argv=None):
                     help="shed the relay above this many VA (relay_threshold_va)")
     ap.add_argument("--wifi-fail", type=float, default=0.0,
                     help="probability that a Wi-Fi join fails (runs to the join timeout)")
+    ap.add_argument("--target", choices=TARGETS, default=None,
+                    help="run the firmware on that chip's variant of the MicroPython unix "
+                         "port (tools/mp32.py; implies --chip), the physics here")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--plot", default=None)
     a = ap.parse_args(argv)
@@ -689,14 +717,18 @@ def main(argv=None):
         rep, trace = run(a.policy, a.tls, a.power_mw, a.hours, a.seed, outage, a.capture,
                          meter=a.meter, relay=relay, profile=profile, board=a.board,
                          chip=a.chip, source=a.source, sink=a.sink,
-                         wifi_fail=a.wifi_fail)
+                         wifi_fail=a.wifi_fail, target=a.target)
     except ValueError as e:
         ap.error(str(e))
+    except RuntimeError as e:
+        # the chip variant could not be built or the firmware stopped on it
+        print("tools.sim: %s" % e, file=sys.stderr)
+        return 1
     if profile:
         rep["power_profile"] = a.power_profile
     if a.plot:
         plot(trace, a.plot, "%s, %s, %s, %s, %g h" % (
-            a.policy, a.chip, "TLS" if rep["tls"] else "no TLS",
+            a.policy, rep["chip"], "TLS" if rep["tls"] else "no TLS",
             "meter model" if a.source == "meter" else
             ("profile %s" % os.path.basename(a.power_profile)) if profile else "%g mW" % a.power_mw,
             a.hours), rep=rep)

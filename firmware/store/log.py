@@ -63,7 +63,10 @@ import struct
 
 try:
     from binascii import crc32
-except ImportError:  # pragma: no cover - every supported port has it
+except ImportError:
+    # the stock ESP8266 image has no binascii.crc32 (ports/esp8266/mpconfigport.h leaves
+    # MICROPY_PY_BINASCII_CRC32 off): _crc16 computes the same CRC-32 itself, so a flash
+    # written on one chip reads the same on another and on the host tools
     crc32 = None
 
 from firmware.store import record
@@ -87,16 +90,34 @@ _BAD = const(-2)
 ZERO_HDR = bytes(HDR)
 
 
+# CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320), four bits a step: the table of
+# the 16 remainders, split into 16-bit halves so that every value stays a small int on
+# the ESP8266 (31-bit small ints: a 32-bit register would be a heap-allocated long int
+# at every step).
+_TH = (0x0000, 0x1DB7, 0x3B6E, 0x26D9, 0x76DC, 0x6B6B, 0x4DB2, 0x5005,
+       0xEDB8, 0xF00F, 0xD6D6, 0xCB61, 0x9B64, 0x86D3, 0xA00A, 0xBDBD)
+_TL = (0x0000, 0x1064, 0x20C8, 0x30AC, 0x4190, 0x51F4, 0x6158, 0x713C,
+       0x8320, 0x9344, 0xA3E8, 0xB38C, 0xC2B0, 0xD2D4, 0xE278, 0xF21C)
+
+
+def _crc32_low16(buf):
+    # == binascii.crc32(buf) & 0xFFFF, without binascii
+    hi = lo = 0xFFFF
+    th = _TH
+    tl = _TL
+    for b in buf:
+        lo ^= b
+        i = lo & 15
+        lo = ((lo >> 4) | ((hi & 15) << 12)) ^ tl[i]
+        hi = (hi >> 4) ^ th[i]
+        i = lo & 15
+        lo = ((lo >> 4) | ((hi & 15) << 12)) ^ tl[i]
+        hi = (hi >> 4) ^ th[i]
+    return lo ^ 0xFFFF
+
+
 def _crc16(buf):
-    if crc32 is not None:
-        c = crc32(buf) & 0xFFFF
-    else:
-        c = 0xFFFF
-        for b in buf:
-            c ^= b << 8
-            for _ in range(8):
-                c = ((c << 1) ^ 0x1021) if c & 0x8000 else (c << 1)
-                c &= 0xFFFF
+    c = crc32(buf) & 0xFFFF if crc32 is not None else _crc32_low16(buf)
     if (c & 0xFF) == 0xFF:
         c ^= 1
     return c

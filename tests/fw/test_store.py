@@ -335,3 +335,16 @@ def test_pending_aggregate_crosses_a_deep_sleep_in_rtc():
     s2 = Store(f)
     s2.append(m.next())
     assert not s2.rtc_load(rtc)
+
+
+def test_frame_crc_is_the_low_16_bits_of_crc32_on_every_build():
+    # The format (firmware/store/log.py header): crc = low 16 bits of CRC-32 (IEEE 802.3,
+    # reflected, 0xEDB88320). Check values from the CRC catalogue (CRC-32/ISO-HDLC, check
+    # 0xCBF43926 for "123456789") and the well-known 0x414FA339 for the fox sentence:
+    # the same on the ports with binascii.crc32 and on the ESP8266, which has none.
+    from firmware.store import log
+    assert log._crc32_low16(b"123456789") == 0x3926
+    assert log._crc32_low16(b"The quick brown fox jumps over the lazy dog") == 0xA339
+    assert log._crc32_low16(b"") == 0x0000
+    assert log._crc16(b"123456789") == 0x3926
+    assert log._crc16(memoryview(b"xx123456789")[2:]) == 0x3926
