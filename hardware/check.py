@@ -415,7 +415,7 @@ def stack_svg(stack=None, boxes=None):
             o.append('<rect x="%g" y="%g" width="%g" height="%g" fill="#bdbdbd" stroke="#555"/>'
                      % (ml + (sx - 2.75) * k, top, 5.5 * k, bot - top))
         o.append('<text x="10" y="%g">gap %g mm</text>' % ((top + bot) / 2 + 4, st["gaps"][key]))
-    o.append('<text x="10" y="%g" font-size="10">orange: estimated height (measure), blue: datasheet; '
+    o.append('<text x="10" y="%g" font-size="10">orange: estimated height (measure), blue: datasheet or KiCad 3D model; '
              'grey: M3 standoffs at the mounting holes</text>' % (h - 8))
     o.append("</svg>")
     return "\n".join(o) + "\n"
