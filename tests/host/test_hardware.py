@@ -294,7 +294,11 @@ def test_assembler_files_hold_only_the_placed_parts(board):
     assert {"M1", "M2", "J9"} <= hand_refs
     if board == "demod":
         assert [r["Fit"] for r in hand if r["Designator"] == "JP1"][0].startswith("DNP")
-    # a part without an LCSC number must be in the README's parts-to-confirm table
+    # every placed part is in values.json (where its LCSC number's source is recorded), and a
+    # part without an LCSC number must be in the README's parts-to-confirm table
+    with open(os.path.join(HW, "design", "values.json")) as f:
+        values = json.load(f)[board]
+    assert sorted(set(placed) - set(values)) == []
     table = check.confirm_table()
     for r in bom:
         assert r["LCSC Part #"] or ("| %s |" % r["MPN"]) in table, r
