@@ -294,7 +294,7 @@ def relay():
     g = "Latching relay and load terminal (MAINS)"
     b.P("relay", "K1", "Relay_Latching_2coil", "Relay_THT:Relay_SPST_Hongfa_HF3F-L-xx-1HL2T", "HF3F-L/5-1HL2T",
         {"A3": "VCAP", "A1": "COIL_SET", "A2": "COIL_RST", "11": "LOAD_COM", "14": "LOAD_NO"},
-        "C2909339", "HF3F-L/5-1HL2T", "Hongfa", group=g)
+        "", "HF3F-L/5-1HL2T", "Hongfa", group=g)
     b.P("load_terminal", "J1", "Connector:Screw_Terminal_01x02", TB2_MAINS, "LOAD 250VAC",
         {"1": "LOAD_COM", "2": "LOAD_NO"}, "C8404", "KF7.5-2P", "Cixi Kefa", group=g)
     g = "Coil drivers (low side, gate pull-downs, flyback diodes)"
