@@ -415,15 +415,16 @@ def stack_svg(stack=None, boxes=None):
             o.append('<rect x="%g" y="%g" width="%g" height="%g" fill="#bdbdbd" stroke="#555"/>'
                      % (ml + (sx - 2.75) * k, top, 5.5 * k, bot - top))
         o.append('<text x="10" y="%g">gap %g mm</text>' % ((top + bot) / 2 + 4, st["gaps"][key]))
-    o.append('<text x="10" y="%g" font-size="10">orange: estimated height (measure), blue: datasheet; '
+    o.append('<text x="10" y="%g" font-size="10">orange: estimated height (measure), blue: datasheet or KiCad 3D model; '
              'grey: M3 standoffs at the mounting holes</text>' % (h - 8))
     o.append("</svg>")
     return "\n".join(o) + "\n"
 
 
 def confirm_table(values_path=None):
-    """Markdown table of the parts whose LCSC number is missing or not confirmed (empty, or
-    VERIFY in values.json's note), one row per MPN, with the second source to fall back on.
+    """Markdown table of the parts whose LCSC number is missing or not confirmed (empty, VERIFY
+    in values.json's note, or no lcsc_source naming the public source that pairs the number
+    with the MPN), one row per MPN, with the second source to fall back on.
     hardware/README.md carries it verbatim (tests/host/test_hardware.py)."""
     path = values_path or os.path.join(HW, "design", "values.json")
     with open(path) as f:
@@ -433,7 +434,7 @@ def confirm_table(values_path=None):
         for ref, e in data.get(board, {}).items():
             if not isinstance(e, dict) or not e.get("mpn"):
                 continue
-            if e.get("lcsc") and "VERIFY" not in e.get("note", ""):
+            if e.get("lcsc") and e.get("lcsc_source") and "VERIFY" not in e.get("note", ""):
                 continue
             r = rows.setdefault(e["mpn"], {"refs": [], "e": e})
             r["refs"].append("%s %s" % (board, ref))

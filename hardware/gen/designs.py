@@ -33,9 +33,11 @@ RES = {  # value -> (LCSC, MPN) UNI-ROYAL 0805 1 % thick film (JLCPCB basic part
     "430k": ("C17692", "0805W8F4303T5E"), "620k": ("C25827", "0805W8F6203T5E"),
     "1.5M": ("C26110", "0805W8F1504T5E"),
 }
-CAP = {  # value -> (LCSC, MPN) Samsung 0805 MLCC
-    "1nF": ("C46653", "CL21B102KBANNNC"), "100nF": ("C49678", "CL21B104KBCNNNC"),
-    "1uF": ("C28323", "CL21B105KBFNNNE"), "10uF": ("C15850", "CL21A106KAYNNNE"),
+CAP = {  # value -> (LCSC, MPN, manufacturer) 0805 MLCC, JLCPCB basic parts (values.json lcsc_source)
+    "1nF": ("C46653", "CL21B102KBCNNNC", "Samsung Electro-Mechanics"),
+    "100nF": ("C49678", "CC0805KRX7R9BB104", "YAGEO"),
+    "1uF": ("C28323", "CL21B105KBFNNNE", "Samsung Electro-Mechanics"),
+    "10uF": ("C15850", "CL21A106KAYNNNE", "Samsung Electro-Mechanics"),
 }
 
 
@@ -84,7 +86,7 @@ class Board:
         if fp == R0805 and value in RES and not lcsc:
             lcsc, mpn, mfr = RES[value][0], RES[value][1], "UNI-ROYAL"
         if fp == C0805 and value in CAP and not lcsc:
-            lcsc, mpn, mfr = CAP[value][0], CAP[value][1], "Samsung Electro-Mechanics"
+            lcsc, mpn, mfr = CAP[value]
         v = self.values.get(self.name + "." + key) or self.values.get(key)
         self.used_roles.add(self.name + "." + key)
         if v:
@@ -160,12 +162,12 @@ def power():
         "C207035", "SMD1206P005TF", "PTTC", group=g,
         note="series element: limits current if the input side shorts")
     b.P("tvs", "D1", "Diode:SMAJ20CA", "Diode_SMD:D_SMA", "SMAJ20CA", {"1": "AC1", "2": "TIC_I1"},
-        "C113975", "SMAJ20CA", "Littelfuse", group=g)
+        "C19077540", "SMAJ20CA", "hongjiacheng", group=g)
     g = "Schottky bridge and supercapacitor"
     b.P("bridge_a", "D2", "Diode:BAT54S", SOT23, "BAT54S", {"1": "GND", "2": "VCAP", "3": "AC1"},
-        "C19726", "BAT54S", "Jiangsu Changjing", group=g)
+        "C7420333", "BAT54S", "hongjiacheng", group=g)
     b.P("bridge_b", "D3", "Diode:BAT54S", SOT23, "BAT54S", {"1": "GND", "2": "VCAP", "3": "TIC_I1"},
-        "C19726", "BAT54S", "Jiangsu Changjing", group=g)
+        "C7420333", "BAT54S", "hongjiacheng", group=g)
     b.P("supercap", "C1", "Device:C_Polarized", "CP_Supercap", "1.5F 5.5V", {"1": "VCAP", "2": "GND"},
         "C2980387", "SE-5R5-D155VY", "KAMCAP", group=g)
     # TI TL431 datasheet (SLVS543), DBZ (SOT-23-3) pinout: 1 = cathode, 2 = REF, 3 = anode --
@@ -245,7 +247,7 @@ def demod():
     b.P("c_tic_filter", "C1", "Device:C", C0805, "1nF", {"1": "TIC_OC", "2": "GND"}, group=g)
     b.P("r_tic_fast", "R3", "Device:R", R0805, "4.7k", {"1": "TIC_FAST", "2": "TIC_FAST_A"}, group=g)
     b.P("d_tic_fast", "D1", "Diode:1N4148W", "Diode_SMD:D_SOD-123", "1N4148W", {"1": "TIC_OC", "2": "TIC_FAST_A"},
-        "C81598", "1N4148W", "Jiangsu Changjing", group=g,
+        "C81598", "1N4148W", "ST(Semtech)", group=g,
         note="GPIO high adds R3 in parallel with R2 (9600 Bd); low: diode blocks")
     b.P("schmitt", "U2", "74xGxx:SN74LVC1G14DBV", "Package_TO_SOT_SMD:SOT-23-5", "74LVC1G14", {"2": "TIC_OC", "3": "GND", "4": "TIC_INV",
         "5": "+3V3"}, "C7827", "SN74LVC1G14DBVR", "Texas Instruments", group=g)
@@ -292,7 +294,7 @@ def relay():
     g = "Latching relay and load terminal (MAINS)"
     b.P("relay", "K1", "Relay_Latching_2coil", "Relay_THT:Relay_SPST_Hongfa_HF3F-L-xx-1HL2T", "HF3F-L/5-1HL2T",
         {"A3": "VCAP", "A1": "COIL_SET", "A2": "COIL_RST", "11": "LOAD_COM", "14": "LOAD_NO"},
-        "C2909339", "HF3F-L/5-1HL2T", "Hongfa", group=g)
+        "", "HF3F-L/5-1HL2T", "Hongfa", group=g)
     b.P("load_terminal", "J1", "Connector:Screw_Terminal_01x02", TB2_MAINS, "LOAD 250VAC",
         {"1": "LOAD_COM", "2": "LOAD_NO"}, "C8404", "KF7.5-2P", "Cixi Kefa", group=g)
     g = "Coil drivers (low side, gate pull-downs, flyback diodes)"

@@ -242,6 +242,38 @@ def test_readme_lists_every_part_whose_lcsc_number_is_unconfirmed(tmp_path):
         assert "MISSING" not in line, line
 
 
+def _unpaired_sources(data):
+    """-> ["board ref", ...] whose lcsc_source does not quote their own LCSC number and MPN."""
+    import re
+    bad = []
+    for board in BOARDS:
+        for ref, e in data[board].items():
+            src = e.get("lcsc_source")
+            if src and not (re.search(r"(?<![0-9A-Za-z])%s(?![0-9])" % re.escape(e["lcsc"]), src)
+                            and e["mpn"] in src):
+                bad.append("%s %s" % (board, ref))
+    return bad
+
+
+def test_every_lcsc_source_names_its_own_number_and_mpn(tmp_path):
+    """A part counts as confirmed only with an lcsc_source that quotes the pairing it relies on:
+    the source text must contain the part's own LCSC number and MPN (a number or MPN changed
+    without its source -- the C49678 / CL21B104KBCNNNC kind of mismatch -- fails here), and a
+    part with a number but no source lands in the parts-to-confirm table."""
+    with open(os.path.join(HW, "design", "values.json")) as f:
+        data = json.load(f)
+    assert _unpaired_sources(data) == []
+    assert sum(1 for b in BOARDS for e in data[b].values() if e.get("lcsc_source")) >= 30
+    data["relay"]["C1"]["mpn"] = "CL31A226KAHNNNX"          # MPN edited, source left behind
+    data["demod"]["R4"]["lcsc"] = "C176"                      # a number that is a prefix of the sourced C17673
+    assert _unpaired_sources(data) == ["demod R4", "relay C1"]
+    del data["relay"]["Q1"]["lcsc_source"]
+    p = tmp_path / "values.json"
+    p.write_text(json.dumps(data))
+    row = [l for l in check.confirm_table(str(p)).splitlines() if "relay Q1" in l]
+    assert len(row) == 1 and "C20917 (not confirmed)" in row[0], row
+
+
 @pytest.mark.parametrize("board", BOARDS)
 def test_assembler_files_hold_only_the_placed_parts(board):
     import csv
@@ -262,7 +294,11 @@ def test_assembler_files_hold_only_the_placed_parts(board):
     assert {"M1", "M2", "J9"} <= hand_refs
     if board == "demod":
         assert [r["Fit"] for r in hand if r["Designator"] == "JP1"][0].startswith("DNP")
-    # a part without an LCSC number must be in the README's parts-to-confirm table
+    # every placed part is in values.json (where its LCSC number's source is recorded), and a
+    # part without an LCSC number must be in the README's parts-to-confirm table
+    with open(os.path.join(HW, "design", "values.json")) as f:
+        values = json.load(f)[board]
+    assert sorted(set(placed) - set(values)) == []
     table = check.confirm_table()
     for r in bom:
         assert r["LCSC Part #"] or ("| %s |" % r["MPN"]) in table, r
