@@ -13,7 +13,11 @@
 #                       [--tls|--no-tls] [--power-mw P] [--power-profile hours_mw.csv]
 #                       [--hours H] [--seed N] [--outage START:END] [--json] [--plot OUT.png]
 #                       [--capture corpus/rel/path] [--sink https|mqtt]
+#                       [--target esp8266|esp32c3]
 #
+# --target: the firmware's boot/app loop (tools/simdevice.py, the same loop as in-process)
+#   runs on that chip's variant of the MicroPython unix port; its port calls are answered
+#   by SimPort here over a loopback socket (tools/simremote.py). The report is the same.
 # --sink mqtt: the uplink publishes to a mosquitto on loopback (with Home Assistant
 #   discovery) instead of POSTing to the HTTP(S) collector; bytes per kind of message.
 # --chip: the chip's currents, durations, sleep modes and ADC (tools/simparams.py CHIPS);
