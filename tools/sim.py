@@ -578,6 +578,27 @@ def run(policy="firmware", tls=None, power_mw=130.0, hours=6.0, seed=1, outage=N
     return report, trace
 
 
+# figures that may differ between two runs of the same seed: the batch bytes (HTTP
+# bodies, MQTT batch payloads) carry the store epoch drawn from os.urandom at first boot
+# (firmware/uplink/uplink.py _random31), whose digit count varies; where the firmware
+# ran and how many port calls it made
+RUN_SPECIFIC = ("bytes_sent", "bytes_per_reading", "mqtt_bytes.batch", "target", "port_calls")
+
+
+def report_diff(a, b, ignore=RUN_SPECIFIC):
+    # -> {figure: (a's, b's)} for every figure of two reports (nested keys joined with
+    # ".") that differs, the run-specific ones left out
+    def flat(d, pre=""):
+        for k, v in d.items():
+            if isinstance(v, dict):
+                yield from flat(v, pre + k + ".")
+            else:
+                yield pre + k, v
+    fa, fb = dict(flat(a)), dict(flat(b))
+    return dict((k, (fa.get(k), fb.get(k))) for k in set(fa) | set(fb)
+                if k not in ignore and fa.get(k) != fb.get(k))
+
+
 def breakdown(port, readings, hours):
     # where the energy went over the run: joules and mean milliwatts, per chip state
     # (at the 3.3 V side) and per loss, with time per state; the identity

@@ -28,7 +28,6 @@ CASES = {
     "meter_relay_mqtt_esp8266": ("esp8266", ["--hours", "0.3", "--source", "meter",
                                              "--relay-threshold", "2000", "--sink", "mqtt"]),
 }
-RANDOM_EPOCH = ("bytes_sent", "bytes_per_reading")
 
 
 def _needs_variants():
@@ -45,14 +44,6 @@ def _sim(args):
     return json.loads(r.stdout)
 
 
-def _flat(d, pre=""):
-    for k, v in d.items():
-        if isinstance(v, dict):
-            yield from _flat(v, pre + k + ".")
-        else:
-            yield pre + k, v
-
-
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_the_firmware_on_the_chip_variant_loses_nothing_and_matches_cpython(case):
     _needs_variants()
@@ -66,9 +57,15 @@ def test_the_firmware_on_the_chip_variant_loses_nothing_and_matches_cpython(case
     assert rep["brownouts"] == 0
     ref = _sim(args + ["--chip", target])
     assert ref["target"] == "cpython"
-    got, want = dict(_flat(rep)), dict(_flat(ref))
-    diff = dict((k, (want.get(k), got.get(k))) for k in set(got) | set(want)
-                if k not in RANDOM_EPOCH + ("target", "port_calls") and got.get(k) != want.get(k))
+    from tools.sim import report_diff       # (a dict diff; tools/sim.py RUN_SPECIFIC)
+    diff = report_diff(ref, rep)
+    if "mqtt" in args:
+        # MQTT arrivals are stamped when the broker delivers them to the subscriber in real
+        # time (tools/sim.py MqttCollector.idle waits for a quiet broker): on a loaded
+        # machine a late delivery shifts the figures derived from arrival times, not the
+        # readings, energies or message counts
+        diff = dict((k, v) for k, v in diff.items()
+                    if not k.startswith(("latency_s.", "upload_interval_s.")) and k != "uploads")
     assert not diff, diff
 
 

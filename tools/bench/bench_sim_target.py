@@ -11,17 +11,6 @@ import time
 
 # without TLS on both: the ESP8266 leaves it out, the C3 variant's axTLS cannot verify
 CASES = ["esp8266", "esp32c3"]
-RANDOM_EPOCH = ("bytes_sent", "bytes_per_reading", "target", "port_calls")
-
-
-def _flat(d, pre=""):
-    for k, v in d.items():
-        if isinstance(v, dict):
-            yield from _flat(v, pre + k + ".")
-        else:
-            yield pre + k, v
-
-
 def _run(chip, hours, target):
     from tools import sim
     t0 = time.time()
@@ -44,8 +33,8 @@ def main(argv):
     for chip in CASES:
         ref, t_ref = _run(chip, hours, None)
         rep, t_rep = _run(chip, hours, chip)
-        a, b = dict(_flat(ref)), dict(_flat(rep))
-        diffs = [k for k in set(a) | set(b) if k not in RANDOM_EPOCH and a.get(k) != b.get(k)]
+        from tools.sim import report_diff
+        diffs = report_diff(ref, rep)
         for r, where, t, d in ((ref, "CPython", t_ref, "-"), (rep, chip, t_rep, str(len(diffs)))):
             print(fm % (chip, where, r["readings_measured"], r["readings_delivered"],
                         r["readings_lost"], r.get("port_calls") or "-", "%.1f" % (t / hours), d))
