@@ -320,6 +320,14 @@ def load_stack():
         return json.load(f)
 
 
+def boxes_overlap(a, b):
+    """Two (x0, y0, x1, y1, ...) courtyard boxes share area (seen from above)."""
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+STACK_HEADERS = ("M1", "M2", "J9")   # stacking sockets: their tails plug into the board below
+
+
 def stack_report(stack=None, boxes=None):
     """-> (problems, figures): every gap holds the tallest fitted part of the board below
     plus the leads of the board above, the standoffs match the gaps, the stacking tails
@@ -349,6 +357,29 @@ def stack_report(stack=None, boxes=None):
             if v.get("mains") and gap - v["height"] < st.get("mains_clearance_above", 0) - 1e-9:
                 probs.append("gap %s: mains part %s %s ends %.1f mm below the board above (needs %.1f)"
                              % (key, lower, ref, gap - v["height"], st["mains_clearance_above"]))
+        # the leads of the upper board's through-hole parts (the stacking headers excepted:
+        # their tails are meant to go into the sockets below) end lead_protrusion -- or a
+        # part's own 'leads_below' when shorter, untrimmed -- under that board: a part of
+        # the lower board right under them must stay clear of the lead tips, a mains part
+        # by the mains air gap (the leads carry the meter's or the user's side)
+        fig[key]["leads"] = []
+        upper_parts = st["parts"].get(upper, {})
+        for uref, ub in sorted(boxes[upper].items()):
+            uv = upper_parts.get(uref, {})
+            if not ub[4] or uref.startswith("H") or uref in STACK_HEADERS or not uv.get("fitted_in_stack", True):
+                continue
+            lead = min(uv.get("leads_below", st["lead_protrusion"]), st["lead_protrusion"])
+            for lref, lv in sorted(st["parts"][lower].items()):
+                if lref not in boxes[lower] or not lv.get("fitted_in_stack", True):
+                    continue
+                if not boxes_overlap(ub, boxes[lower][lref]):
+                    continue     # not under this part
+                air = gap - lead - lv["height"]
+                fig[key]["leads"].append((uref, lref, air))
+                want = st.get("mains_clearance_above", 0) if lv.get("mains") else st["clearance"]
+                if air < want - 1e-9:
+                    probs.append("gap %s: the leads of %s %s end %.1f mm above %s %s (needs %.1f%s)"
+                                 % (key, upper, uref, air, lower, lref, want, ", mains" if lv.get("mains") else ""))
         if abs(st["standoffs"]["lengths"][key] - gap) > 1e-9:
             probs.append("gap %s: standoffs %.1f mm for a %.1f mm gap" % (key, st["standoffs"]["lengths"][key], gap))
         if gap < st["headers"]["socket_body"]:
@@ -477,7 +508,7 @@ def normalise(path):
 # packages; the corrections (added to KiCad's rotation) are the ones of Matthew Lai's
 # JLCKicadTools (jlc_kicad_tools/cpl_rotations_db.csv: "^SOT-223" 180, "^SOT-23" 180, the
 # latter also covering SOT-23-5/-6). Packages not listed there (0805/1206 chips, SOD-123,
-# SMA, the XKB switch, the SMDIP-4 opto, whose SOP-4 sibling has 0) need none. JLCPCB's
+# SMA, the XKB switch) need none; through-hole parts (the DIP-4 opto) are not in the CPL. JLCPCB's
 # order page shows every part over its footprint: check the preview before paying.
 ROTATION_FIX = ((re.compile(r"^SOT-223"), 180), (re.compile(r"^SOT-23"), 180))
 
@@ -526,7 +557,9 @@ def bom_texts(comps, placed):
         w.writerow([key[0], ",".join(refs), key[1].split(":")[-1], key[2], key[3], key[4], len(refs)])
     hb = io.StringIO()
     w = csv.writer(hb, lineterminator="\n")
-    w.writerow(["Designator", "Comment", "Footprint", "MPN", "Manufacturer", "Fit"])
+    # the LCSC number too (empty when none is known): a maker can order the hand-fitted
+    # parts from LCSC with the same numbers; the parts-to-confirm table says which to check
+    w.writerow(["Designator", "Comment", "Footprint", "LCSC Part #", "MPN", "Manufacturer", "Fit"])
     for ref in sorted(hand, key=_refkey):
         c = comps[ref]
         fit = "hand-solder (through-hole)"
@@ -534,7 +567,7 @@ def bom_texts(comps, placed):
             fit = "DNP: not a part - bridge the pads with solder (see the silkscreen)"
         elif c.get("Note"):
             fit += "; " + c["Note"]
-        w.writerow([ref, c.get("value", ""), c.get("footprint", "").split(":")[-1], c.get("MPN", ""),
+        w.writerow([ref, c.get("value", ""), c.get("footprint", "").split(":")[-1], c.get("LCSC", ""), c.get("MPN", ""),
                     c.get("Manufacturer", ""), fit])
     return buf.getvalue(), hb.getvalue()
 
@@ -766,6 +799,8 @@ def main(argv=None):
         for key, v in sorted(sfig.items()):
             print("   gap %s: %.1f mm, tallest below %s %.1f mm (needs %.1f), stacking tail >= %.1f mm"
                   % (key, v["gap"], v["tallest"], v["height"], v["needed"], v["tail"]))
+            for uref, lref, air in v.get("leads", []):
+                print("     leads of %s above %s: %.1f mm of air" % (uref, lref, air))
         for p in sprobs:
             print("   " + p)
         results.append({"board": "_stack", "problems": sprobs, "figures": sfig, "ok": not sprobs})

@@ -240,8 +240,11 @@ def demod():
         note="or take I1/I2 from the power board through the AUX stack")
     b.P("r_tic_series", "R1", "Device:R", "Resistor_SMD:R_1206_3216Metric", "1k", {"1": "TIC_I1", "2": "OPTO_A"}, "C4410", "1206W4F1001T5E",
         "UNI-ROYAL", group=g)
-    b.P("opto", "U1", "Isolator:LTV-814", "Package_DIP:SMDIP-4_W9.53mm", "LTV-814S", {"1": "OPTO_A", "2": "TIC_I2", "3": "GND",
-        "4": "TIC_OC"}, "C82519", "LTV-814S-TA1", "LITEON", group=g)
+    # through-hole DIP-4 (standard lead form), hand-fitted: KiCad's LTV-814 symbol and its
+    # default footprint; rank A for 9600 Bd (values.json)
+    b.P("opto", "U1", "Isolator:LTV-814", "Package_DIP:DIP-4_W7.62mm", "LTV-814A", {"1": "OPTO_A", "2": "TIC_I2", "3": "GND",
+        "4": "TIC_OC"}, "", "LTV-814A", "LITEON", group=g,
+        note="pin 1 (dot) on pad 1 (the rounded-square one); rank A (CTR 50-150 %) for 9600 Bd -- LCSC C10790 is the unranked LTV-814: 1200 Bd TIC only")
     g = "Carrier filter, Schmitt trigger, open-drain output"
     b.P("r_tic_pu", "R2", "Device:R", R0805, "10k", {"1": "+3V3", "2": "TIC_OC"}, group=g)
     b.P("c_tic_filter", "C1", "Device:C", C0805, "1nF", {"1": "TIC_OC", "2": "GND"}, group=g)
