@@ -90,34 +90,30 @@ _BAD = const(-2)
 ZERO_HDR = bytes(HDR)
 
 
-# CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320), four bits a step: the table of
-# the 16 remainders, split into 16-bit halves so that every value stays a small int on
-# the ESP8266 (31-bit small ints: a 32-bit register would be a heap-allocated long int
-# at every step).
-_TH = (0x0000, 0x1DB7, 0x3B6E, 0x26D9, 0x76DC, 0x6B6B, 0x4DB2, 0x5005,
-       0xEDB8, 0xF00F, 0xD6D6, 0xCB61, 0x9B64, 0x86D3, 0xA00A, 0xBDBD)
-_TL = (0x0000, 0x1064, 0x20C8, 0x30AC, 0x4190, 0x51F4, 0x6158, 0x713C,
-       0x8320, 0x9344, 0xA3E8, 0xB38C, 0xC2B0, 0xD2D4, 0xE278, 0xF21C)
-
-
-def _crc32_low16(buf):
-    # == binascii.crc32(buf) & 0xFFFF, without binascii
-    hi = lo = 0xFFFF
-    th = _TH
-    tl = _TL
-    for b in buf:
-        lo ^= b
-        i = lo & 15
-        lo = ((lo >> 4) | ((hi & 15) << 12)) ^ tl[i]
-        hi = (hi >> 4) ^ th[i]
-        i = lo & 15
-        lo = ((lo >> 4) | ((hi & 15) << 12)) ^ tl[i]
-        hi = (hi >> 4) ^ th[i]
-    return lo ^ 0xFFFF
-
-
 def _crc16(buf):
-    c = crc32(buf) & 0xFFFF if crc32 is not None else _crc32_low16(buf)
+    if crc32 is not None:
+        c = crc32(buf) & 0xFFFF
+    else:
+        # CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320) four bits a step: t holds
+        # the 16 remainders big-endian, 4 bytes each; the register is kept as two 16-bit
+        # halves so every value stays a small int on the ESP8266 (31-bit small ints: a
+        # 32-bit register would be a heap-allocated long int at every step). The table
+        # is a bytes constant in the function, not a module global: frozen, it stays in
+        # flash and costs the ESP8266's heap nothing.
+        t = (b"\x00\x00\x00\x00\x1d\xb7\x10\x64\x3b\x6e\x20\xc8\x26\xd9\x30\xac"
+             b"\x76\xdc\x41\x90\x6b\x6b\x51\xf4\x4d\xb2\x61\x58\x50\x05\x71\x3c"
+             b"\xed\xb8\x83\x20\xf0\x0f\x93\x44\xd6\xd6\xa3\xe8\xcb\x61\xb3\x8c"
+             b"\x9b\x64\xc2\xb0\x86\xd3\xd2\xd4\xa0\x0a\xe2\x78\xbd\xbd\xf2\x1c")
+        hi = lo = 0xFFFF
+        for b in buf:
+            lo ^= b
+            i = (lo & 15) << 2
+            lo = ((lo >> 4) | ((hi & 15) << 12)) ^ (t[i + 2] << 8 | t[i + 3])
+            hi = (hi >> 4) ^ (t[i] << 8 | t[i + 1])
+            i = (lo & 15) << 2
+            lo = ((lo >> 4) | ((hi & 15) << 12)) ^ (t[i + 2] << 8 | t[i + 3])
+            hi = (hi >> 4) ^ (t[i] << 8 | t[i + 1])
+        c = lo ^ 0xFFFF           # the low half of the final XOR with 0xFFFFFFFF
     if (c & 0xFF) == 0xFF:
         c ^= 1
     return c
