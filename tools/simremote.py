@@ -27,6 +27,7 @@ import socket
 from binascii import hexlify, unhexlify
 
 from firmware.port import DeepSleep, PowerLost, Reset
+from tools.hostport import HostPort
 
 # -- the device process -------------------------------------------------------------------
 
@@ -118,7 +119,9 @@ class RemoteFlash:
 
 class RemotePort:
     # the port interface (firmware/port/__init__.py), answered by the simulator's SimPort
-    TICKS_PERIOD = 1 << 30
+    # ticks_diff is pure arithmetic (as time.ticks_diff): the host port's own, no need to ask
+    TICKS_PERIOD = HostPort.TICKS_PERIOD
+    ticks_diff = HostPort.ticks_diff
 
     def __init__(self, link, start):
         self.link = link
@@ -127,11 +130,6 @@ class RemotePort:
         self.fs_root = start["fs_root"]
         self.flash = RemoteFlash(link, start["sector_size"], start["sectors"])
         self._uart = RemoteUart(link)
-
-    def ticks_diff(self, a, b):
-        # pure arithmetic (as time.ticks_diff): no need to ask
-        half = self.TICKS_PERIOD >> 1
-        return ((a - b + half) & (self.TICKS_PERIOD - 1)) - half
 
     def uart_open(self, baud, bits=7, parity=0, stop=1, rxbuf=1024, invert=False, timeout=50):
         self.link.call("p", "uart_open", baud, bits, parity, stop, rxbuf, bool(invert), timeout)
